@@ -1,0 +1,107 @@
+//! The manifest published beside a verified release: `assets/<os>/<version>/caas-assets.json`.
+//!
+//! It records which file plays which role, so profiles take real names (Fedora CoreOS names
+//! carry the version and were renamed in 2025) instead of guessing them.
+
+use std::path::Path;
+
+use anyhow::Context as _;
+use serde::{Deserialize, Serialize};
+
+use crate::ids::Id;
+use crate::os::{Os, ReleaseFiles};
+
+/// The manifest's file name inside a release directory.
+pub const MANIFEST_FILE: &str = "caas-assets.json";
+
+/// The role a file plays in booting the release.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Kernel,
+    Initrd,
+    Rootfs,
+}
+
+/// One published file.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ManifestFile {
+    pub role: Role,
+    /// A plain file name inside the release directory.
+    pub name: Id,
+}
+
+/// A published, verified release.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Manifest {
+    pub os: Os,
+    pub version: Id,
+    pub files: Vec<ManifestFile>,
+}
+
+impl Manifest {
+    /// Reads `<release_dir>/caas-assets.json`; `Ok(None)` when the release has none.
+    pub fn read(release_dir: &Path) -> anyhow::Result<Option<Manifest>> {
+        let path = release_dir.join(MANIFEST_FILE);
+        let bytes = match std::fs::read(&path) {
+            Ok(bytes) => bytes,
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(err) => return Err(err).with_context(|| format!("reading {}", path.display())),
+        };
+        let manifest = serde_json::from_slice(&bytes)
+            .with_context(|| format!("{} is not a caas asset manifest", path.display()))?;
+        Ok(Some(manifest))
+    }
+
+    fn file(&self, role: Role) -> Option<&str> {
+        self.files
+            .iter()
+            .find(|file| file.role == role)
+            .map(|file| file.name.as_str())
+    }
+
+    /// The boot files by role; `None` when the manifest lacks a kernel or an initrd.
+    pub fn release_files(&self) -> Option<ReleaseFiles> {
+        Some(ReleaseFiles {
+            kernel: self.file(Role::Kernel)?.to_owned(),
+            initrd: self.file(Role::Initrd)?.to_owned(),
+            rootfs: self.file(Role::Rootfs).map(str::to_owned),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_roles_and_ignores_fields_it_does_not_need() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(Manifest::read(dir.path()).unwrap(), None);
+        std::fs::write(
+            dir.path().join(MANIFEST_FILE),
+            r#"{"os": "fedora-coreos", "version": "42.1", "stream": "stable", "files": [
+                {"role": "kernel", "name": "k", "sha256": "00"},
+                {"role": "initrd", "name": "i"},
+                {"role": "rootfs", "name": "r"}]}"#,
+        )
+        .unwrap();
+        let manifest = Manifest::read(dir.path()).unwrap().unwrap();
+        assert_eq!(manifest.os, Os::FedoraCoreos);
+        let files = manifest.release_files().unwrap();
+        assert_eq!((files.kernel.as_str(), files.initrd.as_str()), ("k", "i"));
+        assert_eq!(files.rootfs.as_deref(), Some("r"));
+    }
+
+    #[test]
+    fn a_manifest_cannot_name_a_path_outside_its_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join(MANIFEST_FILE),
+            r#"{"os": "flatcar", "version": "1", "files": [{"role": "kernel", "name": "../../etc/passwd"}]}"#,
+        )
+        .unwrap();
+        let err = format!("{:#}", Manifest::read(dir.path()).unwrap_err());
+        assert!(err.contains("../../etc/passwd"), "{err}");
+    }
+}

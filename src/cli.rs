@@ -1,0 +1,184 @@
+//! The command line: clap definitions, one struct per command, shared flag groups.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::ids::Id;
+use crate::matchbox::server::MatchboxUrl;
+use crate::os::{Arch, Os};
+
+/// Provision bare-metal Flatcar, Fedora CoreOS and CoreOS Container Linux machines by network
+/// boot: caas writes the static files a stock matchbox serves.
+#[derive(Debug, Parser)]
+#[command(name = "caas", version, max_term_width = 100)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Flags every command takes.
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// The matchbox data directory (profiles/, groups/, ignition/, assets/)
+    #[arg(
+        long,
+        global = true,
+        env = "CAAS_DATA_DIR",
+        default_value = "./bootcfg",
+        value_name = "DIR"
+    )]
+    pub data_dir: PathBuf,
+    /// Say more (repeat for more detail)
+    #[arg(short, long, global = true, action = clap::ArgAction::Count, conflicts_with = "quiet")]
+    pub verbose: u8,
+    /// Print nothing but errors
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Generate matchbox files: profiles, groups
+    #[command(subcommand)]
+    Gen(GenCommand),
+    /// Print a shell completion script
+    Completions {
+        /// The shell to complete for
+        shell: clap_complete::Shell,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum GenCommand {
+    /// Write profiles/<id>.json: the kernel, initrd and arguments a class of machines boots with
+    Profile(GenProfileArgs),
+    /// Write groups/<id>.json: which machines (selectors) get which profile, with what metadata
+    Group(GenGroupArgs),
+}
+
+/// How results are printed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    #[default]
+    Text,
+    Json,
+}
+
+/// Flags of every command that writes files.
+#[derive(Clone, Debug, Args)]
+pub struct WriteArgs {
+    /// Print what would be written, and write nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Summary format: one line per file, or JSON (path, action, sha256)
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+}
+
+/// The kernel-argument format of the profile.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Compat {
+    /// bootcfg before matchbox v0.5: write the `boot.cmdline` map instead of `boot.args`
+    #[value(name = "bootcfg-0.4")]
+    Bootcfg04,
+}
+
+#[derive(Debug, Args)]
+#[command(group = clap::ArgGroup::new("source").required(true).args(["os", "kernel"]))]
+pub struct GenProfileArgs {
+    /// Profile id, also the file name: profiles/<ID>.json
+    #[arg(long, value_name = "ID")]
+    pub id: Id,
+    /// Human-readable name [default: the id]
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Ignition file served to these machines, under ignition/ [default: <ID>.ign]
+    #[arg(long, value_name = "FILE")]
+    pub ignition: Option<Id>,
+    /// Boot this OS from assets/<os>/<version>/, with the kernel arguments it needs
+    #[arg(long, value_enum)]
+    pub os: Option<Os>,
+    /// Release under assets/<os>/; `current` is resolved through the published `current` link
+    #[arg(long, default_value = "current", requires = "os", value_name = "V")]
+    pub version: Id,
+    /// Architecture (names Fedora CoreOS files when no manifest is published)
+    #[arg(long, value_enum, default_value_t = Arch::Amd64, requires = "os")]
+    pub arch: Arch,
+    /// Kernel URL, instead of --os (relative URLs such as /assets/… resolve against matchbox)
+    #[arg(long, value_name = "URL")]
+    pub kernel: Option<String>,
+    /// Initrd URL(s), each one iPXE `initrd` line; options go in with `=`: --initrd="--name main /assets/…"
+    #[arg(long, value_name = "URL", num_args = 1.., requires = "kernel")]
+    pub initrd: Vec<String>,
+    /// Kernel argument(s) to add; `key=value` replaces the OS default with the same key
+    #[arg(long = "arg", value_name = "ARG", num_args = 1..)]
+    pub args: Vec<String>,
+    /// matchbox base URL as machines reach it (needed for Ignition and other absolute URLs)
+    #[arg(long, env = "CAAS_MATCHBOX_URL", value_name = "URL")]
+    pub matchbox_url: Option<MatchboxUrl>,
+    /// Write for an older server
+    #[arg(long, value_enum)]
+    pub compat: Option<Compat>,
+    #[command(flatten)]
+    pub write: WriteArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct GenGroupArgs {
+    /// Group id, also the file name: groups/<ID>.json
+    #[arg(long, value_name = "ID")]
+    pub id: Id,
+    /// Profile these machines boot (profiles/<P>.json must exist)
+    #[arg(long, value_name = "P")]
+    pub profile: Id,
+    /// Human-readable name [default: the id]
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Label the machine must carry (repeatable); `mac` is normalised. None: the default group
+    #[arg(long = "selector", value_name = "K=V", num_args = 1.., value_parser = parse_key_value)]
+    pub selectors: Vec<(String, String)>,
+    /// Template metadata (repeatable); values that parse as JSON stay typed, others are strings
+    #[arg(long = "metadata", value_name = "K=V", num_args = 1.., value_parser = parse_key_value)]
+    pub metadata: Vec<(String, String)>,
+    /// Metadata from a JSON or YAML object; --metadata flags override its keys
+    #[arg(long, value_name = "FILE")]
+    pub metadata_file: Option<PathBuf>,
+    /// Write the group even when profiles/<P>.json does not exist yet
+    #[arg(long)]
+    pub allow_missing_profile: bool,
+    #[command(flatten)]
+    pub write: WriteArgs,
+}
+
+/// Parses `key=value`; the key must be non-empty.
+pub fn parse_key_value(arg: &str) -> Result<(String, String), String> {
+    match arg.split_once('=') {
+        Some((key, value)) if !key.is_empty() => Ok((key.to_owned(), value.to_owned())),
+        _ => Err(format!("expected KEY=VALUE, got {arg:?}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory as _;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn key_values_split_at_the_first_equals() {
+        assert_eq!(
+            parse_key_value("url=http://x/?a=b").unwrap(),
+            ("url".into(), "http://x/?a=b".into())
+        );
+        assert_eq!(parse_key_value("k=").unwrap(), ("k".into(), "".into()));
+        assert!(parse_key_value("=v").is_err());
+        assert!(parse_key_value("novalue").is_err());
+    }
+}

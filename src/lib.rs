@@ -1,0 +1,15 @@
+//! caas ("CoreOS as a Service"): provisions bare-metal Flatcar Container Linux, Fedora CoreOS and
+//! CoreOS Container Linux machines by network boot.
+//!
+//! caas is a toolkit of one-shot generators. Each command reads inputs and writes static files
+//! that a stock matchbox (or its ancestor bootcfg) serves; caas never has to run for a machine
+//! to boot. Decisions and rendering are pure functions; I/O lives at the edges, and every file is
+//! written through [`write`].
+
+pub mod assets;
+pub mod cli;
+pub mod error;
+pub mod ids;
+pub mod matchbox;
+pub mod os;
+pub mod write;

@@ -1,0 +1,271 @@
+//! `caas gen profile` and `caas gen group`: flags in, one canonical file out.
+//!
+//! Everything is validated and rendered before the one write, so bad input writes nothing.
+
+use std::fs;
+use std::io;
+use std::path::Path;
+
+use anyhow::{Context as _, Result};
+use serde_json::{Map, Value};
+
+use super::datadir::DataDir;
+use super::group::{Group, Selector, normalize_selector};
+use super::kargs;
+use super::profile::{Boot, Profile};
+use crate::assets::manifest::Manifest;
+use crate::cli::{Compat, GenGroupArgs, GenProfileArgs, GlobalArgs};
+use crate::error::{InvalidInput, invalid};
+use crate::ids::Id;
+use crate::os::{self, Arch, Os, ReleaseFiles};
+use crate::write::{FileWrite, write_and_report};
+
+/// `caas gen profile`.
+pub fn gen_profile(global: &GlobalArgs, args: &GenProfileArgs) -> Result<()> {
+    let data_dir = DataDir::new(&global.data_dir);
+    let profile = build_profile(&data_dir, args)?;
+    let file = FileWrite::new(data_dir.profile_path(&args.id), profile.to_json());
+    write_and_report(&[file], &args.write, global.quiet)?;
+    Ok(())
+}
+
+/// `caas gen group`.
+pub fn gen_group(global: &GlobalArgs, args: &GenGroupArgs) -> Result<()> {
+    let data_dir = DataDir::new(&global.data_dir);
+    let group = build_group(&data_dir, args)?;
+    let file = FileWrite::new(data_dir.group_path(&args.id), group.to_json());
+    write_and_report(&[file], &args.write, global.quiet)?;
+    Ok(())
+}
+
+fn build_profile(data_dir: &DataDir, args: &GenProfileArgs) -> Result<Profile> {
+    for arg in &args.args {
+        kargs::validate(arg)?;
+    }
+    let (kernel, initrd, defaults) = match (args.os, &args.kernel) {
+        (Some(os), _) => {
+            let release = resolve_release(data_dir, os, &args.version, args.arch)?;
+            let boot = os::default_boot(
+                os,
+                release.version.as_str(),
+                &release.files,
+                args.matchbox_url.as_ref(),
+            );
+            (boot.kernel, boot.initrd, boot.args)
+        }
+        (None, Some(kernel)) => {
+            check_boot_line("--kernel", kernel, false)?;
+            for initrd in &args.initrd {
+                check_boot_line("--initrd", initrd, true)?;
+            }
+            (kernel.clone(), args.initrd.clone(), Vec::new())
+        }
+        (None, None) => unreachable!("clap requires --os or --kernel"),
+    };
+    let merged = kargs::merge(defaults, &args.args);
+    let resolved = kargs::resolve(merged, args.matchbox_url.as_ref(), |key| {
+        InvalidInput(format!(
+            "kernel argument {key} needs an absolute URL: pass --matchbox-url URL (or set \
+             CAAS_MATCHBOX_URL), or give the whole argument with --arg {key}=URL"
+        ))
+    })?;
+    let boot = match args.compat {
+        Some(Compat::Bootcfg04) => Boot {
+            kernel,
+            initrd,
+            args: None,
+            cmdline: Some(kargs::to_cmdline(&resolved)?),
+        },
+        None => Boot {
+            kernel,
+            initrd,
+            args: Some(resolved),
+            cmdline: None,
+        },
+    };
+    let ignition = match &args.ignition {
+        Some(name) => name.clone(),
+        None => args.id.with_suffix(".ign")?,
+    };
+    Ok(Profile {
+        id: args.id.to_string(),
+        name: args.name.clone().unwrap_or_else(|| args.id.to_string()),
+        boot: Some(boot),
+        ignition_id: ignition.to_string(),
+        ..Profile::default()
+    })
+}
+
+/// A kernel or initrd URL becomes part of an iPXE command line: a newline would start a new
+/// command, and a space in the kernel URL would turn the rest into arguments.
+fn check_boot_line(flag: &str, value: &str, spaces_allowed: bool) -> Result<(), InvalidInput> {
+    let bad = value
+        .chars()
+        .find(|&c| c.is_control() || (c.is_whitespace() && !(spaces_allowed && c == ' ')));
+    match bad {
+        _ if value.trim().is_empty() => Err(InvalidInput(format!("{flag} is empty"))),
+        Some(c) => Err(InvalidInput(format!(
+            "invalid {flag} {value:?}: {c:?} is not allowed in an iPXE command line"
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// A release under `assets/<os>/`: its directory name and its boot files.
+struct Release {
+    version: Id,
+    files: ReleaseFiles,
+}
+
+/// Finds the release `version` of `os` under the data dir's assets.
+///
+/// `current` is pinned to the release the published `current` link points at, so a profile
+/// names a fixed, verified release and changes visibly when a new one is published. File names
+/// come from the release's manifest when it has one, else from the OS's naming convention.
+fn resolve_release(data_dir: &DataDir, os: Os, version: &Id, arch: Arch) -> Result<Release> {
+    let os_dir = data_dir.assets_dir().join(os.dir_name());
+    let mut version = version.clone();
+    if version.as_str() == "current" {
+        let link = os_dir.join("current");
+        match fs::read_link(&link) {
+            Ok(target) => {
+                let name = target
+                    .file_name()
+                    .and_then(|name| name.to_str())
+                    .unwrap_or_default();
+                version = Id::new(name).with_context(|| {
+                    format!("{} points at {}", link.display(), target.display())
+                })?;
+            }
+            // Nothing published, or a plain directory named `current`: use it as it is.
+            Err(err)
+                if err.kind() == io::ErrorKind::NotFound
+                    || err.kind() == io::ErrorKind::InvalidInput => {}
+            Err(err) => return Err(err).with_context(|| format!("reading {}", link.display())),
+        }
+    }
+    let release_dir = os_dir.join(version.as_str());
+    let files = match Manifest::read(&release_dir)? {
+        Some(manifest) if manifest.os != os => {
+            return Err(invalid(format!(
+                "{} describes {}, not {}",
+                release_dir.display(),
+                manifest.os.dir_name(),
+                os.dir_name()
+            )));
+        }
+        Some(manifest) => manifest.release_files().ok_or_else(|| {
+            invalid(format!(
+                "the manifest in {} names no kernel or no initrd",
+                release_dir.display()
+            ))
+        })?,
+        None => os::conventional_files(os, version.as_str(), arch)?,
+    };
+    Ok(Release { version, files })
+}
+
+fn build_group(data_dir: &DataDir, args: &GenGroupArgs) -> Result<Group> {
+    let profile_path = data_dir.profile_path(&args.profile);
+    if !args.allow_missing_profile && !profile_path.is_file() {
+        return Err(invalid(format!(
+            "profile {:?} does not exist ({} is missing): write it first with `caas gen profile \
+             --id {}`, or pass --allow-missing-profile",
+            args.profile.as_str(),
+            profile_path.display(),
+            args.profile
+        )));
+    }
+
+    let mut selector = Selector::new();
+    for (key, value) in &args.selectors {
+        if selector.insert(key.clone(), value.clone()).is_some() {
+            return Err(invalid(format!("--selector {key} is given more than once")));
+        }
+    }
+    let selector =
+        normalize_selector(selector).map_err(|err| invalid(format!("--selector: {err}")))?;
+
+    let mut metadata = match &args.metadata_file {
+        Some(path) => read_metadata_file(path)?,
+        None => Map::new(),
+    };
+    let mut from_flags = std::collections::HashSet::new();
+    for (key, value) in &args.metadata {
+        if !from_flags.insert(key) {
+            return Err(invalid(format!("--metadata {key} is given more than once")));
+        }
+        metadata.insert(key.clone(), typed_value(value));
+    }
+
+    Ok(Group {
+        id: args.id.to_string(),
+        name: args.name.clone().unwrap_or_else(|| args.id.to_string()),
+        profile: args.profile.to_string(),
+        selector,
+        metadata,
+    })
+}
+
+/// A metadata value from the command line: JSON when it parses as JSON (`3`, `true`,
+/// `[1,2]`, `"quoted"`), else the string as given.
+pub fn typed_value(value: &str) -> Value {
+    serde_json::from_str(value).unwrap_or_else(|_| Value::String(value.to_owned()))
+}
+
+/// Reads a metadata object: JSON for `.json` files, YAML (a superset of JSON) otherwise.
+fn read_metadata_file(path: &Path) -> Result<Map<String, Value>> {
+    let text = match fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(err) if err.kind() == io::ErrorKind::NotFound => {
+            return Err(invalid(format!(
+                "--metadata-file {}: no such file",
+                path.display()
+            )));
+        }
+        Err(err) => return Err(err).with_context(|| format!("reading {}", path.display())),
+    };
+    let is_json = path.extension().is_some_and(|ext| ext == "json");
+    let value: Value = if is_json {
+        serde_json::from_str(&text).map_err(|err| invalid(format!("{}: {err}", path.display())))?
+    } else {
+        serde_saphyr::from_str(&text)
+            .map_err(|err| invalid(format!("{}: {err}", path.display())))?
+    };
+    match value {
+        Value::Object(map) => Ok(map),
+        other => Err(invalid(format!(
+            "{}: metadata must be an object, not {}",
+            path.display(),
+            super::decode::type_name(&other)
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn metadata_values_keep_json_types() {
+        assert_eq!(typed_value("3"), json!(3));
+        assert_eq!(typed_value("true"), json!(true));
+        assert_eq!(typed_value("[1,\"a\"]"), json!([1, "a"]));
+        assert_eq!(typed_value("{\"a\":1}"), json!({"a": 1}));
+        assert_eq!(typed_value("\"true\""), json!("true"));
+        assert_eq!(typed_value("node1"), json!("node1"));
+        assert_eq!(typed_value("3227.2.0"), json!("3227.2.0"));
+        assert_eq!(typed_value("01"), json!("01"));
+        assert_eq!(typed_value(""), json!(""));
+    }
+
+    #[test]
+    fn boot_lines_cannot_inject_ipxe_commands() {
+        assert!(check_boot_line("--kernel", "/assets/k", false).is_ok());
+        assert!(check_boot_line("--initrd", "--name main /assets/i", true).is_ok());
+        assert!(check_boot_line("--kernel", "/a b", false).is_err());
+        assert!(check_boot_line("--initrd", "/i\nshell", true).is_err());
+        assert!(check_boot_line("--initrd", " ", true).is_err());
+    }
+}

@@ -1,0 +1,15 @@
+//! matchbox's data model and data directory: profiles, groups, selectors, and the commands that
+//! generate them. Reading follows matchbox's Go decoding rules; writing is canonical.
+
+pub mod datadir;
+pub mod decode;
+pub mod generate;
+pub mod group;
+pub mod kargs;
+pub mod mac;
+pub mod profile;
+pub mod server;
+
+pub use datadir::DataDir;
+pub use group::{Group, Selector};
+pub use profile::{Boot, Profile};

@@ -1,0 +1,412 @@
+//! The one place that writes files.
+//!
+//! Every generated file goes through [`apply`]: bytes are compared with what is on disk, an
+//! unchanged file is not touched (bytes and mtime stay), and a changed one is replaced
+//! atomically: a temp file in the same directory, flushed to disk, renamed over the target, then
+//! the directory flushed. A process killed at any instant leaves each file old or new, never
+//! partial; temp files are hidden and never end in `.json`, so matchbox never reads one.
+
+use std::collections::{BTreeSet, HashSet};
+use std::fs::{self, File, Permissions};
+use std::io::{self, Write as _};
+use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, Result};
+use serde::Serialize;
+use sha2::{Digest as _, Sha256};
+
+use crate::cli::{Format, WriteArgs};
+use crate::error::invalid;
+
+/// Mode of every generated data file: matchbox often runs as its own user and must read them.
+pub const FILE_MODE: u32 = 0o644;
+
+/// Above this many changed files, one `syncfs` per file system replaces an `fsync` per file: it
+/// flushes them all in one journal commit instead of one commit each.
+const FSYNC_EACH_LIMIT: usize = 16;
+
+/// JSON as caas writes it: struct fields in declaration order, maps sorted by key (serde_json's
+/// map is a `BTreeMap`), 2-space indent, trailing newline.
+pub fn canonical_json<T: Serialize + ?Sized>(value: &T) -> Vec<u8> {
+    let mut bytes = serde_json::to_vec_pretty(value).expect("caas types serialise to JSON");
+    bytes.push(b'\n');
+    bytes
+}
+
+/// A file to write: where, what, and with which mode.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FileWrite {
+    pub path: PathBuf,
+    pub bytes: Vec<u8>,
+    pub mode: u32,
+}
+
+impl FileWrite {
+    pub fn new(path: impl Into<PathBuf>, bytes: Vec<u8>) -> FileWrite {
+        FileWrite {
+            path: path.into(),
+            bytes,
+            mode: FILE_MODE,
+        }
+    }
+}
+
+/// What writing a file did (or, planned, would do).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    Created,
+    Updated,
+    Unchanged,
+}
+
+impl Action {
+    fn as_str(self) -> &'static str {
+        match self {
+            Action::Created => "created",
+            Action::Updated => "updated",
+            Action::Unchanged => "unchanged",
+        }
+    }
+
+    fn as_plan_str(self) -> &'static str {
+        match self {
+            Action::Created => "would create",
+            Action::Updated => "would update",
+            Action::Unchanged => "unchanged",
+        }
+    }
+}
+
+/// The result for one file; `sha256` is of the bytes now (or, planned, then) in the file.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Outcome {
+    pub path: PathBuf,
+    pub action: Action,
+    pub sha256: String,
+}
+
+/// Compares each file with the disk and says what [`apply`] would do; writes nothing.
+pub fn plan(files: &[FileWrite]) -> Result<Vec<Outcome>> {
+    check_distinct(files)?;
+    files.iter().map(compare).collect()
+}
+
+/// Writes every file whose bytes or mode differ from the disk, atomically, and leaves the
+/// others untouched.
+///
+/// All temp files are written and flushed before the first rename, so an I/O error (a full
+/// disk) before that point changes nothing.
+pub fn apply(files: &[FileWrite]) -> Result<Vec<Outcome>> {
+    let outcomes = plan(files)?;
+    let changed: Vec<&FileWrite> = files
+        .iter()
+        .zip(&outcomes)
+        .filter(|(_, outcome)| outcome.action != Action::Unchanged)
+        .map(|(file, _)| file)
+        .collect();
+    if changed.is_empty() {
+        return Ok(outcomes);
+    }
+
+    let mut staged = Vec::with_capacity(changed.len());
+    for file in &changed {
+        staged.push(stage(file)?);
+    }
+    flush(&staged)?;
+
+    let mut dirs = BTreeSet::new();
+    for (temp, file) in staged.into_iter().zip(&changed) {
+        temp.persist(&file.path)
+            .map_err(|err| err.error)
+            .with_context(|| format!("renaming a temp file to {}", file.path.display()))?;
+        dirs.insert(parent_of(&file.path).to_owned());
+    }
+    for dir in dirs {
+        File::open(&dir)
+            .and_then(|dir| dir.sync_all())
+            .with_context(|| format!("flushing directory {}", dir.display()))?;
+    }
+    Ok(outcomes)
+}
+
+fn check_distinct(files: &[FileWrite]) -> Result<()> {
+    let mut seen = HashSet::with_capacity(files.len());
+    for file in files {
+        if !seen.insert(file.path.as_path()) {
+            return Err(invalid(format!(
+                "two files would be written to {}",
+                file.path.display()
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+fn parent_of(path: &Path) -> &Path {
+    match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    }
+}
+
+fn compare(file: &FileWrite) -> Result<Outcome> {
+    let action = match fs::symlink_metadata(&file.path) {
+        Err(err) if err.kind() == io::ErrorKind::NotFound => Action::Created,
+        Err(err) => return Err(err).with_context(|| format!("reading {}", file.path.display())),
+        Ok(meta) if meta.is_dir() => {
+            return Err(anyhow::anyhow!(
+                "{} is a directory, not a file",
+                file.path.display()
+            ));
+        }
+        Ok(meta) => {
+            let same_mode = meta.file_type().is_file() && meta.mode() & 0o7777 == file.mode;
+            let same_bytes = same_mode
+                && meta.len() == file.bytes.len() as u64
+                && fs::read(&file.path)
+                    .with_context(|| format!("reading {}", file.path.display()))?
+                    == file.bytes;
+            if same_bytes {
+                Action::Unchanged
+            } else {
+                Action::Updated
+            }
+        }
+    };
+    Ok(Outcome {
+        path: file.path.clone(),
+        action,
+        sha256: sha256_hex(&file.bytes),
+    })
+}
+
+fn stage(file: &FileWrite) -> Result<tempfile::NamedTempFile> {
+    let dir = parent_of(&file.path);
+    fs::create_dir_all(dir).with_context(|| format!("creating directory {}", dir.display()))?;
+    let mut temp = tempfile::Builder::new()
+        .prefix(".caas-")
+        .suffix(".tmp")
+        .tempfile_in(dir)
+        .with_context(|| format!("creating a temp file in {}", dir.display()))?;
+    temp.write_all(&file.bytes)
+        .with_context(|| format!("writing a temp file for {}", file.path.display()))?;
+    // Set explicitly: the mode given at creation would be narrowed by the umask.
+    temp.as_file()
+        .set_permissions(Permissions::from_mode(file.mode))
+        .with_context(|| format!("setting the mode of {}", file.path.display()))?;
+    Ok(temp)
+}
+
+fn flush(staged: &[tempfile::NamedTempFile]) -> Result<()> {
+    if staged.len() <= FSYNC_EACH_LIMIT {
+        for temp in staged {
+            temp.as_file()
+                .sync_data()
+                .with_context(|| format!("flushing {}", temp.path().display()))?;
+        }
+        return Ok(());
+    }
+    let mut devices = HashSet::new();
+    for temp in staged {
+        let dev = temp.as_file().metadata()?.dev();
+        if devices.insert(dev) {
+            rustix::fs::syncfs(temp.as_file()).with_context(|| {
+                format!("flushing the file system of {}", temp.path().display())
+            })?;
+        }
+    }
+    Ok(())
+}
+
+/// Plans or applies `files` as `--dry-run` says and reports on stdout as `--format` says.
+///
+/// Text: one `<action> <path>` line per file (`-q` silences it); with `--dry-run`, the content
+/// of every file that would change. JSON: `{"dry_run": …, "files": [{path, action, sha256}]}`.
+pub fn write_and_report(
+    files: &[FileWrite],
+    args: &WriteArgs,
+    quiet: bool,
+) -> Result<Vec<Outcome>> {
+    let outcomes = if args.dry_run {
+        plan(files)?
+    } else {
+        apply(files)?
+    };
+    let mut out = io::stdout().lock();
+    report(&mut out, files, &outcomes, args, quiet).context("writing the summary")?;
+    Ok(outcomes)
+}
+
+fn report(
+    out: &mut impl io::Write,
+    files: &[FileWrite],
+    outcomes: &[Outcome],
+    args: &WriteArgs,
+    quiet: bool,
+) -> io::Result<()> {
+    match args.format {
+        Format::Json => {
+            #[derive(Serialize)]
+            struct Summary<'a> {
+                dry_run: bool,
+                files: &'a [Outcome],
+            }
+            out.write_all(&canonical_json(&Summary {
+                dry_run: args.dry_run,
+                files: outcomes,
+            }))
+        }
+        Format::Text if quiet => Ok(()),
+        Format::Text => {
+            for (file, outcome) in files.iter().zip(outcomes) {
+                if !args.dry_run {
+                    writeln!(
+                        out,
+                        "{} {}",
+                        outcome.action.as_str(),
+                        outcome.path.display()
+                    )?;
+                    continue;
+                }
+                writeln!(
+                    out,
+                    "{} {}",
+                    outcome.action.as_plan_str(),
+                    outcome.path.display()
+                )?;
+                if outcome.action != Action::Unchanged {
+                    out.write_all(&file.bytes)?;
+                    if !file.bytes.ends_with(b"\n") {
+                        writeln!(out)?;
+                    }
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, SystemTime};
+
+    fn mtime(path: &Path) -> SystemTime {
+        fs::metadata(path).unwrap().modified().unwrap()
+    }
+
+    #[test]
+    fn creates_updates_and_leaves_unchanged_files_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("groups/a.json");
+        let first = [FileWrite::new(&path, b"one\n".to_vec())];
+        let out = apply(&first).unwrap();
+        assert_eq!(out[0].action, Action::Created);
+        assert_eq!(fs::read(&path).unwrap(), b"one\n");
+        assert_eq!(
+            fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o644
+        );
+        assert_eq!(out[0].sha256, sha256_hex(b"one\n"));
+
+        let old = SystemTime::now() - Duration::from_secs(3600);
+        File::options()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
+        assert_eq!(apply(&first).unwrap()[0].action, Action::Unchanged);
+        assert_eq!(mtime(&path), old, "an unchanged file is not touched");
+
+        let second = [FileWrite::new(&path, b"two\n".to_vec())];
+        assert_eq!(plan(&second).unwrap()[0].action, Action::Updated);
+        assert_eq!(fs::read(&path).unwrap(), b"one\n", "plan writes nothing");
+        assert_eq!(apply(&second).unwrap()[0].action, Action::Updated);
+        assert_eq!(fs::read(&path).unwrap(), b"two\n");
+        let leftovers: Vec<_> = fs::read_dir(path.parent().unwrap())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(leftovers, vec!["a.json"]);
+    }
+
+    #[test]
+    fn a_wrong_mode_counts_as_a_change() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.json");
+        fs::write(&path, b"x").unwrap();
+        fs::set_permissions(&path, Permissions::from_mode(0o600)).unwrap();
+        let files = [FileWrite::new(&path, b"x".to_vec())];
+        assert_eq!(apply(&files).unwrap()[0].action, Action::Updated);
+        assert_eq!(fs::metadata(&path).unwrap().mode() & 0o777, 0o644);
+    }
+
+    #[test]
+    fn large_batches_are_flushed_per_file_system() {
+        let dir = tempfile::tempdir().unwrap();
+        let files: Vec<_> = (0..FSYNC_EACH_LIMIT * 3)
+            .map(|i| FileWrite::new(dir.path().join(format!("g/{i}.json")), vec![b'x'; i]))
+            .collect();
+        assert!(
+            apply(&files)
+                .unwrap()
+                .iter()
+                .all(|o| o.action == Action::Created)
+        );
+        for file in &files {
+            assert_eq!(fs::read(&file.path).unwrap(), file.bytes);
+        }
+    }
+
+    #[test]
+    fn refuses_duplicate_targets_and_directories() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.json");
+        let twice = [
+            FileWrite::new(&path, b"1".to_vec()),
+            FileWrite::new(&path, b"2".to_vec()),
+        ];
+        assert!(apply(&twice).is_err());
+        assert!(!path.exists());
+        fs::create_dir(&path).unwrap();
+        assert!(apply(&[FileWrite::new(&path, b"1".to_vec())]).is_err());
+    }
+
+    #[test]
+    fn canonical_json_is_sorted_indented_and_newline_terminated() {
+        let mut map = serde_json::Map::new();
+        map.insert("b".into(), 1.into());
+        map.insert("a".into(), serde_json::json!({"d": [], "c": {}}));
+        let text = String::from_utf8(canonical_json(&map)).unwrap();
+        assert_eq!(
+            text,
+            "{\n  \"a\": {\n    \"c\": {},\n    \"d\": []\n  },\n  \"b\": 1\n}\n"
+        );
+    }
+
+    #[test]
+    fn dry_run_text_prints_content_of_what_would_change() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = [FileWrite::new(dir.path().join("x.json"), b"{}\n".to_vec())];
+        let outcomes = plan(&files).unwrap();
+        let args = WriteArgs {
+            dry_run: true,
+            format: Format::Text,
+        };
+        let mut out = Vec::new();
+        report(&mut out, &files, &outcomes, &args, false).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.starts_with("would create "), "{text}");
+        assert!(text.ends_with("x.json\n{}\n"), "{text}");
+        let mut quiet = Vec::new();
+        report(&mut quiet, &files, &outcomes, &args, true).unwrap();
+        assert!(quiet.is_empty());
+    }
+}
