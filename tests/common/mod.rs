@@ -1,0 +1,70 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use assert_cmd::Command;
+
+/// Real data from matchbox and the 2016 system (tests/reference/README.md).
+pub fn reference_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/reference")
+}
+
+/// `caas` with a clean environment: no CAAS_* variable leaks in from the caller.
+pub fn caas() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_caas"));
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("CAAS_") {
+            cmd.env_remove(key);
+        }
+    }
+    cmd.env("RUST_BACKTRACE", "0");
+    cmd
+}
+
+/// `caas --data-dir <dir> …`.
+pub fn caas_in(dir: &Path) -> Command {
+    let mut cmd = caas();
+    cmd.arg("--data-dir").arg(dir);
+    cmd
+}
+
+/// Every file under `root` with its bytes and mtime, to prove that nothing changed.
+pub fn tree_state(root: &Path) -> BTreeMap<PathBuf, (Vec<u8>, SystemTime)> {
+    let mut state = BTreeMap::new();
+    if !root.exists() {
+        return state;
+    }
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in fs::read_dir(&dir).unwrap() {
+            let entry = entry.unwrap();
+            let path = entry.path();
+            let meta = fs::symlink_metadata(&path).unwrap();
+            if meta.is_dir() {
+                stack.push(path);
+            } else {
+                let bytes = fs::read(&path).unwrap_or_default();
+                state.insert(path, (bytes, meta.modified().unwrap()));
+            }
+        }
+    }
+    state
+}
+
+/// Asserts that a failed run printed exactly one line on stderr, containing `needle`.
+pub fn assert_one_line_error(stderr: &[u8], needle: &str) {
+    let text = String::from_utf8_lossy(stderr);
+    assert!(
+        text.ends_with('\n'),
+        "stderr must end with a newline: {text:?}"
+    );
+    assert_eq!(text.lines().count(), 1, "stderr must be one line: {text:?}");
+    assert!(
+        text.contains(needle),
+        "stderr {text:?} must contain {needle:?}"
+    );
+}
