@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Installs what the test suite runs for real (Debian packages), when it is missing.
+#
+# Each line of NEEDS is "<command or file> <package> [apt release]": when the command (or file)
+# is absent, the package is installed. Tests never skip because a tool is absent: if this
+# script cannot install something (not root, no apt), it stops with the list of packages.
+set -euo pipefail
+
+NEEDS=(
+)
+
+missing=()
+backports=()
+for need in "${NEEDS[@]}"; do
+  read -r what package release <<<"$need"
+  if [[ "$what" == /* ]]; then present() { [ -e "$what" ]; }; else present() { command -v "$what" >/dev/null 2>&1; }; fi
+  if ! present; then
+    if [ "${release:-}" = bookworm-backports ]; then backports+=("$package"); else missing+=("$package"); fi
+  fi
+done
+
+if [ ${#missing[@]} -eq 0 ] && [ ${#backports[@]} -eq 0 ]; then
+  exit 0
+fi
+
+echo "installing test dependencies: ${missing[*]} ${backports[*]}" >&2
+if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
+  echo "error: the tests need these Debian packages: ${missing[*]} ${backports[*]} (run as root on Debian, or install them)" >&2
+  exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+if [ ${#backports[@]} -gt 0 ] && ! grep -rqs 'bookworm-backports' /etc/apt/sources.list /etc/apt/sources.list.d/; then
+  # The machine image ships qemu-utils from backports; qemu-system-x86 must come from there too.
+  echo 'deb http://deb.debian.org/debian bookworm-backports main' >/etc/apt/sources.list.d/caas-backports.list
+fi
+apt-get update -q
+if [ ${#missing[@]} -gt 0 ]; then
+  apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+if [ ${#backports[@]} -gt 0 ]; then
+  apt-get install -y -q --no-install-recommends -t bookworm-backports "${backports[@]}"
+fi
