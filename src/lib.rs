@@ -12,4 +12,5 @@ pub mod error;
 pub mod ids;
 pub mod matchbox;
 pub mod os;
+pub mod schedule;
 pub mod write;

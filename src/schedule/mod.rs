@@ -1,0 +1,3 @@
+//! `caas schedule once`: discovered machines become an etcd cluster and its workers.
+
+pub mod assign;
