@@ -218,19 +218,19 @@ pub fn assign(
         WorkerLimit::All => usize::MAX,
         WorkerLimit::AtMost(n) => n.saturating_sub(workers.len()),
     };
-    let mut next_index = workers.iter().map(|w| w.index + 1).max().unwrap_or(0);
-    for machine in candidates
+    // Indices of vanished workers stay taken: their files are still in the data dir.
+    let first_free = workers.iter().map(|w| w.index + 1).max().unwrap_or(0);
+    let newcomers = candidates
         .iter()
         .filter(|m| !taken.contains(&m.mac))
-        .take(room)
-    {
+        .take(room);
+    for (index, machine) in (first_free..).zip(newcomers) {
         workers.push(Assignment {
             role: Role::Worker,
-            index: next_index,
+            index,
             mac: machine.mac.clone(),
             ip: machine.ip.expect("candidates have an address"),
         });
-        next_index += 1;
     }
 
     Ok(Schedule {
