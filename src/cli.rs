@@ -44,6 +44,9 @@ pub enum Command {
     /// Generate matchbox files: profiles, groups
     #[command(subcommand)]
     Gen(GenCommand),
+    /// Chain-load machines into matchbox: iPXE script, boot media, dnsmasq config
+    #[command(subcommand)]
+    Chain(ChainCommand),
     /// Print a shell completion script
     Completions {
         /// The shell to complete for
@@ -149,6 +152,122 @@ pub struct GenGroupArgs {
     /// Write the group even when profiles/<P>.json does not exist yet
     #[arg(long)]
     pub allow_missing_profile: bool,
+    #[command(flatten)]
+    pub write: WriteArgs,
+}
+
+// ---------------------------------------------------------------------------------------------
+// caas chain
+
+#[derive(Debug, Subcommand)]
+pub enum ChainCommand {
+    /// Render the iPXE chain script (DHCP, then chain the boot URL) and build media that run it
+    Build(ChainBuildArgs),
+    /// Write a dnsmasq config: iPXE for PXE firmware (BIOS/UEFI), the boot URL for iPXE
+    Dnsmasq(ChainDnsmasqArgs),
+}
+
+/// Where iPXE is sent: a whole URL, or matchbox's host and port.
+#[derive(Clone, Debug, Args)]
+#[command(group = clap::ArgGroup::new("boot").required(true).args(["boot_url", "server"]))]
+pub struct BootUrlArgs {
+    /// URL iPXE chains, http or https (e.g. http://matchbox.lab:8080/boot.ipxe)
+    #[arg(long, value_name = "URL")]
+    pub boot_url: Option<String>,
+    /// matchbox as HOST[:PORT]: chains http://HOST:PORT/boot.ipxe (default port 8080)
+    #[arg(long, value_name = "HOST[:PORT]")]
+    pub server: Option<String>,
+}
+
+/// What `caas chain build` produces.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, ValueEnum)]
+pub enum ChainTarget {
+    /// chain.ipxe, the script itself
+    Script,
+    /// ipxe.lkrn + chain.ipxe as its initrd, with isolinux/syslinux, GRUB and PXELINUX entries
+    Lkrn,
+    /// caas-chain.iso: El Torito CD image (BIOS; UEFI too when an ipxe.efi is found)
+    Iso,
+    /// caas-chain-usb.img: the same image made hybrid, to write to a USB stick
+    Usb,
+    /// undionly.kpxe with the script embedded (needs --ipxe-src)
+    Kpxe,
+    /// ipxe.efi and snponly.efi with the script embedded (needs --ipxe-src)
+    Efi,
+}
+
+#[derive(Debug, Args)]
+pub struct ChainBuildArgs {
+    #[command(flatten)]
+    pub boot: BootUrlArgs,
+    /// Outputs to build, comma-separated
+    #[arg(
+        long = "target",
+        value_enum,
+        value_delimiter = ',',
+        num_args = 1..,
+        default_value = "script,iso",
+        value_name = "TARGET"
+    )]
+    pub targets: Vec<ChainTarget>,
+    /// Output directory
+    #[arg(long, default_value = "./chain", value_name = "DIR")]
+    pub out: PathBuf,
+    /// Prebuilt iPXE binaries (ipxe.lkrn, ipxe.efi), looked up before /usr/lib/ipxe
+    #[arg(long, value_name = "DIR")]
+    pub ipxe_dir: Option<PathBuf>,
+    /// iPXE source tree, to build kpxe/efi targets with the script embedded (make EMBED=)
+    #[arg(long, value_name = "DIR")]
+    pub ipxe_src: Option<PathBuf>,
+    #[command(flatten)]
+    pub write: WriteArgs,
+}
+
+/// How `caas chain dnsmasq` serves DHCP.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum DnsmasqMode {
+    /// Proxy DHCP beside the existing DHCP server: only boot information, no addresses
+    Proxy,
+    /// The network's DHCP server: leases addresses from --range
+    Full,
+}
+
+/// The iPXE binary UEFI PXE firmware loads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum EfiBinary {
+    /// iPXE with its own NIC drivers
+    #[value(name = "ipxe.efi")]
+    Ipxe,
+    /// iPXE on the firmware's network driver (SNP), the UEFI counterpart of undionly.kpxe
+    #[value(name = "snponly.efi")]
+    Snponly,
+}
+
+#[derive(Debug, Args)]
+pub struct ChainDnsmasqArgs {
+    #[command(flatten)]
+    pub boot: BootUrlArgs,
+    /// proxy: next to an existing DHCP server; full: dnsmasq leases the addresses
+    #[arg(long, value_enum, default_value_t = DnsmasqMode::Proxy)]
+    pub mode: DnsmasqMode,
+    /// Serve only this interface (e.g. eth1) [default: all]
+    #[arg(long, value_name = "IF")]
+    pub interface: Option<String>,
+    /// full: START,END of the lease pool; proxy: the NETWORK[/PREFIX] served (required)
+    #[arg(long, value_name = "START,END|NETWORK")]
+    pub range: Option<String>,
+    /// Default gateway handed to clients (full mode)
+    #[arg(long, value_name = "IP")]
+    pub router: Option<std::net::Ipv4Addr>,
+    /// Directory dnsmasq serves the iPXE binaries from by TFTP [default: /var/lib/tftpboot]
+    #[arg(long, value_name = "DIR")]
+    pub tftp_root: Option<String>,
+    /// iPXE binary for x86-64 UEFI clients
+    #[arg(long, value_enum, default_value_t = EfiBinary::Ipxe, value_name = "FILE")]
+    pub efi_binary: EfiBinary,
+    /// Write the config to FILE (atomically) instead of stdout
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
     #[command(flatten)]
     pub write: WriteArgs,
 }
