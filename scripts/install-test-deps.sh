@@ -7,6 +7,16 @@
 set -euo pipefail
 
 NEEDS=(
+  # caas chain: boot media built and booted under QEMU (tests/chain_*.rs)
+  "qemu-system-x86_64 qemu-system-x86 bookworm-backports"
+  "/usr/share/ovmf/OVMF.fd ovmf"
+  "/usr/lib/ipxe/ipxe.lkrn ipxe"
+  "/usr/lib/ipxe/ipxe.efi ipxe"
+  "xorriso xorriso"
+  "/usr/lib/ISOLINUX/isolinux.bin isolinux"
+  "/usr/lib/syslinux/modules/bios/ldlinux.c32 syslinux-common"
+  "mformat mtools"
+  "/usr/sbin/dnsmasq dnsmasq-base"
 )
 
 missing=()
