@@ -21,36 +21,7 @@ pub struct BootUrl {
 impl BootUrl {
     /// Validates `value` as given to `flag`; the error names the flag, the value and the problem.
     pub fn parse(flag: &str, value: &str) -> Result<BootUrl, InvalidInput> {
-        let bad = |why: String| InvalidInput(format!("invalid {flag} {value:?}: {why}"));
-        if let Some(why) = misread_by_ipxe(value) {
-            return Err(bad(why));
-        }
-        let url = url::Url::parse(value).map_err(|err| bad(err.to_string()))?;
-        let https = match url.scheme() {
-            "http" => false,
-            "https" => true,
-            other => {
-                return Err(bad(format!(
-                    "the scheme is {other:?}; iPXE is chained over http or https"
-                )));
-            }
-        };
-        if url.host_str().is_none_or(str::is_empty) {
-            return Err(bad("it has no host".into()));
-        }
-        if !url.username().is_empty() || url.password().is_some() {
-            return Err(bad(
-                "credentials do not belong in a URL shown on every console and written on boot media"
-                    .into(),
-            ));
-        }
-        if url.fragment().is_some() {
-            return Err(bad("a fragment ('#') is never sent to the server".into()));
-        }
-        Ok(BootUrl {
-            url: url.as_str().to_owned(),
-            https,
-        })
+        check(value).map_err(|why| InvalidInput(format!("invalid {flag} {value:?}: {why}")))
     }
 
     /// `--server HOST[:PORT]`: matchbox's iPXE entry point, `http://HOST:PORT/boot.ipxe`, port
@@ -84,8 +55,7 @@ impl BootUrl {
         } else {
             DEFAULT_SERVER_PORT
         });
-        let url = format!("http://{host}:{port}/boot.ipxe");
-        BootUrl::parse("--server", &url)
+        check(&format!("http://{host}:{port}/boot.ipxe")).map_err(|why| bad(&why))
     }
 
     pub fn as_str(&self) -> &str {
@@ -101,6 +71,42 @@ impl fmt::Display for BootUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.url)
     }
+}
+
+/// Why `value` cannot be a boot URL, if it cannot.
+fn check(value: &str) -> Result<BootUrl, String> {
+    if let Some(why) = misread_by_ipxe(value) {
+        return Err(why);
+    }
+    let url = url::Url::parse(value).map_err(|err| err.to_string())?;
+    let https = match url.scheme() {
+        "http" => false,
+        "https" => true,
+        other => {
+            return Err(format!(
+                "the scheme is {other:?}; iPXE is chained over http or https"
+            ));
+        }
+    };
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err("it has no host".into());
+    }
+    if url.port() == Some(0) {
+        return Err("port 0 cannot be connected to".into());
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(
+            "credentials do not belong in a URL shown on every console and written on boot media"
+                .into(),
+        );
+    }
+    if url.fragment().is_some() {
+        return Err("a fragment ('#') is never sent to the server".into());
+    }
+    Ok(BootUrl {
+        url: url.as_str().to_owned(),
+        https,
+    })
 }
 
 /// Why iPXE (or dnsmasq) would not read `value` back as one literal word, if it would not.
@@ -182,6 +188,7 @@ mod tests {
             ("http://user:pw@m/boot.ipxe", "credentials"),
             ("http://m/boot.ipxe#x", "fragment"),
             ("http://", "host"),
+            ("http://m:0/boot.ipxe", "port 0"),
             ("", "relative"),
         ] {
             let err = BootUrl::parse("--boot-url", bad).unwrap_err().to_string();
@@ -208,6 +215,7 @@ mod tests {
             "",
             "m:x",
             "m:99999",
+            "m:0",
             "m/boot",
             "u@m",
             "m b",
