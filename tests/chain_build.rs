@@ -377,6 +377,31 @@ fn a_missing_tool_names_its_package_and_leaves_old_outputs_alone() {
         "xorriso not found on PATH: install the Debian package xorriso",
     );
     assert_eq!(tree_state(&out), before, "nothing was written");
+
+    // xorriso present but not mtools, with an ipxe.efi to put on the EFI system partition.
+    let xorriso = std::env::split_paths(&std::env::var_os("PATH").unwrap())
+        .map(|dir| dir.join("xorriso"))
+        .find(|p| p.is_file())
+        .unwrap();
+    std::os::unix::fs::symlink(xorriso, empty_path.join("xorriso")).unwrap();
+    let assert = caas()
+        .env("PATH", &empty_path)
+        .args([
+            "chain",
+            "build",
+            "--boot-url",
+            "http://other:8080/boot.ipxe",
+        ])
+        .args(["--target", "script,iso"])
+        .arg("--out")
+        .arg(&out)
+        .assert()
+        .code(1);
+    assert_one_line_error(
+        &assert.get_output().stderr,
+        "mformat not found on PATH: install the Debian package mtools",
+    );
+    assert_eq!(tree_state(&out), before, "nothing was written");
 }
 
 #[test]
