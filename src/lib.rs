@@ -9,7 +9,9 @@
 pub mod assets;
 pub mod cli;
 pub mod error;
+pub mod explain;
 pub mod ids;
+pub mod lint;
 pub mod matchbox;
 pub mod os;
 pub mod write;
