@@ -403,6 +403,65 @@ mod tests {
     }
 
     #[test]
+    fn groups_are_listed_as_matchbox_lists_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let groups = dir.path().join("groups");
+        fs::create_dir_all(groups.join("sub")).unwrap();
+        fs::write(
+            groups.join("sub/inner.json"),
+            br#"{"profile": "never read"}"#,
+        )
+        .unwrap();
+        fs::write(groups.join("a.json"), br#"{"profile": "p"}"#).unwrap();
+        fs::write(groups.join("a.yaml"), b"not json").unwrap();
+        fs::write(groups.join("b.json.bak"), b"{}").unwrap();
+        fs::write(
+            groups.join("C.json"),
+            br#"{"profile": "p", "selector": {"mac": "x"}}"#,
+        )
+        .unwrap();
+        let entries = Store::new(dir.path()).groups().unwrap();
+        let seen: Vec<(String, String, bool, bool)> = entries
+            .iter()
+            .map(|e| {
+                (
+                    e.name.to_string_lossy().into_owned(),
+                    e.stem.clone(),
+                    e.is_json_file(),
+                    e.loaded.ok().is_some(),
+                )
+            })
+            .collect();
+        let row = |n: &str, s: &str, json: bool, ok: bool| (n.to_owned(), s.to_owned(), json, ok);
+        assert_eq!(
+            seen,
+            vec![
+                // Byte order: upper case first.
+                row("C.json", "C", true, false),
+                row("a.json", "a", true, true),
+                // a.yaml reads a.json: the same group a second time.
+                row("a.yaml", "a", false, true),
+                // b.json.bak reads b.json.json, which does not exist.
+                row("b.json.bak", "b.json", false, false),
+                // A subdirectory reads sub.json; nothing inside is read.
+                row("sub", "sub", false, false),
+            ]
+        );
+        assert!(
+            entries[3]
+                .loaded
+                .result
+                .as_ref()
+                .unwrap_err()
+                .is_not_found()
+        );
+        assert!(matches!(
+            entries[0].loaded.result,
+            Err(LoadError::Decode(DecodeError::Invalid(_)))
+        ));
+    }
+
+    #[test]
     fn par_map_keeps_order() {
         let items: Vec<usize> = (0..5000).collect();
         let out = par_map(items, |i| i * 2);
