@@ -6,6 +6,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::ids::Id;
 use crate::matchbox::server::MatchboxUrl;
+use crate::matchbox::target::Target;
 use crate::os::{Arch, Os};
 
 /// Provision bare-metal Flatcar, Fedora CoreOS and CoreOS Container Linux machines by network
@@ -47,6 +48,10 @@ pub enum Command {
     /// Chain-load machines into matchbox: iPXE script, boot media, dnsmasq config
     #[command(subcommand)]
     Chain(ChainCommand),
+    /// Check a data directory offline: everything matchbox would skip, 404 or serve wrongly
+    Lint(LintArgs),
+    /// Show which group, profile, iPXE script and Ignition matchbox gives a machine, and why
+    Explain(ExplainArgs),
     /// Print a shell completion script
     Completions {
         /// The shell to complete for
@@ -270,6 +275,56 @@ pub struct ChainDnsmasqArgs {
     pub out: Option<PathBuf>,
     #[command(flatten)]
     pub write: WriteArgs,
+}
+
+// ---- lint and explain (issue 3) ----
+
+/// Findings that fail the run besides errors.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Deny {
+    /// Exit 1 on warnings too
+    Warnings,
+}
+
+#[derive(Debug, Args)]
+pub struct LintArgs {
+    /// The data directory to check [default: --data-dir]
+    #[arg(value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+    /// The server that will serve the directory
+    #[arg(long, value_enum, default_value_t = Target::Matchbox011)]
+    pub target: Target,
+    /// Findings as `path:line:col: severity[code]: message` lines, or a JSON array
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+    /// Fail (exit 1) on warnings as well as errors
+    #[arg(long, value_enum, value_name = "warnings")]
+    pub deny: Option<Deny>,
+}
+
+#[derive(Debug, Args)]
+pub struct ExplainArgs {
+    /// The machine's MAC address (the `mac` label; normalised, dropped if invalid, as matchbox does)
+    #[arg(long, value_name = "MAC")]
+    pub mac: Option<String>,
+    /// The machine's SMBIOS UUID (the `uuid` label)
+    #[arg(long, value_name = "UUID")]
+    pub uuid: Option<String>,
+    /// More labels, as query parameters of the request (`os=installed`); the first value of a
+    /// repeated key counts
+    #[arg(value_name = "LABEL=VALUE", value_parser = parse_label)]
+    pub labels: Vec<(String, String)>,
+    /// The server that serves the directory
+    #[arg(long, value_enum, default_value_t = Target::Matchbox011)]
+    pub target: Target,
+    /// Human-readable report, or JSON
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+}
+
+/// Parses `key=value` for a label; an empty value is a label too (`domain=` from iPXE).
+pub fn parse_label(arg: &str) -> Result<(String, String), String> {
+    parse_key_value(arg)
 }
 
 /// Parses `key=value`; the key must be non-empty.

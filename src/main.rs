@@ -17,7 +17,7 @@ fn main() -> ExitCode {
     };
     init_logging(&cli.global);
     match run(cli) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(err) => {
             eprintln!("error: {}", error::one_line(&err));
             ExitCode::from(error::exit_code(&err))
@@ -25,15 +25,20 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(cli: Cli) -> anyhow::Result<()> {
+/// Runs the command; commands that decide their own exit code (lint findings, explain with no
+/// match) return it, the others succeed with 0.
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let global = &cli.global;
+    let done = |result: anyhow::Result<()>| result.map(|()| ExitCode::SUCCESS);
     match &cli.command {
-        Command::Gen(GenCommand::Profile(args)) => generate::gen_profile(global, args),
-        Command::Gen(GenCommand::Group(args)) => generate::gen_group(global, args),
-        Command::Chain(command) => caas::chain::run(global, command),
+        Command::Gen(GenCommand::Profile(args)) => done(generate::gen_profile(global, args)),
+        Command::Gen(GenCommand::Group(args)) => done(generate::gen_group(global, args)),
+        Command::Chain(command) => done(caas::chain::run(global, command)),
+        Command::Lint(args) => caas::lint::run(global, args),
+        Command::Explain(args) => caas::explain::run(global, args),
         Command::Completions { shell } => {
             clap_complete::generate(*shell, &mut Cli::command(), "caas", &mut io::stdout());
-            Ok(())
+            Ok(ExitCode::SUCCESS)
         }
     }
 }

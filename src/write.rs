@@ -110,11 +110,16 @@ pub fn apply(files: &[FileWrite]) -> Result<Vec<Outcome>> {
         return Ok(outcomes);
     }
 
+    // Temp files are closed once written (their paths kept), so any number of files can be
+    // staged without running out of file descriptors.
+    let sync_each = changed.len() <= FSYNC_EACH_LIMIT;
     let mut staged = Vec::with_capacity(changed.len());
     for file in &changed {
-        staged.push(stage(file)?);
+        staged.push(stage(file, sync_each)?);
     }
-    flush(&staged)?;
+    if !sync_each {
+        sync_file_systems(&changed)?;
+    }
 
     let mut dirs = BTreeSet::new();
     for (temp, file) in staged.into_iter().zip(&changed) {
@@ -186,7 +191,7 @@ fn compare(file: &FileWrite) -> Result<Outcome> {
     })
 }
 
-fn stage(file: &FileWrite) -> Result<tempfile::NamedTempFile> {
+fn stage(file: &FileWrite, sync: bool) -> Result<tempfile::TempPath> {
     let dir = parent_of(&file.path);
     fs::create_dir_all(dir).with_context(|| format!("creating directory {}", dir.display()))?;
     let mut temp = tempfile::Builder::new()
@@ -200,25 +205,28 @@ fn stage(file: &FileWrite) -> Result<tempfile::NamedTempFile> {
     temp.as_file()
         .set_permissions(Permissions::from_mode(file.mode))
         .with_context(|| format!("setting the mode of {}", file.path.display()))?;
-    Ok(temp)
+    if sync {
+        temp.as_file()
+            .sync_data()
+            .with_context(|| format!("flushing {}", temp.path().display()))?;
+    }
+    Ok(temp.into_temp_path())
 }
 
-fn flush(staged: &[tempfile::NamedTempFile]) -> Result<()> {
-    if staged.len() <= FSYNC_EACH_LIMIT {
-        for temp in staged {
-            temp.as_file()
-                .sync_data()
-                .with_context(|| format!("flushing {}", temp.path().display()))?;
-        }
-        return Ok(());
-    }
+/// Flushes every file system the staged files live on: one `syncfs` each.
+fn sync_file_systems(files: &[&FileWrite]) -> Result<()> {
     let mut devices = HashSet::new();
-    for temp in staged {
-        let dev = temp.as_file().metadata()?.dev();
+    let dirs: BTreeSet<&Path> = files.iter().map(|file| parent_of(&file.path)).collect();
+    for dir in dirs {
+        let handle =
+            File::open(dir).with_context(|| format!("opening directory {}", dir.display()))?;
+        let dev = handle
+            .metadata()
+            .with_context(|| format!("reading {}", dir.display()))?
+            .dev();
         if devices.insert(dev) {
-            rustix::fs::syncfs(temp.as_file()).with_context(|| {
-                format!("flushing the file system of {}", temp.path().display())
-            })?;
+            rustix::fs::syncfs(&handle)
+                .with_context(|| format!("flushing the file system of {}", dir.display()))?;
         }
     }
     Ok(())
