@@ -8,6 +8,7 @@
 
 pub mod assets;
 pub mod cli;
+pub mod discovery;
 pub mod error;
 pub mod ids;
 pub mod matchbox;
