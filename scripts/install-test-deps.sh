@@ -7,6 +7,13 @@
 set -euo pipefail
 
 NEEDS=(
+  # discovery: a real kernel under QEMU runs `caas discover` (tests/discovery_qemu.rs)
+  "qemu-system-x86_64 qemu-system-x86 bookworm-backports"
+  "/bin/busybox busybox-static"
+  "/usr/share/doc/linux-image-cloud-amd64 linux-image-cloud-amd64"
+  "strip binutils"
+  # discovery: the POST /discovery load generator of benches/api.rs
+  "wrk wrk"
 )
 
 missing=()
