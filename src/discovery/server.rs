@@ -59,6 +59,8 @@ const GRACE: Duration = Duration::from_secs(10);
 const MATCHBOX_TIMEOUT: Duration = Duration::from_secs(5);
 /// Streamed responses are sent in chunks of about this size.
 const CHUNK: usize = 64 * 1024;
+/// A client that reads nothing of a streamed response for this long is dropped.
+const STREAM_STALL: Duration = Duration::from_secs(60);
 
 /// The routes, as `GET /` lists them.
 pub const ROUTES: [&str; 8] = [
@@ -347,6 +349,11 @@ async fn post_report(State(state): State<AppState>, body: Bytes) -> Response {
     response
 }
 
+/// A streamed response whose client is no longer there to read it.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct ClientGone(&'static str);
+
 /// Streams `open`, the rows rendered by `render` and separated by commas, then `close`, from
 /// one read snapshot. An error before the first chunk is a 500; a later one cuts the body.
 async fn stream_rows(
@@ -357,6 +364,16 @@ async fn stream_rows(
 ) -> Response {
     let (chunks, mut received) = mpsc::channel::<Result<Bytes, io::Error>>(4);
     let inner = state.0.clone();
+    let runtime = tokio::runtime::Handle::current();
+    // Waits for room in the channel, but not forever: a client that stops reading must not
+    // keep a blocking thread and a read snapshot.
+    let send = move |chunk: Result<Bytes, io::Error>| -> anyhow::Result<()> {
+        match runtime.block_on(tokio::time::timeout(STREAM_STALL, chunks.send(chunk))) {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err(anyhow::Error::new(ClientGone("the client went away"))),
+            Err(_) => Err(anyhow::Error::new(ClientGone("the client stopped reading"))),
+        }
+    };
     tokio::task::spawn_blocking(move || {
         let mut buffer = String::with_capacity(CHUNK + 4096);
         buffer.push_str(open);
@@ -369,10 +386,7 @@ async fn stream_rows(
                 first = false;
                 render(&row, &mut buffer)?;
                 if buffer.len() >= CHUNK {
-                    let chunk = Bytes::from(std::mem::take(&mut buffer));
-                    chunks
-                        .blocking_send(Ok(chunk))
-                        .map_err(|_| anyhow::anyhow!("the client went away"))?;
+                    send(Ok(Bytes::from(std::mem::take(&mut buffer))))?;
                 }
                 Ok(())
             })
@@ -385,11 +399,15 @@ async fn stream_rows(
             }
             Err(err) => {
                 let message = crate::error::one_line(&err);
-                tracing::error!("reading the store: {message}");
+                if err.is::<ClientGone>() {
+                    tracing::debug!("streaming a response: {message}");
+                } else {
+                    tracing::error!("reading the store: {message}");
+                }
                 Err(io::Error::other(message))
             }
         };
-        let _ = chunks.blocking_send(last);
+        let _ = send(last);
     });
     let first = match received.recv().await {
         Some(Ok(chunk)) => chunk,

@@ -15,10 +15,12 @@
 //! Readers (the server's GETs, `caas schedule`) open the file read-only; with WAL they never
 //! block the writer and always see a committed state.
 
+use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+use std::sync::mpsc as std_mpsc;
 use std::thread;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use anyhow::{Context as _, bail};
 use rusqlite::{Connection, OpenFlags, TransactionBehavior, params};
@@ -61,16 +63,37 @@ pub struct Ack {
 
 /// A connection to the store.
 pub struct Store {
+    // Dropped before the lock: the connection closes (and checkpoints) while it is held.
     conn: Connection,
     path: PathBuf,
     /// Rows in the table; kept by the (single) writer.
     count: u64,
+    /// `<db>-lock`, locked by the one process that writes (not by readers).
+    _lock: Option<fs::File>,
 }
 
 impl Store {
-    /// Opens (creating if needed) the store for writing: WAL, synchronous=FULL, schema.
+    /// Opens (creating if needed) the store for writing: WAL, synchronous=FULL, schema. One
+    /// process at a time: a second writer is refused (`<db>-lock`).
     pub fn open(path: &Path) -> anyhow::Result<Store> {
         let context = || format!("opening the discovery store {}", path.display());
+        let mut lock_path = path.as_os_str().to_owned();
+        lock_path.push("-lock");
+        let lock = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .with_context(|| format!("{}: creating {lock_path:?}", context()))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(fs::TryLockError::WouldBlock) => {
+                bail!("{}: another process (caas api) is writing to it", context())
+            }
+            Err(fs::TryLockError::Error(err)) => {
+                return Err(err).with_context(|| format!("{}: locking {lock_path:?}", context()));
+            }
+        }
         let conn = Connection::open(path).with_context(context)?;
         conn.busy_timeout(std::time::Duration::from_secs(10))
             .with_context(context)?;
@@ -84,6 +107,9 @@ impl Store {
             );
         }
         conn.pragma_update(None, "synchronous", "FULL")
+            .with_context(context)?;
+        // After a checkpoint empties the WAL, cut the file back to this size.
+        conn.pragma_update(None, "journal_size_limit", 64 * 1024 * 1024)
             .with_context(context)?;
         let version: i64 = conn
             .query_row("PRAGMA user_version", [], |row| row.get(0))
@@ -101,6 +127,7 @@ impl Store {
             conn,
             path: path.to_owned(),
             count: 0,
+            _lock: Some(lock),
         };
         store.count = store.count()?;
         Ok(store)
@@ -133,6 +160,7 @@ impl Store {
             conn,
             path: path.to_owned(),
             count: 0,
+            _lock: None,
         })
     }
 
@@ -264,9 +292,19 @@ pub struct Writer {
 const MAX_BATCH: usize = 1024;
 
 impl Writer {
-    /// Starts the writer thread on `store`. The handle joins it: after the last `Writer` is
-    /// dropped, it commits what it has and closes the database.
+    /// Starts the writer thread on `store`, and a checkpointer beside it. The handle joins
+    /// them: after the last `Writer` is dropped, the writer commits what it has, and the
+    /// database is checkpointed and closed.
+    ///
+    /// Checkpoints (copying the WAL back into the database file, and its fsync) run on their
+    /// own connection every second instead of inside a commit, so they do not stall the POSTs
+    /// waiting for that commit.
     pub fn spawn(mut store: Store) -> anyhow::Result<(Writer, thread::JoinHandle<()>)> {
+        store
+            .conn
+            .pragma_update(None, "wal_autocheckpoint", 0)
+            .context("configuring checkpoints")?;
+        let checkpointer = checkpointer(&store.path)?;
         let (jobs, mut queue) = mpsc::channel::<Job>(8 * MAX_BATCH);
         let handle = thread::Builder::new()
             .name("caas-store".into())
@@ -299,6 +337,11 @@ impl Writer {
                         }
                     }
                 }
+                // Stop the checkpointer first, so that closing this connection (the last one)
+                // checkpoints everything and removes the WAL.
+                let (stop, thread) = checkpointer;
+                drop(stop);
+                let _ = thread.join();
                 drop(store);
             })
             .context("starting the store writer thread")?;
@@ -317,6 +360,34 @@ impl Writer {
             .map_err(|_| anyhow::anyhow!("the store writer has stopped"))?
             .map_err(anyhow::Error::msg)
     }
+}
+
+/// How often the checkpointer copies the WAL into the database.
+const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
+
+/// A thread with its own connection that runs a PASSIVE checkpoint every second (never blocking
+/// the writer); it stops when the sender is dropped.
+fn checkpointer(path: &Path) -> anyhow::Result<(std_mpsc::Sender<()>, thread::JoinHandle<()>)> {
+    let conn = Connection::open(path)
+        .with_context(|| format!("opening {} for checkpoints", path.display()))?;
+    conn.busy_timeout(Duration::from_secs(10))?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    let (stop, stopped) = std_mpsc::channel::<()>();
+    let thread = thread::Builder::new()
+        .name("caas-checkpoint".into())
+        .spawn(move || {
+            while let Err(std_mpsc::RecvTimeoutError::Timeout) =
+                stopped.recv_timeout(CHECKPOINT_EVERY)
+            {
+                if let Err(err) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| {
+                    row.get::<_, i64>(0)
+                }) {
+                    tracing::warn!("checkpointing the discovery store: {err}");
+                }
+            }
+        })
+        .context("starting the checkpoint thread")?;
+    Ok((stop, thread))
 }
 
 /// Read-only connections for the server's GETs, reused between requests.
@@ -430,6 +501,22 @@ mod tests {
     }
 
     #[test]
+    fn one_writer_at_a_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("caas.db");
+        let first = Store::open(&path).unwrap();
+        let second = Store::open(&path).err().unwrap();
+        assert!(
+            format!("{second:#}").contains("another process"),
+            "{second:#}"
+        );
+        // Readers are welcome while it writes.
+        assert_eq!(Store::open_read_only(&path).unwrap().count().unwrap(), 0);
+        drop(first);
+        Store::open(&path).unwrap();
+    }
+
+    #[test]
     fn read_only_opens_refuse_what_is_not_a_store() {
         let dir = tempfile::tempdir().unwrap();
         let missing = Store::open_read_only(&dir.path().join("none.db"))
@@ -479,6 +566,10 @@ mod tests {
         });
         drop(writer);
         handle.join().unwrap();
+        // The last connection closed after a final checkpoint: no WAL left behind.
+        let mut wal = path.as_os_str().to_owned();
+        wal.push("-wal");
+        assert!(!Path::new(&wal).exists());
         // Each insert saw a distinct count: no two were counted as the same machine.
         let mut totals: Vec<u64> = acks.iter().map(|a| a.total).collect();
         totals.sort_unstable();
