@@ -201,7 +201,11 @@ fn discover_to_api_round_trip_with_captured_machines() {
         assert!(out.status.success(), "{out:?}\n{}", api.log());
         let stdout = String::from_utf8(out.stdout).unwrap();
         assert!(
-            stdout.contains(&format!("new ({} machines known)", n + 1)),
+            stdout.contains(&format!(
+                "new ({} machine{} known)",
+                n + 1,
+                if n == 0 { "" } else { "s" }
+            )),
             "{stdout}"
         );
     }

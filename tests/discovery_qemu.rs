@@ -324,7 +324,7 @@ fn a_booting_kernel_reports_itself_to_caas_api() {
     );
     assert!(
         log.contains(&format!(
-            "reported {GUEST_MAC} to http://{API_IN_GUEST}:{port}/discovery: new (1 machines known)"
+            "reported {GUEST_MAC} to http://{API_IN_GUEST}:{port}/discovery: new (1 machine known)"
         )),
         "{context}"
     );

@@ -281,9 +281,10 @@ pub fn discover(global: &GlobalArgs, args: &DiscoverArgs) -> anyhow::Result<()> 
     )?;
     if !global.quiet {
         println!(
-            "reported {mac} to {url}: {} ({} machines known)",
+            "reported {mac} to {url}: {} ({} machine{} known)",
             if answer.update { "updated" } else { "new" },
-            answer.total_elt
+            answer.total_elt,
+            if answer.total_elt == 1 { "" } else { "s" }
         );
     }
     Ok(())
