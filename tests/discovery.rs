@@ -1035,6 +1035,22 @@ fn a_second_api_on_the_same_store_is_refused() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     common::assert_one_line_error(&out.stderr, "another process (caas api) is writing to it");
+    // Another store on the same port: the port is taken.
+    let out = caas()
+        .args([
+            "api",
+            "--listen",
+            &format!("127.0.0.1:{}", api.port()),
+            "--db",
+        ])
+        .arg(dir.path().join("other.db"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    common::assert_one_line_error(
+        &out.stderr,
+        &format!("listening on 127.0.0.1:{}", api.port()),
+    );
     // The first one is unaffected.
     assert_eq!(get_json(&format!("{}/healthz", api.url))["db"], true);
 }

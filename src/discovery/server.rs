@@ -161,10 +161,9 @@ pub fn api(global: &GlobalArgs, args: &ApiArgs) -> anyhow::Result<()> {
     // Connections still open after the grace period are dropped here; then the last Writer is
     // gone and the writer thread commits what it holds and closes the database.
     runtime.shutdown_timeout(Duration::from_secs(1));
+    let joined = writer_thread.join();
     served?;
-    writer_thread
-        .join()
-        .map_err(|_| anyhow::anyhow!("the store writer thread panicked"))?;
+    joined.map_err(|_| anyhow::anyhow!("the store writer thread panicked"))?;
     tracing::info!("caas api stopped");
     Ok(())
 }
