@@ -120,6 +120,95 @@ fn wrk(
     (rate, p99, requests, errors)
 }
 
+/// A report like the Lua script's, for MAC number `n` of run `prefix`.
+fn report_body(prefix: u32, n: u32) -> String {
+    let mac = format!(
+        "02:{prefix:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+        (n >> 24) & 0xff,
+        (n >> 16) & 0xff,
+        (n >> 8) & 0xff,
+        n & 0xff
+    );
+    format!(
+        r#"{{"boot-info":{{"uuid":"5e1f0c3a-7d4b-4c1e-9a2f-{n:012x}","mac":"{mac}","serial":"SN{n}"}},"hostname":"node-{n}","interfaces":[{{"name":"lo","mac":"","state":"unknown","ipv4":"127.0.0.1","cidrv4":"127.0.0.1/8","netmask":8,"addresses":["127.0.0.1/8","::1/128"]}},{{"name":"eth0","mac":"{mac}","state":"up","ipv4":"10.0.{}.{}","cidrv4":"10.0.{}.{}/16","netmask":16,"addresses":["10.0.{}.{}/16","fe80::ff:fe00:1/64"]}}],"lldp":{{"neighbors":[{{"interface":"eth0","chassis":{{"id":"28:f1:0e:12:20:00","id-type":"mac","name":"tor-1"}},"port":{{"id":"Ethernet1/23","id-type":"ifname"}}}}]}}}}"#,
+        (n >> 8) & 0xff,
+        n & 0xff,
+        (n >> 8) & 0xff,
+        n & 0xff,
+        (n >> 8) & 0xff,
+        n & 0xff
+    )
+}
+
+/// Open-loop load: `rate` POSTs per second for `seconds`, spread over `clients` keep-alive
+/// connections. Each request has a scheduled start; its latency counts from that schedule, so
+/// a slow answer that delays the next request is charged to the server (no coordinated
+/// omission). Returns (achieved rate, sorted latencies, non-200 answers).
+fn open_loop(
+    url: &str,
+    rate: u32,
+    seconds: u32,
+    clients: u32,
+    prefix: u32,
+) -> (f64, Vec<Duration>, u64) {
+    let total = rate * seconds;
+    let interval = Duration::from_secs_f64(f64::from(clients) / f64::from(rate));
+    let start = Instant::now() + Duration::from_millis(100);
+    let results: Vec<(Vec<Duration>, u64)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..clients)
+            .map(|client| {
+                scope.spawn(move || {
+                    let agent: ureq::Agent = ureq::Agent::config_builder()
+                        .http_status_as_error(false)
+                        .build()
+                        .new_agent();
+                    let mut latencies = Vec::new();
+                    let mut errors = 0;
+                    let offset = interval.mul_f64(f64::from(client) / f64::from(clients));
+                    let mut k = 0;
+                    loop {
+                        let n = k * clients + client;
+                        if n >= total {
+                            break;
+                        }
+                        let due = start + offset + interval * k;
+                        if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                            std::thread::sleep(wait);
+                        }
+                        let body = report_body(prefix, n);
+                        match agent
+                            .post(url)
+                            .header("Content-Type", "application/json")
+                            .send(body.as_bytes())
+                        {
+                            Ok(mut response) => {
+                                let _ = response.body_mut().read_to_vec();
+                                if response.status().as_u16() != 200 {
+                                    errors += 1;
+                                }
+                            }
+                            Err(_) => errors += 1,
+                        }
+                        latencies.push(Instant::now().duration_since(due));
+                        k += 1;
+                    }
+                    (latencies, errors)
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let elapsed = start.elapsed().as_secs_f64();
+    let errors = results.iter().map(|(_, e)| e).sum();
+    let mut latencies: Vec<Duration> = results.into_iter().flat_map(|(l, _)| l).collect();
+    latencies.sort_unstable();
+    (latencies.len() as f64 / elapsed, latencies, errors)
+}
+
+fn percentile(sorted: &[Duration], q: f64) -> Duration {
+    sorted[((sorted.len() - 1) as f64 * q).round() as usize]
+}
+
 fn machines(url: &str) -> u64 {
     let mut response = ureq::get(&format!("{url}/healthz")).call().unwrap();
     let health: serde_json::Value =
@@ -151,7 +240,30 @@ fn main() {
     let script = dir.path().join("post.lua");
     fs::write(&script, POST_LUA).unwrap();
 
-    // Throughput and latency: 15 s per concurrency level, each posting new machines.
+    // The bar: 5,000 new machines per second offered, open loop, latency from the schedule.
+    let db = dir.path().join("rate.db");
+    let server = start(&db, &dir.path().join("rate.log"));
+    open_loop(&format!("{}/discovery", server.url), 2_000, 2, 32, 1); // warm-up
+    for rate in [5_000, 8_000] {
+        let (achieved, latencies, errors) = open_loop(
+            &format!("{}/discovery", server.url),
+            rate,
+            15,
+            64,
+            rate / 1000,
+        );
+        println!(
+            "POST /discovery at {rate} req/s offered (open loop, 64 connections): {achieved:.0} req/s done, p50 {:.2?}, p99 {:.2?}, p99.9 {:.2?}, max {:.2?} ({} requests, {errors} not 200)",
+            percentile(&latencies, 0.5),
+            percentile(&latencies, 0.99),
+            percentile(&latencies, 0.999),
+            latencies.last().unwrap(),
+            latencies.len()
+        );
+    }
+    drop(server);
+
+    // Saturation (closed loop, wrk): 15 s per concurrency level, each posting new machines.
     let db = dir.path().join("load.db");
     let server = start(&db, &dir.path().join("load.log"));
     println!(
