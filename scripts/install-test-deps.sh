@@ -17,6 +17,12 @@ NEEDS=(
   "/usr/lib/syslinux/modules/bios/ldlinux.c32 syslinux-common"
   "mformat mtools"
   "/usr/sbin/dnsmasq dnsmasq-base"
+  # discovery: a real kernel under QEMU runs `caas discover` (tests/discovery_qemu.rs)
+  "/bin/busybox busybox-static"
+  "/usr/share/doc/linux-image-cloud-amd64 linux-image-cloud-amd64"
+  "strip binutils"
+  # discovery: the POST /discovery load generator of benches/api.rs
+  "wrk wrk"
 )
 
 missing=()

@@ -9,6 +9,7 @@
 pub mod assets;
 pub mod chain;
 pub mod cli;
+pub mod discovery;
 pub mod error;
 pub mod explain;
 pub mod ids;

@@ -1,12 +1,13 @@
 //! The `caas` binary: parse the command line, dispatch, map errors to exit codes.
 
-use std::io;
+use std::io::{self, IsTerminal as _};
 use std::process::ExitCode;
 
 use clap::{CommandFactory as _, Parser as _};
 use tracing_subscriber::EnvFilter;
 
-use caas::cli::{Cli, Command, GenCommand, GlobalArgs};
+use caas::cli::{Cli, Command, Format, GenCommand, GlobalArgs};
+use caas::discovery;
 use caas::error::{self, EXIT_INVALID};
 use caas::matchbox::generate;
 
@@ -15,7 +16,11 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(err) => return clap_error(err),
     };
-    init_logging(&cli.global);
+    let server_log = match &cli.command {
+        Command::Api(args) => Some(args.log_format),
+        _ => None,
+    };
+    init_logging(&cli.global, server_log);
     match run(cli) {
         Ok(code) => code,
         Err(err) => {
@@ -36,6 +41,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Chain(command) => done(caas::chain::run(global, command)),
         Command::Lint(args) => caas::lint::run(global, args),
         Command::Explain(args) => caas::explain::run(global, args),
+        Command::Discover(args) => done(discovery::client::discover(global, args)),
+        Command::Api(args) => done(discovery::server::api(global, args)),
         Command::Completions { shell } => {
             clap_complete::generate(*shell, &mut Cli::command(), "caas", &mut io::stdout());
             Ok(ExitCode::SUCCESS)
@@ -61,21 +68,27 @@ fn clap_error(err: clap::Error) -> ExitCode {
 }
 
 /// Diagnostics go to stderr as `warning: …` lines; `-v` adds info, `-vv` debug, `-q` keeps only
-/// errors. `CAAS_LOG` (an env-filter directive) overrides the level.
-fn init_logging(global: &GlobalArgs) {
+/// errors. `CAAS_LOG` (an env-filter directive) overrides the level. A server (`caas api`)
+/// logs at info by default (one line per request), as text or JSON lines with timestamps.
+fn init_logging(global: &GlobalArgs, server: Option<Format>) {
     let level = match (global.quiet, global.verbose) {
         (true, _) => "error",
+        (false, 0) if server.is_some() => "info",
         (false, 0) => "warn",
         (false, 1) => "info",
         (false, 2) => "debug",
         (false, _) => "trace",
     };
     let filter = EnvFilter::try_from_env("CAAS_LOG").unwrap_or_else(|_| EnvFilter::new(level));
-    tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(io::stderr)
-        .event_format(caas_log_format::Plain)
-        .init();
+        .with_ansi(io::stderr().is_terminal())
+        .with_writer(io::stderr);
+    match server {
+        None => builder.event_format(caas_log_format::Plain).init(),
+        Some(Format::Text) => builder.with_target(false).init(),
+        Some(Format::Json) => builder.json().flatten_event(true).init(),
+    }
 }
 
 mod caas_log_format {
