@@ -7,6 +7,7 @@
 set -euo pipefail
 
 NEEDS=(
+  "sqv sqv"
 )
 
 missing=()

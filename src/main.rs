@@ -30,6 +30,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     match &cli.command {
         Command::Gen(GenCommand::Profile(args)) => generate::gen_profile(global, args),
         Command::Gen(GenCommand::Group(args)) => generate::gen_group(global, args),
+        Command::Assets(command) => caas::assets::run(global, command),
         Command::Completions { shell } => {
             clap_complete::generate(*shell, &mut Cli::command(), "caas", &mut io::stdout());
             Ok(())
