@@ -175,7 +175,16 @@ fn fetch_release(
             point_current(&os_dir, &release.version, reporter).with_context(context)?;
             return Ok(());
         }
-        _ => {}
+        Some(Freshness::Stale) => tracing::info!(
+            "{} is incomplete or differs from the release: fetching it again",
+            published.display()
+        ),
+        None if published.exists() => tracing::warn!(
+            "{} exists without a {MANIFEST_FILE} (not published by caas): it will be replaced \
+             by the verified release",
+            published.display()
+        ),
+        None => {}
     }
 
     let partial = os_dir.join(PARTIAL_DIR);

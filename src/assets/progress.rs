@@ -258,29 +258,25 @@ impl Reporter {
                 total,
                 ..
             } => {
-                let bar = bars
-                    .entry(file.clone())
-                    .or_insert_with(|| multi.add(ProgressBar::no_length()));
-                match total {
-                    Some(total) => {
-                        bar.set_length(*total);
-                        bar.set_style(
-                            ProgressStyle::with_template(
-                                "{prefix} {bar:30} {binary_bytes}/{binary_total_bytes} {binary_bytes_per_sec} eta {eta}",
-                            )
-                            .expect("valid template"),
-                        );
-                    }
-                    None => bar.set_style(
-                        ProgressStyle::with_template(
-                            "{prefix} {spinner} {binary_bytes} {binary_bytes_per_sec}",
-                        )
-                        .expect("valid template"),
+                let (bar, template) = match total {
+                    Some(total) => (
+                        ProgressBar::new(*total),
+                        "{prefix} {bar:30} {binary_bytes}/{binary_total_bytes} \
+                         {binary_bytes_per_sec} eta {eta}",
                     ),
-                }
+                    None => (
+                        ProgressBar::no_length(),
+                        "{prefix} {spinner} {binary_bytes} {binary_bytes_per_sec}",
+                    ),
+                };
+                bar.set_style(ProgressStyle::with_template(template).expect("valid template"));
                 bar.set_prefix(file.clone());
                 bar.set_position(*offset);
-                bar.reset_eta();
+                // A restarted download replaces its bar.
+                if let Some(old) = bars.insert(file.clone(), multi.add(bar)) {
+                    old.finish_and_clear();
+                    multi.remove(&old);
+                }
                 return;
             }
             Event::Progress { file, bytes, .. } => {
