@@ -9,7 +9,7 @@
 //!   hash and verify while streaming, publish with fsync);
 //! - the same command again: the release is published, so only version.txt is read;
 //! - `curl -o` for version.txt, both files and both signatures, then `sha512sum`, then `sqv` on
-//!   each file, one after the other.
+//!   each file, one after the other (each stage timed on its own, and their sum).
 //!
 //! Once with the data directory on disk and once on tmpfs (where fsync costs nothing, so the
 //! difference is the cost of durability). Figures are printed, never asserted.
@@ -116,6 +116,7 @@ fn bench(work: &Path, base: &str, keyring: &Path, label: &str) {
     let mut fetch = Vec::new();
     let mut cached = Vec::new();
     let mut by_hand = Vec::new();
+    let (mut curl, mut sha512sum, mut sqv) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..RUNS {
         let _ = fs::remove_dir_all(&dir);
         fs::create_dir_all(&dir).unwrap();
@@ -135,19 +136,27 @@ fn bench(work: &Path, base: &str, keyring: &Path, label: &str) {
 
         let _ = fs::remove_dir_all(&dir);
         fs::create_dir_all(&dir).unwrap();
-        let script = format!(
-            "set -e; cd {dir}; \
-             curl -sSf -o version.txt {base}/flatcar/amd64-usr/current/version.txt; \
-             for f in {KERNEL} {INITRD}; do curl -sSf -o $f {u}$f; curl -sSf -o $f.sig {u}$f.sig; done; \
-             sha512sum {KERNEL} {INITRD} >/dev/null; \
-             for f in {KERNEL} {INITRD}; do sqv --keyring {keyring} $f.sig $f >/dev/null; done",
-            dir = dir.display(),
+        let stage = |script: String| {
+            let mut shell = Command::new("sh");
+            shell
+                .current_dir(&dir)
+                .args(["-c", &format!("set -e; {script}")]);
+            timed(shell)
+        };
+        let download = stage(format!(
+            "curl -sSf -o version.txt {base}/flatcar/amd64-usr/current/version.txt; \
+             for f in {KERNEL} {INITRD}; do curl -sSf -o $f {u}$f; curl -sSf -o $f.sig {u}$f.sig; done",
             u = url(""),
-            keyring = keyring.display(),
-        );
-        let mut shell = Command::new("sh");
-        shell.args(["-c", &script]);
-        by_hand.push(timed(shell));
+        ));
+        let digest = stage(format!("sha512sum {KERNEL} {INITRD} >/dev/null"));
+        let verify = stage(format!(
+            "for f in {KERNEL} {INITRD}; do sqv --keyring {} $f.sig $f >/dev/null; done",
+            keyring.display()
+        ));
+        curl.push(download);
+        sha512sum.push(digest);
+        sqv.push(verify);
+        by_hand.push(download + digest + verify);
     }
     let _ = fs::remove_dir_all(&dir);
     let caas = summary(
@@ -158,6 +167,12 @@ fn bench(work: &Path, base: &str, keyring: &Path, label: &str) {
         &format!("{label}: caas assets fetch, rerun with everything published"),
         cached,
     );
+    summary(
+        &format!("{label}:   curl -o (version.txt, files, signatures)"),
+        curl,
+    );
+    summary(&format!("{label}:   sha512sum"), sha512sum);
+    summary(&format!("{label}:   sqv (both files)"), sqv);
     let hand = summary(
         &format!("{label}: curl -o + sha512sum + sqv, one after the other"),
         by_hand,

@@ -93,18 +93,26 @@ fn assets_dir(global: &GlobalArgs, dest: &Option<PathBuf>) -> PathBuf {
         .unwrap_or_else(|| DataDir::new(&global.data_dir).assets_dir())
 }
 
-/// Logs what the pinned keys' expiry means for this fetch.
-fn check_key_expiry(keyring: &Keyring, now: SystemTime) {
+/// Logs what the pinned keys' expiry means for this fetch. An expired key is expected for the
+/// historical Container Linux (its archive was signed before 2021) and a warning elsewhere.
+fn check_key_expiry(os: Os, keyring: &Keyring, now: SystemTime) {
     for status in signing_key_status(keyring, now) {
         if let Some(warning) = status.warning(now, keyring.origin()) {
             tracing::warn!("{warning}");
         } else if let KeyExpiry::Expired(at) = status.expiry {
-            tracing::info!(
-                "the newest signing key of pinned key {} expired on {}: only releases signed \
-                 before then verify",
+            let message = format!(
+                "the newest signing key {} of pinned key {} ({}) expired on {}: only releases \
+                 signed before then verify; update caas or pass --keyring for newer ones",
+                status.key.as_deref().unwrap_or("?"),
                 status.primary,
+                keyring.origin(),
                 clock::date(at)
             );
+            if os == Os::Coreos {
+                tracing::info!("{message}");
+            } else {
+                tracing::warn!("{message}");
+            }
         }
     }
 }
@@ -127,7 +135,7 @@ fn fetch_release(
              tamper with the server or the network can make these machines boot what they want"
         );
     } else {
-        check_key_expiry(&keyring, SystemTime::now());
+        check_key_expiry(os, &keyring, SystemTime::now());
     }
     let http = Http::new(
         args.base_url.is_none(),

@@ -486,8 +486,8 @@ impl SigningKeyStatus {
     }
 }
 
-/// For each certificate, when its newest signing key (by creation time; revoked keys skipped)
-/// expires, judged at `now`. Pure: the caller passes the clock.
+/// For each certificate, when its newest signing key (by creation time, then by expiry;
+/// revoked keys skipped) expires, judged at `now`. Pure: the caller passes the clock.
 pub fn signing_key_status(keyring: &Keyring, now: SystemTime) -> Vec<SigningKeyStatus> {
     let policy = policy();
     keyring
@@ -500,7 +500,11 @@ pub fn signing_key_status(keyring: &Keyring, now: SystemTime) -> Vec<SigningKeyS
                 .with_policy(&policy, now)
                 .filter(|ka| ka.for_signing())
                 .filter(|ka| !matches!(ka.revocation_status(), RevocationStatus::Revoked(_)))
-                .max_by_key(|ka| ka.key().creation_time());
+                // Ties (keys made at the same instant) go to the one that lasts longer.
+                .max_by_key(|ka| {
+                    let expiry = ka.key_expiration_time();
+                    (ka.key().creation_time(), expiry.is_none(), expiry)
+                });
             let Some(ka) = newest else {
                 return SigningKeyStatus {
                     primary,
