@@ -600,6 +600,37 @@ mod tests {
         assert!(matches!(status.expiry, KeyExpiry::Expired(t) if clock::date(t) == "2021-06-01"));
     }
 
+    /// Revoked subkeys of the real keys (keys/README.md), seen as revoked under the policy.
+    fn revoked_subkeys(os: Os) -> Vec<String> {
+        let keyring = Keyring::embedded(os);
+        let policy = policy();
+        let now = clock::from_date(2026, 11, 26);
+        let cert = keyring.certs[0].with_policy(&policy, now).unwrap();
+        let mut revoked: Vec<String> = cert
+            .keys()
+            .subkeys()
+            .filter(|ka| matches!(ka.revocation_status(), RevocationStatus::Revoked(_)))
+            .map(|ka| ka.key().fingerprint().to_hex())
+            .collect();
+        revoked.sort();
+        revoked
+    }
+
+    #[test]
+    fn the_real_keys_revoked_subkeys_are_known_as_revoked() {
+        assert_eq!(
+            revoked_subkeys(Os::Flatcar),
+            [
+                "1E100DD7A677A6F9A532C9F9B51DE377064D542D",
+                "A621F1DA96C93C639506832D603443A1D0FC498C",
+            ]
+        );
+        assert_eq!(
+            revoked_subkeys(Os::Coreos),
+            ["A5FA42549745ABBC7B827E368633FB13B58844F1"]
+        );
+    }
+
     #[test]
     fn keyrings_must_hold_a_certificate() {
         assert!(Keyring::parse(b"", "empty").is_err());
