@@ -230,6 +230,30 @@ fn assert_fails_closed(lab: &Lab, cmd: &mut Command, needles: &[&str]) -> Output
     output
 }
 
+/// The same for runs with the embedded production keys, whose expiry warnings depend on the
+/// date: `warning:` lines may precede the one error line.
+fn assert_fails_closed_with_real_keys(lab: &Lab, cmd: &mut Command, needles: &[&str]) {
+    let before = lab.published();
+    let output = cmd.output().unwrap();
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    let text = stderr(&output);
+    let (last, rest) = text
+        .lines()
+        .collect::<Vec<_>>()
+        .split_last()
+        .map(|(l, r)| (l.to_string(), r.to_vec()))
+        .unwrap();
+    assert!(
+        rest.iter().all(|line| line.starts_with("warning: ")),
+        "{text}"
+    );
+    assert!(last.starts_with("error: "), "{text}");
+    for needle in needles {
+        assert!(last.contains(needle), "{last:?} must contain {needle:?}");
+    }
+    assert_eq!(lab.published(), before, "the published tree changed");
+}
+
 fn read_manifest(dir: &Path) -> Manifest {
     Manifest::read(dir).unwrap().expect("a manifest")
 }
@@ -475,7 +499,7 @@ fn the_embedded_keys_refuse_the_test_signatures() {
     let mut cmd = caas_in(lab.data_dir());
     cmd.args(["assets", "fetch", "flatcar", "--retries", "0", "--base-url"])
         .arg(lab.server.url("/flatcar"));
-    assert_fails_closed(
+    assert_fails_closed_with_real_keys(
         &lab,
         &mut cmd,
         &["unknown key", "F88CFEDEFF29A5B4D9523864E25D9AED0593B34A"],
@@ -858,10 +882,30 @@ fn container_linux_comes_from_a_mirror() {
     }
     let output = lab
         .fetch("coreos", "/mirror/coreos")
-        .args(["--version", version])
+        .args(["--version", version, "-q"])
         .output()
         .unwrap();
     assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(stdout(&output), "", "-q prints nothing");
+    assert_eq!(stderr(&output), "");
+
+    // The historical key expired in 2021: expected, so no warning, just the refusal.
+    let before = lab.published();
+    let mut cmd = caas_in(lab.data_dir());
+    cmd.args([
+        "assets",
+        "fetch",
+        "coreos",
+        "--version",
+        "2512.3.0",
+        "--base-url",
+    ])
+    .arg(lab.server.url("/mirror/coreos"));
+    let output = cmd.output().unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert_one_line_error(&output.stderr, "unknown key");
+    assert_one_line_error(&output.stderr, "04127D0BFABEC8871FFB2CCE50E0885593D2DCB4");
+    assert_eq!(lab.published(), before);
     let dir = lab.release_dir("coreos", version);
     assert_eq!(
         fs::read(dir.join("coreos_production_pxe.vmlinuz")).unwrap(),
@@ -946,12 +990,11 @@ fn verify_finds_files_changed_after_publishing() {
         .assert()
         .success();
     // With the embedded keys these test signatures are unknown.
-    let output = caas_in(lab.data_dir())
-        .args(["assets", "verify"])
-        .output()
-        .unwrap();
-    assert_eq!(output.status.code(), Some(1));
-    assert_one_line_error(&output.stderr, "unknown key");
+    assert_fails_closed_with_real_keys(
+        &lab,
+        caas_in(lab.data_dir()).args(["assets", "verify"]),
+        &["2 of 2 files failed verification", "unknown key"],
+    );
 }
 
 #[test]

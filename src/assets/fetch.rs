@@ -158,10 +158,15 @@ fn fetch_release(
     let os_dir = dest.join(os.dir_name());
     let published = os_dir.join(release.version.as_str());
     let existing = Manifest::read(&published).ok().flatten();
-    match existing
-        .as_ref()
-        .map(|m| freshness(&release, m, &published, args.insecure_skip_signature))
-    {
+    match existing.as_ref().map(|m| {
+        freshness(
+            &release,
+            m,
+            &published,
+            args.insecure_skip_signature,
+            &keyring.primaries(),
+        )
+    }) {
         Some(Freshness::OtherArch(arch)) => {
             return Err(invalid(format!(
                 "{} holds the {arch} build of {} {}; fetching {} would replace it: pass --dest \
@@ -287,13 +292,20 @@ fn fetch_release(
 enum Freshness {
     /// Every file is there as published and verified: nothing to download.
     UpToDate,
-    /// Missing or different files, or fetched without signatures while they are now wanted.
+    /// Missing or different files, fetched without signatures while they are now wanted, or
+    /// verified against keys that are not pinned now.
     Stale,
     /// The directory holds another architecture.
     OtherArch(String),
 }
 
-fn freshness(release: &Release, manifest: &Manifest, dir: &Path, insecure: bool) -> Freshness {
+fn freshness(
+    release: &Release,
+    manifest: &Manifest,
+    dir: &Path,
+    insecure: bool,
+    pinned: &[String],
+) -> Freshness {
     if let Some(arch) = manifest.arch
         && arch != release.arch
     {
@@ -322,10 +334,14 @@ fn freshness(release: &Release, manifest: &Manifest, dir: &Path, insecure: bool)
         let size_ok = fs::metadata(dir.join(file.name.as_str()))
             .is_ok_and(|meta| meta.is_file() && Some(meta.len()) == file.size);
         let signature_ok = insecure
-            || file
+            || (file
                 .signature
                 .as_ref()
-                .is_some_and(|sig| dir.join(sig.as_str()).is_file());
+                .is_some_and(|sig| dir.join(sig.as_str()).is_file())
+                && file
+                    .pinned_key
+                    .as_ref()
+                    .is_some_and(|key| pinned.contains(key)));
         same_digest && size_ok && signature_ok
     });
     if all_there {
@@ -752,4 +768,96 @@ fn publish_caas(global: &GlobalArgs, args: &CaasFetchArgs) -> anyhow::Result<()>
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::assets::manifest::Role;
+    use crate::os::Arch;
+
+    fn release() -> Release {
+        let dir = url::Url::parse("http://mirror/amd64-usr/1.2.3/").unwrap();
+        Release {
+            os: Os::Flatcar,
+            version: Id::new("1.2.3").unwrap(),
+            arch: Arch::Amd64,
+            channel: "stable".into(),
+            metadata_url: None,
+            files: release::container_linux_files(Os::Flatcar, &dir),
+        }
+    }
+
+    fn published(dir: &Path, release: &Release) -> Manifest {
+        let files = release
+            .files
+            .iter()
+            .map(|remote| {
+                fs::write(dir.join(remote.name.as_str()), b"bytes").unwrap();
+                let sig = remote.name.with_suffix(".sig").unwrap();
+                fs::write(dir.join(sig.as_str()), b"sig").unwrap();
+                ManifestFile {
+                    role: remote.role,
+                    name: remote.name.clone(),
+                    sha256: Some("00".repeat(32)),
+                    size: Some(5),
+                    signature: Some(sig),
+                    signing_key: Some("SUB".into()),
+                    pinned_key: Some("PIN".into()),
+                    url: None,
+                    signature_url: None,
+                }
+            })
+            .collect();
+        Manifest {
+            os: Os::Flatcar,
+            version: release.version.clone(),
+            files,
+            arch: Some(Arch::Amd64),
+            channel: None,
+            metadata_url: None,
+            verified_at: None,
+            keyring: None,
+            insecure_skip_signature: false,
+        }
+    }
+
+    #[test]
+    fn a_published_release_is_fresh_only_if_complete_and_verified_with_the_keys_in_use() {
+        let dir = tempfile::tempdir().unwrap();
+        let release = release();
+        let manifest = published(dir.path(), &release);
+        let pinned = ["PIN".to_owned()];
+        let check = |m: &Manifest, insecure, pinned: &[String]| {
+            freshness(&release, m, dir.path(), insecure, pinned)
+        };
+        assert_eq!(check(&manifest, false, &pinned), Freshness::UpToDate);
+        assert_eq!(
+            check(&manifest, false, &["OTHER".to_owned()]),
+            Freshness::Stale,
+            "verified with keys that are not pinned now"
+        );
+        assert_eq!(check(&manifest, true, &[]), Freshness::UpToDate);
+
+        let mut unsigned = manifest.clone();
+        unsigned.insecure_skip_signature = true;
+        assert_eq!(check(&unsigned, false, &pinned), Freshness::Stale);
+
+        let mut arm = manifest.clone();
+        arm.arch = Some(Arch::Arm64);
+        assert_eq!(
+            check(&arm, false, &pinned),
+            Freshness::OtherArch("arm64".into())
+        );
+
+        assert_eq!(manifest.files[0].role, Role::Kernel);
+        fs::write(dir.path().join(manifest.files[0].name.as_str()), b"short").unwrap();
+        assert_eq!(check(&manifest, false, &pinned), Freshness::UpToDate);
+        fs::write(dir.path().join(manifest.files[1].name.as_str()), b"longer!").unwrap();
+        assert_eq!(
+            check(&manifest, false, &pinned),
+            Freshness::Stale,
+            "size changed"
+        );
+    }
 }
