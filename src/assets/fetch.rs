@@ -193,8 +193,8 @@ fn fetch_release(
             published.display()
         ),
         None if published.exists() => tracing::warn!(
-            "{} exists without a {MANIFEST_FILE} (not published by caas): it will be replaced \
-             by the verified release",
+            "{} exists without a readable {MANIFEST_FILE} (not published by caas): it will be \
+             replaced by the verified release",
             published.display()
         ),
         None => {}

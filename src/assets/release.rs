@@ -100,6 +100,15 @@ fn version_key(os: Os) -> &'static str {
     }
 }
 
+/// A version read from metadata: a valid directory name, and not `current` (the symlink's name).
+fn release_version(value: &str) -> Result<Id, String> {
+    match Id::new(value) {
+        Ok(id) if id.as_str() == "current" => Err("\"current\" is not a release version".into()),
+        Ok(id) => Ok(id),
+        Err(err) => Err(err.to_string()),
+    }
+}
+
 /// Reads `KEY=value` from a `version.txt` (shell variable assignments, optionally quoted).
 pub fn parse_version_txt(text: &str, key: &str) -> Result<Id, String> {
     for line in text.lines() {
@@ -115,7 +124,7 @@ pub fn parse_version_txt(text: &str, key: &str) -> Result<Id, String> {
             .and_then(|v| v.strip_suffix('"'))
             .or_else(|| value.strip_prefix('\'').and_then(|v| v.strip_suffix('\'')))
             .unwrap_or(value);
-        return Id::new(value).map_err(|err| format!("{key}: {err}"));
+        return release_version(value).map_err(|err| format!("{key}: {err}"));
     }
     Err(format!("it sets no {key}"))
 }
@@ -219,7 +228,8 @@ pub fn parse_fcos_stream(
         .get(arch_name)
         .and_then(|a| a.artifacts.get("metal"))
         .ok_or_else(|| format!("it has no {path}"))?;
-    let version = Id::new(&metal.release).map_err(|err| format!("{path}.release: {err}"))?;
+    let version =
+        release_version(&metal.release).map_err(|err| format!("{path}.release: {err}"))?;
     let pxe = metal
         .formats
         .get("pxe")
@@ -354,6 +364,7 @@ mod tests {
             "2512.3.0"
         );
         assert!(parse_version_txt("FLATCAR_BUILD=1", "FLATCAR_VERSION").is_err());
+        assert!(parse_version_txt("FLATCAR_VERSION=current", "FLATCAR_VERSION").is_err());
         let err = parse_version_txt("FLATCAR_VERSION=../../etc", "FLATCAR_VERSION").unwrap_err();
         assert!(err.contains("../../etc"), "{err}");
     }
