@@ -23,6 +23,8 @@ NEEDS=(
   "strip binutils"
   # discovery: the POST /discovery load generator of benches/api.rs
   "wrk wrk"
+  # caas assets: an independent OpenPGP oracle (tests/assets.rs)
+  "sqv sqv"
 )
 
 missing=()

@@ -43,6 +43,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Explain(args) => caas::explain::run(global, args),
         Command::Discover(args) => done(discovery::client::discover(global, args)),
         Command::Api(args) => done(discovery::server::api(global, args)),
+        Command::Assets(command) => done(caas::assets::run(global, command)),
         Command::Completions { shell } => {
             clap_complete::generate(*shell, &mut Cli::command(), "caas", &mut io::stdout());
             Ok(ExitCode::SUCCESS)

@@ -5,6 +5,11 @@
 //! atomically: a temp file in the same directory, flushed to disk, renamed over the target, then
 //! the directory flushed. A process killed at any instant leaves each file old or new, never
 //! partial; temp files are hidden and never end in `.json`, so matchbox never reads one.
+//!
+//! Directory-level publishing lives here too: [`publish_dir`] moves a fully written and flushed
+//! directory into place with one rename (an existing one is swapped out atomically), and
+//! [`replace_symlink`] repoints a symlink with a temp link renamed over it. A reader sees the
+//! old tree or the new one, never a mix.
 
 use std::collections::{BTreeSet, HashSet};
 use std::fs::{self, File, Permissions};
@@ -62,7 +67,7 @@ pub enum Action {
 }
 
 impl Action {
-    fn as_str(self) -> &'static str {
+    pub fn as_str(self) -> &'static str {
         match self {
             Action::Created => "created",
             Action::Updated => "updated",
@@ -232,6 +237,99 @@ fn sync_file_systems(files: &[&FileWrite]) -> Result<()> {
     Ok(())
 }
 
+/// Flushes a directory's entries (created, renamed or removed names) to disk.
+pub fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir)
+        .and_then(|dir| dir.sync_all())
+        .with_context(|| format!("flushing directory {}", dir.display()))
+}
+
+/// Moves the directory `staged` to `target`, which must be on the same file system.
+///
+/// The files in `staged` must already be flushed (as [`apply`] and a synced download leave
+/// them); this flushes `staged` itself, renames, and flushes both parents. An existing `target`
+/// directory is exchanged atomically (Linux `RENAME_EXCHANGE`) and the old tree removed
+/// afterwards, so `target` never goes missing. Returns whether `target` existed before.
+pub fn publish_dir(staged: &Path, target: &Path) -> Result<bool> {
+    sync_dir(staged)?;
+    let target_parent = parent_of(target);
+    fs::create_dir_all(target_parent)
+        .with_context(|| format!("creating directory {}", target_parent.display()))?;
+    let replaced = match fs::symlink_metadata(target) {
+        Err(err) if err.kind() == io::ErrorKind::NotFound => {
+            fs::rename(staged, target).with_context(|| {
+                format!("renaming {} to {}", staged.display(), target.display())
+            })?;
+            false
+        }
+        Err(err) => return Err(err).with_context(|| format!("reading {}", target.display())),
+        Ok(meta) if !meta.is_dir() => {
+            return Err(anyhow::anyhow!(
+                "{} exists and is not a directory",
+                target.display()
+            ));
+        }
+        Ok(_) => {
+            rustix::fs::renameat_with(
+                rustix::fs::CWD,
+                staged,
+                rustix::fs::CWD,
+                target,
+                rustix::fs::RenameFlags::EXCHANGE,
+            )
+            .with_context(|| {
+                format!("exchanging {} with {}", staged.display(), target.display())
+            })?;
+            true
+        }
+    };
+    sync_dir(target_parent)?;
+    sync_dir(parent_of(staged))?;
+    if replaced {
+        // `staged` now holds the previous tree.
+        fs::remove_dir_all(staged)
+            .with_context(|| format!("removing the replaced tree {}", staged.display()))?;
+    }
+    Ok(replaced)
+}
+
+/// Points the symlink `link` at `target` (stored as given, typically relative), atomically: a
+/// temp symlink in the same directory renamed over `link`. Refuses to replace anything but a
+/// symlink. Returns [`Action::Unchanged`] when it already points there.
+pub fn replace_symlink(link: &Path, target: &Path) -> Result<Action> {
+    let action = match fs::symlink_metadata(link) {
+        Err(err) if err.kind() == io::ErrorKind::NotFound => Action::Created,
+        Err(err) => return Err(err).with_context(|| format!("reading {}", link.display())),
+        Ok(meta) if !meta.file_type().is_symlink() => {
+            return Err(anyhow::anyhow!(
+                "{} exists and is not a symlink; move it away first",
+                link.display()
+            ));
+        }
+        Ok(_) => {
+            let old = fs::read_link(link).with_context(|| format!("reading {}", link.display()))?;
+            if old == target {
+                return Ok(Action::Unchanged);
+            }
+            Action::Updated
+        }
+    };
+    let dir = parent_of(link);
+    fs::create_dir_all(dir).with_context(|| format!("creating directory {}", dir.display()))?;
+    let temp = tempfile::Builder::new()
+        .prefix(".caas-")
+        .suffix(".link")
+        .make_in(dir, |path| std::os::unix::fs::symlink(target, path))
+        .with_context(|| format!("creating a temp symlink in {}", dir.display()))?
+        .into_temp_path();
+    // On failure the guard removes the temp link; on success its name is gone already.
+    fs::rename(&temp, link)
+        .with_context(|| format!("renaming a temp symlink to {}", link.display()))?;
+    let _ = temp.keep();
+    sync_dir(dir)?;
+    Ok(action)
+}
+
 /// Plans or applies `files` as `--dry-run` says and reports on stdout as `--format` says.
 ///
 /// Text: one `<action> <path>` line per file (`-q` silences it); with `--dry-run`, the content
@@ -397,6 +495,59 @@ mod tests {
             text,
             "{\n  \"a\": {\n    \"c\": {},\n    \"d\": []\n  },\n  \"b\": 1\n}\n"
         );
+    }
+
+    #[test]
+    fn publish_dir_moves_a_tree_into_place_and_swaps_an_existing_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let staged = dir.path().join(".partial/1.0");
+        let target = dir.path().join("os/1.0");
+        fs::create_dir_all(&staged).unwrap();
+        fs::write(staged.join("kernel"), b"new").unwrap();
+        assert!(!publish_dir(&staged, &target).unwrap());
+        assert_eq!(fs::read(target.join("kernel")).unwrap(), b"new");
+        assert!(!staged.exists());
+
+        fs::create_dir_all(&staged).unwrap();
+        fs::write(staged.join("kernel"), b"newer").unwrap();
+        assert!(publish_dir(&staged, &target).unwrap());
+        assert_eq!(fs::read(target.join("kernel")).unwrap(), b"newer");
+        assert!(!staged.exists(), "the replaced tree is removed");
+
+        fs::create_dir_all(&staged).unwrap();
+        let file = dir.path().join("os/file");
+        fs::write(&file, b"x").unwrap();
+        assert!(publish_dir(&staged, &file).is_err());
+    }
+
+    #[test]
+    fn replace_symlink_repoints_atomically_and_only_symlinks() {
+        let dir = tempfile::tempdir().unwrap();
+        let link = dir.path().join("current");
+        assert_eq!(
+            replace_symlink(&link, Path::new("1.0")).unwrap(),
+            Action::Created
+        );
+        assert_eq!(fs::read_link(&link).unwrap(), Path::new("1.0"));
+        assert_eq!(
+            replace_symlink(&link, Path::new("1.0")).unwrap(),
+            Action::Unchanged
+        );
+        assert_eq!(
+            replace_symlink(&link, Path::new("2.0")).unwrap(),
+            Action::Updated
+        );
+        assert_eq!(fs::read_link(&link).unwrap(), Path::new("2.0"));
+        let names: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, vec!["current"], "no temp link is left behind");
+
+        let plain = dir.path().join("plain");
+        fs::create_dir(&plain).unwrap();
+        assert!(replace_symlink(&plain, Path::new("1.0")).is_err());
+        assert!(plain.is_dir());
     }
 
     #[test]
