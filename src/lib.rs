@@ -8,8 +8,10 @@
 
 pub mod assets;
 pub mod cli;
+pub mod cluster;
 pub mod error;
 pub mod ids;
+pub mod ignition;
 pub mod matchbox;
 pub mod os;
 pub mod write;

@@ -30,6 +30,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     match &cli.command {
         Command::Gen(GenCommand::Profile(args)) => generate::gen_profile(global, args),
         Command::Gen(GenCommand::Group(args)) => generate::gen_group(global, args),
+        Command::Gen(GenCommand::Ignition(args)) => caas::ignition::gen_ignition(global, args),
+        Command::Gen(GenCommand::Cluster(args)) => caas::cluster::gen_cluster(global, args),
         Command::Completions { shell } => {
             clap_complete::generate(*shell, &mut Cli::command(), "caas", &mut io::stdout());
             Ok(())
