@@ -41,7 +41,7 @@ pub struct GlobalArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Generate matchbox files: profiles, groups
+    /// Generate matchbox files: profiles, groups, Ignition configs, whole labs
     #[command(subcommand)]
     Gen(GenCommand),
     /// Print a shell completion script
@@ -209,7 +209,7 @@ pub struct GenClusterArgs {
     pub matchbox_url: Option<MatchboxUrl>,
     /// caas API URL as machines reach it, instead of the spec's `api_url`
     #[arg(long, env = "CAAS_API_URL", value_name = "URL")]
-    pub api_url: Option<MatchboxUrl>,
+    pub api_url: Option<String>,
     /// Remove the files an earlier run wrote that the spec no longer names
     #[arg(long)]
     pub prune: bool,

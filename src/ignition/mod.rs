@@ -61,6 +61,11 @@ impl Engine {
         self.spec
     }
 
+    /// The variables `template` refers to and those it requires; `None` for an unknown one.
+    pub fn variables(&self, template: &str) -> Option<&render::Variables> {
+        self.renderer.variables(template)
+    }
+
     /// The Ignition config `template` renders with `vars`: canonical JSON bytes, ready for
     /// `ignition/<id>.ign`. Every error is an [`InvalidInput`](crate::error::InvalidInput)
     /// naming the template.
