@@ -7,6 +7,7 @@
 set -euo pipefail
 
 NEEDS=(
+  "ignition-validate ignition"
 )
 
 missing=()

@@ -152,15 +152,20 @@ pub fn apply_changes(files: &[FileWrite], removals: &[PathBuf]) -> Result<Vec<Ou
         return Ok(outcomes);
     }
 
+    let sync_each = changed.len() <= FSYNC_EACH_LIMIT;
     let mut staged = Vec::with_capacity(changed.len());
     for file in &changed {
-        staged.push(stage(file)?);
+        staged.push(stage(file, sync_each)?);
     }
-    flush(&staged)?;
+    if !sync_each {
+        flush_file_systems(&staged)?;
+    }
 
     let mut dirs = BTreeSet::new();
-    for (temp, file) in staged.into_iter().zip(&changed) {
-        temp.persist(&file.path)
+    for (staged, file) in staged.into_iter().zip(&changed) {
+        staged
+            .temp
+            .persist(&file.path)
             .map_err(|err| err.error)
             .with_context(|| format!("renaming a temp file to {}", file.path.display()))?;
         dirs.insert(parent_of(&file.path).to_owned());
@@ -244,7 +249,15 @@ fn compare(file: &FileWrite) -> Result<Outcome> {
     })
 }
 
-fn stage(file: &FileWrite) -> Result<tempfile::NamedTempFile> {
+/// A written, closed temp file waiting to be renamed over its target (removed if dropped).
+struct Staged {
+    temp: tempfile::TempPath,
+    dev: u64,
+}
+
+/// Writes `file`'s bytes to a temp file beside it, flushed now when `sync` (small batches),
+/// and closes it: a batch of any size holds no file descriptors open.
+fn stage(file: &FileWrite, sync: bool) -> Result<Staged> {
     let dir = parent_of(&file.path);
     fs::create_dir_all(dir).with_context(|| format!("creating directory {}", dir.display()))?;
     let mut temp = tempfile::Builder::new()
@@ -258,25 +271,31 @@ fn stage(file: &FileWrite) -> Result<tempfile::NamedTempFile> {
     temp.as_file()
         .set_permissions(Permissions::from_mode(file.mode))
         .with_context(|| format!("setting the mode of {}", file.path.display()))?;
-    Ok(temp)
+    if sync {
+        temp.as_file()
+            .sync_data()
+            .with_context(|| format!("flushing {}", temp.path().display()))?;
+    }
+    let dev = temp
+        .as_file()
+        .metadata()
+        .with_context(|| format!("reading {}", temp.path().display()))?
+        .dev();
+    Ok(Staged {
+        temp: temp.into_temp_path(),
+        dev,
+    })
 }
 
-fn flush(staged: &[tempfile::NamedTempFile]) -> Result<()> {
-    if staged.len() <= FSYNC_EACH_LIMIT {
-        for temp in staged {
-            temp.as_file()
-                .sync_data()
-                .with_context(|| format!("flushing {}", temp.path().display()))?;
-        }
-        return Ok(());
-    }
+/// For a large batch: one `syncfs` per file system the temp files are on.
+fn flush_file_systems(staged: &[Staged]) -> Result<()> {
     let mut devices = HashSet::new();
-    for temp in staged {
-        let dev = temp.as_file().metadata()?.dev();
-        if devices.insert(dev) {
-            rustix::fs::syncfs(temp.as_file()).with_context(|| {
-                format!("flushing the file system of {}", temp.path().display())
-            })?;
+    for staged in staged {
+        if devices.insert(staged.dev) {
+            let dir = parent_of(&staged.temp);
+            let handle = File::open(dir).with_context(|| format!("opening {}", dir.display()))?;
+            rustix::fs::syncfs(&handle)
+                .with_context(|| format!("flushing the file system of {}", dir.display()))?;
         }
     }
     Ok(())

@@ -50,36 +50,48 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Vec<FileWrite>> {
     let etcd = etcd_vars(&lab.machines);
     let base_boot = boot(input, &[])?;
 
+    let engine = input.engine;
     let mut renders = Vec::with_capacity(lab.machines.len() + 2);
     if let Some(role) = &lab.default_role {
+        let owner = format!("the default group (role {role})");
+        let vars = pick(engine, role, &owner, &[&common])?;
         renders.push(Render {
-            owner: format!("the default group (role {role})"),
+            owner,
             template: role.clone(),
-            vars: common.clone(),
+            vars,
         });
     }
     let installs = lab.machines.iter().any(|m| m.install);
     if installs {
+        let owner = "the installer".to_owned();
+        let vars = pick(engine, INSTALL, &owner, &[&common])?;
         renders.push(Render {
-            owner: "the installer".to_owned(),
+            owner,
             template: INSTALL.to_owned(),
-            vars: common.clone(),
+            vars,
         });
     }
+    let no_vars = Map::new();
     for machine in &lab.machines {
-        let mut vars = common.clone();
-        vars.insert("name".into(), machine.name.as_str().into());
-        vars.insert("mac".into(), machine.mac.clone().into());
-        vars.insert("role".into(), machine.role.clone().into());
+        let mut own = Map::new();
+        own.insert("name".into(), machine.name.as_str().into());
+        own.insert("mac".into(), machine.mac.clone().into());
+        own.insert("role".into(), machine.role.clone().into());
         if let Some(ip) = machine.ip {
-            vars.insert("ip".into(), ip.to_string().into());
+            own.insert("ip".into(), ip.to_string().into());
         }
-        if let Some(computed) = etcd.get(&machine.name) {
-            vars.extend(computed.clone());
-        }
-        vars.extend(machine.vars.clone());
+        let computed = etcd.get(&machine.name).unwrap_or(&no_vars);
+        let owner = format!("machine {} (role {})", machine.name, machine.role);
+        // Highest precedence first: the machine's vars, what caas computed, its identity,
+        // then the lab's.
+        let vars = pick(
+            engine,
+            &machine.role,
+            &owner,
+            &[&machine.vars, computed, &own, &common],
+        )?;
         renders.push(Render {
-            owner: format!("machine {} (role {})", machine.name, machine.role),
+            owner,
             template: machine.role.clone(),
             vars,
         });
@@ -218,43 +230,51 @@ fn boot(input: &PlanInput<'_>, machine_args: &[String]) -> Result<Boot> {
     )
 }
 
-/// Renders every config. A template only sees the variables it refers to, so machines whose
-/// relevant variables are equal share one render (a rack of workers renders once); distinct
-/// renders are spread over the CPUs.
+/// The variables `template` refers to, each from the first of `layers` that has it: a
+/// template only sees those, so machines whose relevant variables are equal share a render.
+fn pick(
+    engine: &Engine,
+    template: &str,
+    owner: &str,
+    layers: &[&Map<String, Value>],
+) -> Result<Map<String, Value>> {
+    let Some(variables) = engine.variables(template) else {
+        return Err(invalid(format!(
+            "{owner}: no template {template:?} (the templates are {}; add more with --templates DIR)",
+            engine.templates().names().join(", ")
+        )));
+    };
+    let mut vars = Map::new();
+    for name in &variables.referenced {
+        if let Some(value) = layers.iter().find_map(|layer| layer.get(name)) {
+            vars.insert(name.clone(), value.clone());
+        }
+    }
+    Ok(vars)
+}
+
+/// Renders every distinct (template, variables) once, spread over the CPUs, and hands each
+/// render its config.
 fn render_all(engine: &Engine, renders: &[Render]) -> Result<Vec<Arc<Vec<u8>>>> {
-    let mut unique: Vec<(usize, Map<String, Value>)> = Vec::new();
-    let mut index_of: HashMap<(String, String), usize> = HashMap::new();
+    let mut unique: Vec<usize> = Vec::new();
+    let mut index_of: HashMap<(&str, String), usize> = HashMap::new();
     let mut slots = Vec::with_capacity(renders.len());
     for (i, render) in renders.iter().enumerate() {
-        let Some(variables) = engine.variables(&render.template) else {
-            return Err(invalid(format!(
-                "{}: no template {:?} (the templates are {}; add more with --templates DIR)",
-                render.owner,
-                render.template,
-                engine.templates().names().join(", ")
-            )));
-        };
-        let vars: Map<String, Value> = render
-            .vars
-            .iter()
-            .filter(|(key, _)| variables.referenced.contains(key.as_str()))
-            .map(|(key, value)| (key.clone(), value.clone()))
-            .collect();
         let key = (
-            render.template.clone(),
-            Value::Object(vars.clone()).to_string(),
+            render.template.as_str(),
+            serde_json::to_string(&render.vars).expect("JSON values serialise"),
         );
         let slot = *index_of.entry(key).or_insert_with(|| {
-            unique.push((i, vars));
+            unique.push(i);
             unique.len() - 1
         });
         slots.push(slot);
     }
 
-    let render_one = |(i, vars): &(usize, Map<String, Value>)| -> Result<Arc<Vec<u8>>> {
-        let render = &renders[*i];
+    let render_one = |&i: &usize| -> Result<Arc<Vec<u8>>> {
+        let render = &renders[i];
         engine
-            .render(&render.template, vars)
+            .render(&render.template, &render.vars)
             .map(Arc::new)
             .with_context(|| render.owner.clone())
     };
