@@ -189,6 +189,7 @@ fn the_built_in_example_is_a_whole_lab_and_a_rerun_touches_nothing() {
         strip(tree_state(from_file.path()), from_file.path()),
         strip(before, dir.path())
     );
+    assert_eq!(ignition_validate_all(from_file.path()), 6);
 }
 
 #[test]

@@ -15,11 +15,11 @@ use crate::error::invalid;
 /// The Ignition spec version of the output.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
 pub enum Spec {
-    /// 3.3.0: Flatcar ≥ 3185, Fedora CoreOS; the newest `ignition-validate` 2.14 checks
+    /// Flatcar ≥ 3185 and Fedora CoreOS read it; the newest spec ignition-validate 2.14 checks
     #[default]
     #[value(name = "3.3", alias = "3.3.0")]
     V3_3,
-    /// 3.4.0: newer Flatcar and Fedora CoreOS releases
+    /// Newer Flatcar and Fedora CoreOS releases
     #[value(name = "3.4", alias = "3.4.0")]
     V3_4,
 }

@@ -379,6 +379,33 @@ mod tests {
         );
     }
 
+    proptest::proptest! {
+        /// Whatever a value holds, the rendered YAML has the shape the template gave it and
+        /// holds the value exactly where the template put it.
+        #[test]
+        fn no_value_changes_the_shape_of_the_document(v in "\\PC*|[\\x00-\\x7f\\u{85}\\u{2028}\\u{feff}]*") {
+            // Keys the template writes itself: the value as a key would collide with them.
+            proptest::prop_assume!(!["a", "list", "map", "block", "last", "k"].contains(&v.as_str()));
+            let out = render(
+                "a: {{ v }}\nlist:\n  - {{ v }}\n  - [{{ v }}, {{ \"x\" ~ v }}]\nmap: {k: {{ v }}, {{ v }}: 1}\n{{ v }}: key\nblock: |\n  line {{ v }}\n# {{ v }}\nlast: {{ v | json }}\n",
+                serde_json::json!({ "v": v }),
+            )
+            .unwrap();
+            let parsed: Value = serde_saphyr::from_str(&out).unwrap();
+            let quoted = super::quote::quote(&v);
+            let mut expected = serde_json::json!({
+                "a": v,
+                "list": [v, [v, format!("x{v}")]],
+                "map": {"k": v},
+                "block": format!("line {quoted}\n"),
+                "last": v,
+            });
+            expected["map"][v.as_str()] = 1.into();
+            expected[v.as_str()] = "key".into();
+            proptest::prop_assert_eq!(parsed, expected);
+        }
+    }
+
     #[test]
     fn data_urls_keep_only_unreserved_characters() {
         assert_eq!(data_url(b"a-b_c.d~e"), "data:,a-b_c.d~e");
