@@ -25,6 +25,8 @@ NEEDS=(
   "wrk wrk"
   # caas assets: an independent OpenPGP oracle (tests/assets.rs)
   "sqv sqv"
+  # caas gen ignition / gen cluster: every generated .ign through the real validator
+  "ignition-validate ignition"
 )
 
 missing=()

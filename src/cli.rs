@@ -44,7 +44,7 @@ pub struct GlobalArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Generate matchbox files: profiles, groups
+    /// Generate matchbox files: profiles, groups, Ignition configs, whole labs
     #[command(subcommand)]
     Gen(GenCommand),
     /// Chain-load machines into matchbox: iPXE script, boot media, dnsmasq config
@@ -74,6 +74,10 @@ pub enum GenCommand {
     Profile(GenProfileArgs),
     /// Write groups/<id>.json: which machines (selectors) get which profile, with what metadata
     Group(GenGroupArgs),
+    /// Write ignition/<id>.ign: a template rendered to a validated Ignition config
+    Ignition(GenIgnitionArgs),
+    /// Write every profile, group and Ignition config of a lab from one YAML spec
+    Cluster(GenClusterArgs),
 }
 
 /// How results are printed.
@@ -401,6 +405,63 @@ pub struct ApiArgs {
     /// Log lines (one per request) as text or JSON
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub log_format: Format,
+}
+
+// ---- gen ignition, gen cluster (issue 4) ----
+
+/// Where templates come from besides the built-in ones.
+#[derive(Clone, Debug, Default, Args)]
+pub struct TemplatesArgs {
+    /// Directory of <NAME>.yaml.tera templates that add to or override the built-in ones
+    #[arg(long = "templates", env = "CAAS_TEMPLATES", value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct GenIgnitionArgs {
+    /// Template: a name (discovery, etcd-member, etcd-gateway, install, ssh, or one from
+    /// --templates) or the path of a template file (with a `/`, or ending in .tera)
+    #[arg(long, value_name = "NAME|PATH")]
+    pub template: String,
+    /// Config id, also the file name: ignition/<ID>.ign
+    #[arg(long, value_name = "ID")]
+    pub id: Id,
+    /// Template variable (repeatable); values that parse as JSON stay typed, others are strings
+    #[arg(long = "var", value_name = "K=V", num_args = 1.., value_parser = parse_key_value)]
+    pub vars: Vec<(String, String)>,
+    /// Variables from a JSON or YAML object; --var flags override its keys
+    #[arg(long, value_name = "FILE")]
+    pub vars_file: Option<PathBuf>,
+    /// Ignition spec version of the config
+    #[arg(long, value_enum, default_value = "3.3", value_name = "VERSION")]
+    pub spec: crate::ignition::Spec,
+    #[command(flatten)]
+    pub templates: TemplatesArgs,
+    #[command(flatten)]
+    pub write: WriteArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct GenClusterArgs {
+    /// The lab spec (YAML) [default: the built-in example, examples/lab.yaml]
+    #[arg(short = 'f', long = "file", value_name = "LAB.yaml")]
+    pub file: Option<PathBuf>,
+    /// matchbox base URL as machines reach it, instead of the spec's `matchbox_url`
+    #[arg(long, env = "CAAS_MATCHBOX_URL", value_name = "URL")]
+    pub matchbox_url: Option<MatchboxUrl>,
+    /// caas API URL as machines reach it, instead of the spec's `api_url`
+    #[arg(long, env = "CAAS_API_URL", value_name = "URL")]
+    pub api_url: Option<String>,
+    /// Remove the files an earlier run wrote that the spec no longer names
+    #[arg(long)]
+    pub prune: bool,
+    /// Print the built-in example spec and exit
+    #[arg(long, conflicts_with_all = ["file", "prune"])]
+    pub print_example: bool,
+    #[command(flatten)]
+    pub templates: TemplatesArgs,
+    #[command(flatten)]
+    pub write: WriteArgs,
 }
 
 #[cfg(test)]

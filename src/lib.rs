@@ -9,10 +9,12 @@
 pub mod assets;
 pub mod chain;
 pub mod cli;
+pub mod cluster;
 pub mod discovery;
 pub mod error;
 pub mod explain;
 pub mod ids;
+pub mod ignition;
 pub mod lint;
 pub mod matchbox;
 pub mod os;

@@ -44,6 +44,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Discover(args) => done(discovery::client::discover(global, args)),
         Command::Api(args) => done(discovery::server::api(global, args)),
         Command::Assets(command) => done(caas::assets::run(global, command)),
+        Command::Gen(GenCommand::Ignition(args)) => {
+            done(caas::ignition::gen_ignition(global, args))
+        }
+        Command::Gen(GenCommand::Cluster(args)) => done(caas::cluster::gen_cluster(global, args)),
         Command::Completions { shell } => {
             clap_complete::generate(*shell, &mut Cli::command(), "caas", &mut io::stdout());
             Ok(ExitCode::SUCCESS)

@@ -64,6 +64,8 @@ pub enum Action {
     Created,
     Updated,
     Unchanged,
+    /// The file was (or, planned, would be) removed: see [`apply_changes`].
+    Removed,
 }
 
 impl Action {
@@ -72,6 +74,7 @@ impl Action {
             Action::Created => "created",
             Action::Updated => "updated",
             Action::Unchanged => "unchanged",
+            Action::Removed => "removed",
         }
     }
 
@@ -80,22 +83,57 @@ impl Action {
             Action::Created => "would create",
             Action::Updated => "would update",
             Action::Unchanged => "unchanged",
+            Action::Removed => "would remove",
+        }
+    }
+
+    /// The word a summary line starts with: what was done, or with `--dry-run` what would be.
+    pub fn describe(self, dry_run: bool) -> &'static str {
+        if dry_run {
+            self.as_plan_str()
+        } else {
+            self.as_str()
         }
     }
 }
 
-/// The result for one file; `sha256` is of the bytes now (or, planned, then) in the file.
+/// The result for one file; `sha256` is of the bytes now (or, planned, then) in the file, and
+/// empty (left out of JSON) for a removed file.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Outcome {
     pub path: PathBuf,
     pub action: Action,
+    #[serde(skip_serializing_if = "String::is_empty")]
     pub sha256: String,
 }
 
 /// Compares each file with the disk and says what [`apply`] would do; writes nothing.
 pub fn plan(files: &[FileWrite]) -> Result<Vec<Outcome>> {
-    check_distinct(files)?;
-    files.iter().map(compare).collect()
+    plan_changes(files, &[])
+}
+
+/// [`plan`], plus a `removed` outcome for each of `removals` that exists.
+pub fn plan_changes(files: &[FileWrite], removals: &[PathBuf]) -> Result<Vec<Outcome>> {
+    check_distinct(files, removals)?;
+    let mut outcomes: Vec<Outcome> = files.iter().map(compare).collect::<Result<_>>()?;
+    for path in removals {
+        match fs::symlink_metadata(path) {
+            Ok(meta) if meta.is_dir() => {
+                return Err(anyhow::anyhow!(
+                    "{} is a directory, not a file",
+                    path.display()
+                ));
+            }
+            Ok(_) => outcomes.push(Outcome {
+                path: path.clone(),
+                action: Action::Removed,
+                sha256: String::new(),
+            }),
+            Err(err) if err.kind() == io::ErrorKind::NotFound => {}
+            Err(err) => return Err(err).with_context(|| format!("reading {}", path.display())),
+        }
+    }
+    Ok(outcomes)
 }
 
 /// Writes every file whose bytes or mode differ from the disk, atomically, and leaves the
@@ -104,14 +142,27 @@ pub fn plan(files: &[FileWrite]) -> Result<Vec<Outcome>> {
 /// All temp files are written and flushed before the first rename, so an I/O error (a full
 /// disk) before that point changes nothing.
 pub fn apply(files: &[FileWrite]) -> Result<Vec<Outcome>> {
-    let outcomes = plan(files)?;
+    apply_changes(files, &[])
+}
+
+/// [`apply`], then removes each of `removals` that exists (a file, never a directory).
+///
+/// Removals come after every write is in place, and each directory is flushed once at the
+/// end: a process killed midway leaves each file old, new or removed, never partial. Callers
+/// decide what may be removed; this only refuses a path that is also written.
+pub fn apply_changes(files: &[FileWrite], removals: &[PathBuf]) -> Result<Vec<Outcome>> {
+    let outcomes = plan_changes(files, removals)?;
     let changed: Vec<&FileWrite> = files
         .iter()
         .zip(&outcomes)
         .filter(|(_, outcome)| outcome.action != Action::Unchanged)
         .map(|(file, _)| file)
         .collect();
-    if changed.is_empty() {
+    let removed: Vec<&Path> = outcomes[files.len()..]
+        .iter()
+        .map(|outcome| outcome.path.as_path())
+        .collect();
+    if changed.is_empty() && removed.is_empty() {
         return Ok(outcomes);
     }
 
@@ -133,6 +184,14 @@ pub fn apply(files: &[FileWrite]) -> Result<Vec<Outcome>> {
             .with_context(|| format!("renaming a temp file to {}", file.path.display()))?;
         dirs.insert(parent_of(&file.path).to_owned());
     }
+    for path in removed {
+        match fs::remove_file(path) {
+            Ok(()) => {}
+            Err(err) if err.kind() == io::ErrorKind::NotFound => {}
+            Err(err) => return Err(err).with_context(|| format!("removing {}", path.display())),
+        }
+        dirs.insert(parent_of(path).to_owned());
+    }
     for dir in dirs {
         File::open(&dir)
             .and_then(|dir| dir.sync_all())
@@ -141,13 +200,21 @@ pub fn apply(files: &[FileWrite]) -> Result<Vec<Outcome>> {
     Ok(outcomes)
 }
 
-fn check_distinct(files: &[FileWrite]) -> Result<()> {
+fn check_distinct(files: &[FileWrite], removals: &[PathBuf]) -> Result<()> {
     let mut seen = HashSet::with_capacity(files.len());
     for file in files {
         if !seen.insert(file.path.as_path()) {
             return Err(invalid(format!(
                 "two files would be written to {}",
                 file.path.display()
+            )));
+        }
+    }
+    for path in removals {
+        if seen.contains(path.as_path()) {
+            return Err(invalid(format!(
+                "{} would be both written and removed",
+                path.display()
             )));
         }
     }
@@ -339,13 +406,26 @@ pub fn write_and_report(
     args: &WriteArgs,
     quiet: bool,
 ) -> Result<Vec<Outcome>> {
+    write_and_report_changes(files, &[], args, quiet)
+}
+
+/// [`write_and_report`] with removals ([`apply_changes`]); removed files are reported as
+/// `removed <path>` (`would remove` with `--dry-run`).
+pub fn write_and_report_changes(
+    files: &[FileWrite],
+    removals: &[PathBuf],
+    args: &WriteArgs,
+    quiet: bool,
+) -> Result<Vec<Outcome>> {
     let outcomes = if args.dry_run {
-        plan(files)?
+        plan_changes(files, removals)?
     } else {
-        apply(files)?
+        apply_changes(files, removals)?
     };
-    let mut out = io::stdout().lock();
-    report(&mut out, files, &outcomes, args, quiet).context("writing the summary")?;
+    let mut out = io::BufWriter::new(io::stdout().lock());
+    report(&mut out, files, &outcomes, args, quiet)
+        .and_then(|()| out.flush())
+        .context("writing the summary")?;
     Ok(outcomes)
 }
 
@@ -370,23 +450,12 @@ fn report(
         }
         Format::Text if quiet => Ok(()),
         Format::Text => {
-            for (file, outcome) in files.iter().zip(outcomes) {
-                if !args.dry_run {
-                    writeln!(
-                        out,
-                        "{} {}",
-                        outcome.action.as_str(),
-                        outcome.path.display()
-                    )?;
-                    continue;
-                }
-                writeln!(
-                    out,
-                    "{} {}",
-                    outcome.action.as_plan_str(),
-                    outcome.path.display()
-                )?;
-                if outcome.action != Action::Unchanged {
+            for (i, outcome) in outcomes.iter().enumerate() {
+                let action = outcome.action.describe(args.dry_run);
+                writeln!(out, "{action} {}", outcome.path.display())?;
+                // Removals come after the files; with --dry-run, show what would be written.
+                let written = files.get(i).filter(|_| args.dry_run);
+                if let Some(file) = written.filter(|_| outcome.action != Action::Unchanged) {
                     out.write_all(&file.bytes)?;
                     if !file.bytes.ends_with(b"\n") {
                         writeln!(out)?;
@@ -483,6 +552,33 @@ mod tests {
         assert!(!path.exists());
         fs::create_dir(&path).unwrap();
         assert!(apply(&[FileWrite::new(&path, b"1".to_vec())]).is_err());
+    }
+
+    #[test]
+    fn removals_come_with_the_writes_and_spare_what_is_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = dir.path().join("groups/old.json");
+        let new = dir.path().join("groups/new.json");
+        fs::create_dir_all(old.parent().unwrap()).unwrap();
+        fs::write(&old, b"old").unwrap();
+        let files = [FileWrite::new(&new, b"new".to_vec())];
+        let removals = [old.clone(), dir.path().join("groups/absent.json")];
+
+        let planned = plan_changes(&files, &removals).unwrap();
+        assert_eq!(planned.len(), 2, "an absent file has nothing to remove");
+        assert_eq!(planned[1].action, Action::Removed);
+        assert!(old.exists() && !new.exists(), "plan changes nothing");
+
+        let outcomes = apply_changes(&files, &removals).unwrap();
+        assert_eq!(outcomes[0].action, Action::Created);
+        assert_eq!(outcomes[1].action, Action::Removed);
+        assert!(!old.exists());
+        assert_eq!(fs::read(&new).unwrap(), b"new");
+        assert!(apply_changes(&files, std::slice::from_ref(&new)).is_err());
+        assert!(new.exists(), "a path both written and removed is refused");
+
+        let json = String::from_utf8(canonical_json(&outcomes[1])).unwrap();
+        assert!(!json.contains("sha256"), "{json}");
     }
 
     #[test]

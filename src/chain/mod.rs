@@ -332,13 +332,7 @@ fn print_report(
         Format::Text if quiet => Ok(()),
         Format::Text => {
             for (file, output) in report.files.iter().zip(outputs) {
-                let action = match (report.dry_run, file.action) {
-                    (_, Action::Unchanged) => "unchanged",
-                    (true, Action::Created) => "would create",
-                    (true, Action::Updated) => "would update",
-                    (false, Action::Created) => "created",
-                    (false, Action::Updated) => "updated",
-                };
+                let action = file.action.describe(report.dry_run);
                 writeln!(
                     out,
                     "{action} {} sha256:{}",

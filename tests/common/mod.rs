@@ -113,3 +113,34 @@ pub fn write_tree(dir: &Path, files: &[(&str, &str)]) {
         fs::write(path, content).unwrap();
     }
 }
+
+/// Runs the real `ignition-validate` (Debian package `ignition`, installed by
+/// scripts/install-test-deps.sh) on every `.ign` file under `root`, and returns how many it
+/// checked. It validates spec 3.3.0 and older; caas's 3.3.0 output is what it checks.
+pub fn ignition_validate_all(root: &Path) -> usize {
+    let mut checked = 0;
+    for (path, _) in tree_state(root) {
+        if path.extension().is_none_or(|ext| ext != "ign") {
+            continue;
+        }
+        ignition_validate(&path);
+        checked += 1;
+    }
+    checked
+}
+
+/// `ignition-validate <path>` must succeed and print nothing.
+pub fn ignition_validate(path: &Path) {
+    let output = std::process::Command::new("ignition-validate")
+        .arg(path)
+        .output()
+        .expect("ignition-validate runs (scripts/install-test-deps.sh installs it)");
+    assert!(
+        output.status.success() && output.stdout.is_empty() && output.stderr.is_empty(),
+        "ignition-validate {}: {}{}\n{}",
+        path.display(),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr),
+        fs::read_to_string(path).unwrap_or_default()
+    );
+}
