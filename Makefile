@@ -8,10 +8,7 @@ CARGO ?= cargo
 
 demo:
 	$(CARGO) build --release --locked
-	./target/release/caas gen profile --id demo --name "Flatcar demo" --os flatcar \
-		--matchbox-url http://matchbox.example.com:8080 --arg console=ttyS0 flatcar.autologin
-	./target/release/caas gen group --id demo --profile demo --selector mac=52:54:00:a1:9c:ae \
-		--metadata hostname=demo.example.com
+	./target/release/caas gen cluster
 
 check: test-deps
 	$(CARGO) fmt --all -- --check

@@ -7,6 +7,26 @@
 set -euo pipefail
 
 NEEDS=(
+  # caas chain: boot media built and booted under QEMU (tests/chain_*.rs)
+  "qemu-system-x86_64 qemu-system-x86 bookworm-backports"
+  "/usr/share/ovmf/OVMF.fd ovmf"
+  "/usr/lib/ipxe/ipxe.lkrn ipxe"
+  "/usr/lib/ipxe/ipxe.efi ipxe"
+  "xorriso xorriso"
+  "/usr/lib/ISOLINUX/isolinux.bin isolinux"
+  "/usr/lib/syslinux/modules/bios/ldlinux.c32 syslinux-common"
+  "mformat mtools"
+  "/usr/sbin/dnsmasq dnsmasq-base"
+  # discovery: a real kernel under QEMU runs `caas discover` (tests/discovery_qemu.rs)
+  "/bin/busybox busybox-static"
+  "/usr/share/doc/linux-image-cloud-amd64 linux-image-cloud-amd64"
+  "strip binutils"
+  # discovery: the POST /discovery load generator of benches/api.rs
+  "wrk wrk"
+  # caas assets: an independent OpenPGP oracle (tests/assets.rs)
+  "sqv sqv"
+  # caas gen ignition / gen cluster: every generated .ign through the real validator
+  "ignition-validate ignition"
 )
 
 missing=()

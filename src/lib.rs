@@ -7,9 +7,15 @@
 //! written through [`write`].
 
 pub mod assets;
+pub mod chain;
 pub mod cli;
+pub mod cluster;
+pub mod discovery;
 pub mod error;
+pub mod explain;
 pub mod ids;
+pub mod ignition;
+pub mod lint;
 pub mod matchbox;
 pub mod os;
 pub mod schedule;

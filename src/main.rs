@@ -1,12 +1,13 @@
 //! The `caas` binary: parse the command line, dispatch, map errors to exit codes.
 
-use std::io;
+use std::io::{self, IsTerminal as _};
 use std::process::ExitCode;
 
 use clap::{CommandFactory as _, Parser as _};
 use tracing_subscriber::EnvFilter;
 
-use caas::cli::{Cli, Command, GenCommand, GlobalArgs};
+use caas::cli::{Cli, Command, Format, GenCommand, GlobalArgs};
+use caas::discovery;
 use caas::error::{self, EXIT_INVALID};
 use caas::matchbox::generate;
 
@@ -15,9 +16,13 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(err) => return clap_error(err),
     };
-    init_logging(&cli.global);
+    let server_log = match &cli.command {
+        Command::Api(args) => Some(args.log_format),
+        _ => None,
+    };
+    init_logging(&cli.global, server_log);
     match run(cli) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(err) => {
             eprintln!("error: {}", error::one_line(&err));
             ExitCode::from(error::exit_code(&err))
@@ -25,14 +30,27 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(cli: Cli) -> anyhow::Result<()> {
+/// Runs the command; commands that decide their own exit code (lint findings, explain with no
+/// match) return it, the others succeed with 0.
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let global = &cli.global;
+    let done = |result: anyhow::Result<()>| result.map(|()| ExitCode::SUCCESS);
     match &cli.command {
-        Command::Gen(GenCommand::Profile(args)) => generate::gen_profile(global, args),
-        Command::Gen(GenCommand::Group(args)) => generate::gen_group(global, args),
+        Command::Gen(GenCommand::Profile(args)) => done(generate::gen_profile(global, args)),
+        Command::Gen(GenCommand::Group(args)) => done(generate::gen_group(global, args)),
+        Command::Chain(command) => done(caas::chain::run(global, command)),
+        Command::Lint(args) => caas::lint::run(global, args),
+        Command::Explain(args) => caas::explain::run(global, args),
+        Command::Discover(args) => done(discovery::client::discover(global, args)),
+        Command::Api(args) => done(discovery::server::api(global, args)),
+        Command::Assets(command) => done(caas::assets::run(global, command)),
+        Command::Gen(GenCommand::Ignition(args)) => {
+            done(caas::ignition::gen_ignition(global, args))
+        }
+        Command::Gen(GenCommand::Cluster(args)) => done(caas::cluster::gen_cluster(global, args)),
         Command::Completions { shell } => {
             clap_complete::generate(*shell, &mut Cli::command(), "caas", &mut io::stdout());
-            Ok(())
+            Ok(ExitCode::SUCCESS)
         }
     }
 }
@@ -55,21 +73,27 @@ fn clap_error(err: clap::Error) -> ExitCode {
 }
 
 /// Diagnostics go to stderr as `warning: …` lines; `-v` adds info, `-vv` debug, `-q` keeps only
-/// errors. `CAAS_LOG` (an env-filter directive) overrides the level.
-fn init_logging(global: &GlobalArgs) {
+/// errors. `CAAS_LOG` (an env-filter directive) overrides the level. A server (`caas api`)
+/// logs at info by default (one line per request), as text or JSON lines with timestamps.
+fn init_logging(global: &GlobalArgs, server: Option<Format>) {
     let level = match (global.quiet, global.verbose) {
         (true, _) => "error",
+        (false, 0) if server.is_some() => "info",
         (false, 0) => "warn",
         (false, 1) => "info",
         (false, 2) => "debug",
         (false, _) => "trace",
     };
     let filter = EnvFilter::try_from_env("CAAS_LOG").unwrap_or_else(|_| EnvFilter::new(level));
-    tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(io::stderr)
-        .event_format(caas_log_format::Plain)
-        .init();
+        .with_ansi(io::stderr().is_terminal())
+        .with_writer(io::stderr);
+    match server {
+        None => builder.event_format(caas_log_format::Plain).init(),
+        Some(Format::Text) => builder.with_target(false).init(),
+        Some(Format::Json) => builder.json().flatten_event(true).init(),
+    }
 }
 
 mod caas_log_format {

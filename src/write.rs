@@ -5,6 +5,11 @@
 //! atomically: a temp file in the same directory, flushed to disk, renamed over the target, then
 //! the directory flushed. A process killed at any instant leaves each file old or new, never
 //! partial; temp files are hidden and never end in `.json`, so matchbox never reads one.
+//!
+//! Directory-level publishing lives here too: [`publish_dir`] moves a fully written and flushed
+//! directory into place with one rename (an existing one is swapped out atomically), and
+//! [`replace_symlink`] repoints a symlink with a temp link renamed over it. A reader sees the
+//! old tree or the new one, never a mix.
 
 use std::collections::{BTreeSet, HashSet};
 use std::fs::{self, File, Permissions};
@@ -59,14 +64,17 @@ pub enum Action {
     Created,
     Updated,
     Unchanged,
+    /// The file was (or, planned, would be) removed: see [`apply_changes`].
+    Removed,
 }
 
 impl Action {
-    fn as_str(self) -> &'static str {
+    pub fn as_str(self) -> &'static str {
         match self {
             Action::Created => "created",
             Action::Updated => "updated",
             Action::Unchanged => "unchanged",
+            Action::Removed => "removed",
         }
     }
 
@@ -75,22 +83,57 @@ impl Action {
             Action::Created => "would create",
             Action::Updated => "would update",
             Action::Unchanged => "unchanged",
+            Action::Removed => "would remove",
+        }
+    }
+
+    /// The word a summary line starts with: what was done, or with `--dry-run` what would be.
+    pub fn describe(self, dry_run: bool) -> &'static str {
+        if dry_run {
+            self.as_plan_str()
+        } else {
+            self.as_str()
         }
     }
 }
 
-/// The result for one file; `sha256` is of the bytes now (or, planned, then) in the file.
+/// The result for one file; `sha256` is of the bytes now (or, planned, then) in the file, and
+/// empty (left out of JSON) for a removed file.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Outcome {
     pub path: PathBuf,
     pub action: Action,
+    #[serde(skip_serializing_if = "String::is_empty")]
     pub sha256: String,
 }
 
 /// Compares each file with the disk and says what [`apply`] would do; writes nothing.
 pub fn plan(files: &[FileWrite]) -> Result<Vec<Outcome>> {
-    check_distinct(files)?;
-    files.iter().map(compare).collect()
+    plan_changes(files, &[])
+}
+
+/// [`plan`], plus a `removed` outcome for each of `removals` that exists.
+pub fn plan_changes(files: &[FileWrite], removals: &[PathBuf]) -> Result<Vec<Outcome>> {
+    check_distinct(files, removals)?;
+    let mut outcomes: Vec<Outcome> = files.iter().map(compare).collect::<Result<_>>()?;
+    for path in removals {
+        match fs::symlink_metadata(path) {
+            Ok(meta) if meta.is_dir() => {
+                return Err(anyhow::anyhow!(
+                    "{} is a directory, not a file",
+                    path.display()
+                ));
+            }
+            Ok(_) => outcomes.push(Outcome {
+                path: path.clone(),
+                action: Action::Removed,
+                sha256: String::new(),
+            }),
+            Err(err) if err.kind() == io::ErrorKind::NotFound => {}
+            Err(err) => return Err(err).with_context(|| format!("reading {}", path.display())),
+        }
+    }
+    Ok(outcomes)
 }
 
 /// Writes every file whose bytes or mode differ from the disk, atomically, and leaves the
@@ -99,22 +142,40 @@ pub fn plan(files: &[FileWrite]) -> Result<Vec<Outcome>> {
 /// All temp files are written and flushed before the first rename, so an I/O error (a full
 /// disk) before that point changes nothing.
 pub fn apply(files: &[FileWrite]) -> Result<Vec<Outcome>> {
-    let outcomes = plan(files)?;
+    apply_changes(files, &[])
+}
+
+/// [`apply`], then removes each of `removals` that exists (a file, never a directory).
+///
+/// Removals come after every write is in place, and each directory is flushed once at the
+/// end: a process killed midway leaves each file old, new or removed, never partial. Callers
+/// decide what may be removed; this only refuses a path that is also written.
+pub fn apply_changes(files: &[FileWrite], removals: &[PathBuf]) -> Result<Vec<Outcome>> {
+    let outcomes = plan_changes(files, removals)?;
     let changed: Vec<&FileWrite> = files
         .iter()
         .zip(&outcomes)
         .filter(|(_, outcome)| outcome.action != Action::Unchanged)
         .map(|(file, _)| file)
         .collect();
-    if changed.is_empty() {
+    let removed: Vec<&Path> = outcomes[files.len()..]
+        .iter()
+        .map(|outcome| outcome.path.as_path())
+        .collect();
+    if changed.is_empty() && removed.is_empty() {
         return Ok(outcomes);
     }
 
+    // Temp files are closed once written (their paths kept), so any number of files can be
+    // staged without running out of file descriptors.
+    let sync_each = changed.len() <= FSYNC_EACH_LIMIT;
     let mut staged = Vec::with_capacity(changed.len());
     for file in &changed {
-        staged.push(stage(file)?);
+        staged.push(stage(file, sync_each)?);
     }
-    flush(&staged)?;
+    if !sync_each {
+        sync_file_systems(&changed)?;
+    }
 
     let mut dirs = BTreeSet::new();
     for (temp, file) in staged.into_iter().zip(&changed) {
@@ -122,6 +183,14 @@ pub fn apply(files: &[FileWrite]) -> Result<Vec<Outcome>> {
             .map_err(|err| err.error)
             .with_context(|| format!("renaming a temp file to {}", file.path.display()))?;
         dirs.insert(parent_of(&file.path).to_owned());
+    }
+    for path in removed {
+        match fs::remove_file(path) {
+            Ok(()) => {}
+            Err(err) if err.kind() == io::ErrorKind::NotFound => {}
+            Err(err) => return Err(err).with_context(|| format!("removing {}", path.display())),
+        }
+        dirs.insert(parent_of(path).to_owned());
     }
     for dir in dirs {
         File::open(&dir)
@@ -131,13 +200,21 @@ pub fn apply(files: &[FileWrite]) -> Result<Vec<Outcome>> {
     Ok(outcomes)
 }
 
-fn check_distinct(files: &[FileWrite]) -> Result<()> {
+fn check_distinct(files: &[FileWrite], removals: &[PathBuf]) -> Result<()> {
     let mut seen = HashSet::with_capacity(files.len());
     for file in files {
         if !seen.insert(file.path.as_path()) {
             return Err(invalid(format!(
                 "two files would be written to {}",
                 file.path.display()
+            )));
+        }
+    }
+    for path in removals {
+        if seen.contains(path.as_path()) {
+            return Err(invalid(format!(
+                "{} would be both written and removed",
+                path.display()
             )));
         }
     }
@@ -186,7 +263,7 @@ fn compare(file: &FileWrite) -> Result<Outcome> {
     })
 }
 
-fn stage(file: &FileWrite) -> Result<tempfile::NamedTempFile> {
+fn stage(file: &FileWrite, sync: bool) -> Result<tempfile::TempPath> {
     let dir = parent_of(&file.path);
     fs::create_dir_all(dir).with_context(|| format!("creating directory {}", dir.display()))?;
     let mut temp = tempfile::Builder::new()
@@ -200,28 +277,124 @@ fn stage(file: &FileWrite) -> Result<tempfile::NamedTempFile> {
     temp.as_file()
         .set_permissions(Permissions::from_mode(file.mode))
         .with_context(|| format!("setting the mode of {}", file.path.display()))?;
-    Ok(temp)
+    if sync {
+        temp.as_file()
+            .sync_data()
+            .with_context(|| format!("flushing {}", temp.path().display()))?;
+    }
+    Ok(temp.into_temp_path())
 }
 
-fn flush(staged: &[tempfile::NamedTempFile]) -> Result<()> {
-    if staged.len() <= FSYNC_EACH_LIMIT {
-        for temp in staged {
-            temp.as_file()
-                .sync_data()
-                .with_context(|| format!("flushing {}", temp.path().display()))?;
-        }
-        return Ok(());
-    }
+/// Flushes every file system the staged files live on: one `syncfs` each.
+fn sync_file_systems(files: &[&FileWrite]) -> Result<()> {
     let mut devices = HashSet::new();
-    for temp in staged {
-        let dev = temp.as_file().metadata()?.dev();
+    let dirs: BTreeSet<&Path> = files.iter().map(|file| parent_of(&file.path)).collect();
+    for dir in dirs {
+        let handle =
+            File::open(dir).with_context(|| format!("opening directory {}", dir.display()))?;
+        let dev = handle
+            .metadata()
+            .with_context(|| format!("reading {}", dir.display()))?
+            .dev();
         if devices.insert(dev) {
-            rustix::fs::syncfs(temp.as_file()).with_context(|| {
-                format!("flushing the file system of {}", temp.path().display())
-            })?;
+            rustix::fs::syncfs(&handle)
+                .with_context(|| format!("flushing the file system of {}", dir.display()))?;
         }
     }
     Ok(())
+}
+
+/// Flushes a directory's entries (created, renamed or removed names) to disk.
+pub fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir)
+        .and_then(|dir| dir.sync_all())
+        .with_context(|| format!("flushing directory {}", dir.display()))
+}
+
+/// Moves the directory `staged` to `target`, which must be on the same file system.
+///
+/// The files in `staged` must already be flushed (as [`apply`] and a synced download leave
+/// them); this flushes `staged` itself, renames, and flushes both parents. An existing `target`
+/// directory is exchanged atomically (Linux `RENAME_EXCHANGE`) and the old tree removed
+/// afterwards, so `target` never goes missing. Returns whether `target` existed before.
+pub fn publish_dir(staged: &Path, target: &Path) -> Result<bool> {
+    sync_dir(staged)?;
+    let target_parent = parent_of(target);
+    fs::create_dir_all(target_parent)
+        .with_context(|| format!("creating directory {}", target_parent.display()))?;
+    let replaced = match fs::symlink_metadata(target) {
+        Err(err) if err.kind() == io::ErrorKind::NotFound => {
+            fs::rename(staged, target).with_context(|| {
+                format!("renaming {} to {}", staged.display(), target.display())
+            })?;
+            false
+        }
+        Err(err) => return Err(err).with_context(|| format!("reading {}", target.display())),
+        Ok(meta) if !meta.is_dir() => {
+            return Err(anyhow::anyhow!(
+                "{} exists and is not a directory",
+                target.display()
+            ));
+        }
+        Ok(_) => {
+            rustix::fs::renameat_with(
+                rustix::fs::CWD,
+                staged,
+                rustix::fs::CWD,
+                target,
+                rustix::fs::RenameFlags::EXCHANGE,
+            )
+            .with_context(|| {
+                format!("exchanging {} with {}", staged.display(), target.display())
+            })?;
+            true
+        }
+    };
+    sync_dir(target_parent)?;
+    sync_dir(parent_of(staged))?;
+    if replaced {
+        // `staged` now holds the previous tree.
+        fs::remove_dir_all(staged)
+            .with_context(|| format!("removing the replaced tree {}", staged.display()))?;
+    }
+    Ok(replaced)
+}
+
+/// Points the symlink `link` at `target` (stored as given, typically relative), atomically: a
+/// temp symlink in the same directory renamed over `link`. Refuses to replace anything but a
+/// symlink. Returns [`Action::Unchanged`] when it already points there.
+pub fn replace_symlink(link: &Path, target: &Path) -> Result<Action> {
+    let action = match fs::symlink_metadata(link) {
+        Err(err) if err.kind() == io::ErrorKind::NotFound => Action::Created,
+        Err(err) => return Err(err).with_context(|| format!("reading {}", link.display())),
+        Ok(meta) if !meta.file_type().is_symlink() => {
+            return Err(anyhow::anyhow!(
+                "{} exists and is not a symlink; move it away first",
+                link.display()
+            ));
+        }
+        Ok(_) => {
+            let old = fs::read_link(link).with_context(|| format!("reading {}", link.display()))?;
+            if old == target {
+                return Ok(Action::Unchanged);
+            }
+            Action::Updated
+        }
+    };
+    let dir = parent_of(link);
+    fs::create_dir_all(dir).with_context(|| format!("creating directory {}", dir.display()))?;
+    let temp = tempfile::Builder::new()
+        .prefix(".caas-")
+        .suffix(".link")
+        .make_in(dir, |path| std::os::unix::fs::symlink(target, path))
+        .with_context(|| format!("creating a temp symlink in {}", dir.display()))?
+        .into_temp_path();
+    // On failure the guard removes the temp link; on success its name is gone already.
+    fs::rename(&temp, link)
+        .with_context(|| format!("renaming a temp symlink to {}", link.display()))?;
+    let _ = temp.keep();
+    sync_dir(dir)?;
+    Ok(action)
 }
 
 /// Plans or applies `files` as `--dry-run` says and reports on stdout as `--format` says.
@@ -233,13 +406,26 @@ pub fn write_and_report(
     args: &WriteArgs,
     quiet: bool,
 ) -> Result<Vec<Outcome>> {
+    write_and_report_changes(files, &[], args, quiet)
+}
+
+/// [`write_and_report`] with removals ([`apply_changes`]); removed files are reported as
+/// `removed <path>` (`would remove` with `--dry-run`).
+pub fn write_and_report_changes(
+    files: &[FileWrite],
+    removals: &[PathBuf],
+    args: &WriteArgs,
+    quiet: bool,
+) -> Result<Vec<Outcome>> {
     let outcomes = if args.dry_run {
-        plan(files)?
+        plan_changes(files, removals)?
     } else {
-        apply(files)?
+        apply_changes(files, removals)?
     };
-    let mut out = io::stdout().lock();
-    report(&mut out, files, &outcomes, args, quiet).context("writing the summary")?;
+    let mut out = io::BufWriter::new(io::stdout().lock());
+    report(&mut out, files, &outcomes, args, quiet)
+        .and_then(|()| out.flush())
+        .context("writing the summary")?;
     Ok(outcomes)
 }
 
@@ -264,23 +450,12 @@ fn report(
         }
         Format::Text if quiet => Ok(()),
         Format::Text => {
-            for (file, outcome) in files.iter().zip(outcomes) {
-                if !args.dry_run {
-                    writeln!(
-                        out,
-                        "{} {}",
-                        outcome.action.as_str(),
-                        outcome.path.display()
-                    )?;
-                    continue;
-                }
-                writeln!(
-                    out,
-                    "{} {}",
-                    outcome.action.as_plan_str(),
-                    outcome.path.display()
-                )?;
-                if outcome.action != Action::Unchanged {
+            for (i, outcome) in outcomes.iter().enumerate() {
+                let action = outcome.action.describe(args.dry_run);
+                writeln!(out, "{action} {}", outcome.path.display())?;
+                // Removals come after the files; with --dry-run, show what would be written.
+                let written = files.get(i).filter(|_| args.dry_run);
+                if let Some(file) = written.filter(|_| outcome.action != Action::Unchanged) {
                     out.write_all(&file.bytes)?;
                     if !file.bytes.ends_with(b"\n") {
                         writeln!(out)?;
@@ -380,6 +555,33 @@ mod tests {
     }
 
     #[test]
+    fn removals_come_with_the_writes_and_spare_what_is_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = dir.path().join("groups/old.json");
+        let new = dir.path().join("groups/new.json");
+        fs::create_dir_all(old.parent().unwrap()).unwrap();
+        fs::write(&old, b"old").unwrap();
+        let files = [FileWrite::new(&new, b"new".to_vec())];
+        let removals = [old.clone(), dir.path().join("groups/absent.json")];
+
+        let planned = plan_changes(&files, &removals).unwrap();
+        assert_eq!(planned.len(), 2, "an absent file has nothing to remove");
+        assert_eq!(planned[1].action, Action::Removed);
+        assert!(old.exists() && !new.exists(), "plan changes nothing");
+
+        let outcomes = apply_changes(&files, &removals).unwrap();
+        assert_eq!(outcomes[0].action, Action::Created);
+        assert_eq!(outcomes[1].action, Action::Removed);
+        assert!(!old.exists());
+        assert_eq!(fs::read(&new).unwrap(), b"new");
+        assert!(apply_changes(&files, std::slice::from_ref(&new)).is_err());
+        assert!(new.exists(), "a path both written and removed is refused");
+
+        let json = String::from_utf8(canonical_json(&outcomes[1])).unwrap();
+        assert!(!json.contains("sha256"), "{json}");
+    }
+
+    #[test]
     fn canonical_json_is_sorted_indented_and_newline_terminated() {
         let mut map = serde_json::Map::new();
         map.insert("b".into(), 1.into());
@@ -389,6 +591,59 @@ mod tests {
             text,
             "{\n  \"a\": {\n    \"c\": {},\n    \"d\": []\n  },\n  \"b\": 1\n}\n"
         );
+    }
+
+    #[test]
+    fn publish_dir_moves_a_tree_into_place_and_swaps_an_existing_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let staged = dir.path().join(".partial/1.0");
+        let target = dir.path().join("os/1.0");
+        fs::create_dir_all(&staged).unwrap();
+        fs::write(staged.join("kernel"), b"new").unwrap();
+        assert!(!publish_dir(&staged, &target).unwrap());
+        assert_eq!(fs::read(target.join("kernel")).unwrap(), b"new");
+        assert!(!staged.exists());
+
+        fs::create_dir_all(&staged).unwrap();
+        fs::write(staged.join("kernel"), b"newer").unwrap();
+        assert!(publish_dir(&staged, &target).unwrap());
+        assert_eq!(fs::read(target.join("kernel")).unwrap(), b"newer");
+        assert!(!staged.exists(), "the replaced tree is removed");
+
+        fs::create_dir_all(&staged).unwrap();
+        let file = dir.path().join("os/file");
+        fs::write(&file, b"x").unwrap();
+        assert!(publish_dir(&staged, &file).is_err());
+    }
+
+    #[test]
+    fn replace_symlink_repoints_atomically_and_only_symlinks() {
+        let dir = tempfile::tempdir().unwrap();
+        let link = dir.path().join("current");
+        assert_eq!(
+            replace_symlink(&link, Path::new("1.0")).unwrap(),
+            Action::Created
+        );
+        assert_eq!(fs::read_link(&link).unwrap(), Path::new("1.0"));
+        assert_eq!(
+            replace_symlink(&link, Path::new("1.0")).unwrap(),
+            Action::Unchanged
+        );
+        assert_eq!(
+            replace_symlink(&link, Path::new("2.0")).unwrap(),
+            Action::Updated
+        );
+        assert_eq!(fs::read_link(&link).unwrap(), Path::new("2.0"));
+        let names: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, vec!["current"], "no temp link is left behind");
+
+        let plain = dir.path().join("plain");
+        fs::create_dir(&plain).unwrap();
+        assert!(replace_symlink(&plain, Path::new("1.0")).is_err());
+        assert!(plain.is_dir());
     }
 
     #[test]

@@ -1,7 +1,11 @@
 //! The manifest published beside a verified release: `assets/<os>/<version>/caas-assets.json`.
 //!
 //! It records which file plays which role, so profiles take real names (Fedora CoreOS names
-//! carry the version and were renamed in 2025) instead of guessing them.
+//! carry the version and were renamed in 2025) instead of guessing them. `caas assets fetch`
+//! also records what it checked (sha256, size, the signature file beside each file, the key that
+//! signed it, where it came from, when), so `caas assets verify` can re-check offline and
+//! `caas assets list` can show it. Every field past `os`, `version` and `files[].{role,name}` is
+//! optional, so hand-written manifests keep working.
 
 use std::path::Path;
 
@@ -9,18 +13,28 @@ use anyhow::Context as _;
 use serde::{Deserialize, Serialize};
 
 use crate::ids::Id;
-use crate::os::{Os, ReleaseFiles};
+use crate::os::{Arch, Os, ReleaseFiles};
 
 /// The manifest's file name inside a release directory.
 pub const MANIFEST_FILE: &str = "caas-assets.json";
 
 /// The role a file plays in booting the release.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     Kernel,
     Initrd,
     Rootfs,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Kernel => "kernel",
+            Role::Initrd => "initrd",
+            Role::Rootfs => "rootfs",
+        }
+    }
 }
 
 /// One published file.
@@ -29,6 +43,28 @@ pub struct ManifestFile {
     pub role: Role,
     /// A plain file name inside the release directory.
     pub name: Id,
+    /// SHA-256 of the file, lower-case hex.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+    /// Size in bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<u64>,
+    /// The detached OpenPGP signature kept beside the file (`<name>.sig`); `None` when the
+    /// release was fetched with `--insecure-skip-signature`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<Id>,
+    /// Fingerprint of the (sub)key that made the signature.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signing_key: Option<String>,
+    /// Fingerprint of the pinned primary key the signing key belongs to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pinned_key: Option<String>,
+    /// Where the file was downloaded from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// Where the signature was downloaded from (for Flatcar, possibly the documented fallback).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature_url: Option<String>,
 }
 
 /// A published, verified release.
@@ -37,6 +73,23 @@ pub struct Manifest {
     pub os: Os,
     pub version: Id,
     pub files: Vec<ManifestFile>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arch: Option<Arch>,
+    /// Flatcar / Container Linux channel, or Fedora CoreOS stream.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel: Option<String>,
+    /// The release metadata that named the files (`version.txt`, the stream JSON), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata_url: Option<String>,
+    /// When caas last verified every file (RFC 3339, UTC).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verified_at: Option<String>,
+    /// Where the pinned keys came from (`embedded flatcar.asc`, or a --keyring path).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keyring: Option<String>,
+    /// True when signatures were NOT checked (`--insecure-skip-signature`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub insecure_skip_signature: bool,
 }
 
 impl Manifest {
@@ -51,6 +104,11 @@ impl Manifest {
         let manifest = serde_json::from_slice(&bytes)
             .with_context(|| format!("{} is not a caas asset manifest", path.display()))?;
         Ok(Some(manifest))
+    }
+
+    /// The manifest as caas writes it (canonical JSON).
+    pub fn to_json(&self) -> Vec<u8> {
+        crate::write::canonical_json(self)
     }
 
     fn file(&self, role: Role) -> Option<&str> {

@@ -1,3 +1,29 @@
-//! OS boot assets under `<data-dir>/assets/<os>/<version>/`: what a published release holds.
+//! OS boot assets under `<data-dir>/assets/<os>/<version>/`: fetch releases, verify their
+//! digests and OpenPGP signatures against pinned keys, publish them atomically, list them.
+//!
+//! - [`release`]: which files make up a release and where they live (pure parsers);
+//! - [`http`]: downloads with resume and retries;
+//! - [`pgp`]: pinned keys and signature verification;
+//! - [`fetch`]: the fetch command (download, verify, publish);
+//! - [`inventory`]: the verify and list commands;
+//! - [`manifest`]: `caas-assets.json`, read by `gen profile` too.
 
+pub mod clock;
+pub mod fetch;
+pub mod http;
+pub mod inventory;
 pub mod manifest;
+pub mod pgp;
+pub mod progress;
+pub mod release;
+
+use crate::cli::{AssetsCommand, GlobalArgs};
+
+/// Runs `caas assets …`.
+pub fn run(global: &GlobalArgs, command: &AssetsCommand) -> anyhow::Result<()> {
+    match command {
+        AssetsCommand::Fetch(target) => fetch::fetch(global, target),
+        AssetsCommand::Verify(args) => inventory::verify(global, args),
+        AssetsCommand::List(args) => inventory::list(global, args),
+    }
+}

@@ -22,12 +22,22 @@ pub enum DecodeError {
     #[error("field {field}: expected {expected}, found {found}")]
     Type {
         field: String,
+        /// Where the value is, step by step from the top-level object (lint locates it).
+        path: Vec<PathSeg>,
         expected: &'static str,
         found: &'static str,
     },
     /// JSON with the right types, but matchbox's validation rejects it.
     #[error("{0}")]
     Invalid(String),
+}
+
+/// One step into a JSON document: an object key (as the schema names it, or as the file spells a
+/// map key) or an array index.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PathSeg {
+    Key(String),
+    Index(usize),
 }
 
 /// Parses `bytes` as one JSON value, keeping the position of a syntax error.
@@ -65,6 +75,10 @@ pub fn type_name(value: &Value) -> &'static str {
 /// Go folds with Unicode simple case folding, so `ſ` (long s) matches `s` and the Kelvin sign
 /// matches `k`; comparing both the upper- and the lower-case forms covers those.
 pub fn keys_match(key: &str, field: &str) -> bool {
+    if key.is_ascii() && field.is_ascii() {
+        // Only non-ASCII characters fold onto ASCII ones; between ASCII strings this is all.
+        return key.eq_ignore_ascii_case(field);
+    }
     key == field
         || key.eq_ignore_ascii_case(field)
         || key.to_uppercase() == field.to_uppercase()
@@ -89,6 +103,7 @@ impl<'a> GoObject<'a> {
                 } else {
                     path.into()
                 },
+                path: schema_path(path),
                 expected: "an object",
                 found: type_name(other),
             }),
@@ -114,9 +129,24 @@ impl<'a> GoObject<'a> {
         }
     }
 
-    fn type_error(&self, field: &str, expected: &'static str, found: &Value) -> DecodeError {
+    fn type_error(
+        &self,
+        field: &str,
+        inner: Option<PathSeg>,
+        expected: &'static str,
+        found: &Value,
+    ) -> DecodeError {
+        let shown = match &inner {
+            None => field.to_owned(),
+            Some(PathSeg::Index(i)) => format!("{field}[{i}]"),
+            Some(PathSeg::Key(key)) => format!("{field}.{key}"),
+        };
+        let mut path = schema_path(self.path);
+        path.push(PathSeg::Key(field.to_owned()));
+        path.extend(inner);
         DecodeError::Type {
-            field: self.field_path(field),
+            field: self.field_path(&shown),
+            path,
             expected,
             found: type_name(found),
         }
@@ -127,7 +157,7 @@ impl<'a> GoObject<'a> {
         match self.get(field) {
             None => Ok(String::new()),
             Some(Value::String(s)) => Ok(s.clone()),
-            Some(other) => Err(self.type_error(field, "a string", other)),
+            Some(other) => Err(self.type_error(field, None, "a string", other)),
         }
     }
 
@@ -141,10 +171,12 @@ impl<'a> GoObject<'a> {
                 .map(|(i, item)| match item {
                     Value::String(s) => Ok(s.clone()),
                     Value::Null => Ok(String::new()),
-                    other => Err(self.type_error(&format!("{field}[{i}]"), "a string", other)),
+                    other => {
+                        Err(self.type_error(field, Some(PathSeg::Index(i)), "a string", other))
+                    }
                 })
                 .collect(),
-            Some(other) => Err(self.type_error(field, "an array of strings", other)),
+            Some(other) => Err(self.type_error(field, None, "an array of strings", other)),
         }
     }
 
@@ -160,10 +192,15 @@ impl<'a> GoObject<'a> {
                 .map(|(key, value)| match value {
                     Value::String(s) => Ok((key.clone(), s.clone())),
                     Value::Null => Ok((key.clone(), String::new())),
-                    other => Err(self.type_error(&format!("{field}.{key}"), "a string", other)),
+                    other => Err(self.type_error(
+                        field,
+                        Some(PathSeg::Key(key.clone())),
+                        "a string",
+                        other,
+                    )),
                 })
                 .collect(),
-            Some(other) => Err(self.type_error(field, "an object of strings", other)),
+            Some(other) => Err(self.type_error(field, None, "an object of strings", other)),
         }
     }
 
@@ -172,7 +209,7 @@ impl<'a> GoObject<'a> {
         match self.get(field) {
             None => Ok(Map::new()),
             Some(Value::Object(map)) => Ok(map.clone()),
-            Some(other) => Err(self.type_error(field, "an object", other)),
+            Some(other) => Err(self.type_error(field, None, "an object", other)),
         }
     }
 
@@ -180,6 +217,14 @@ impl<'a> GoObject<'a> {
     pub fn map(&self) -> &'a Map<String, Value> {
         self.map
     }
+}
+
+/// A dotted schema path (`"boot"`, `""` for the root) as steps; schema field names hold no dots.
+fn schema_path(path: &str) -> Vec<PathSeg> {
+    path.split('.')
+        .filter(|step| !step.is_empty())
+        .map(|step| PathSeg::Key(step.to_owned()))
+        .collect()
 }
 
 #[cfg(test)]
@@ -220,6 +265,17 @@ mod tests {
             obj.string_map("selector").unwrap_err().to_string(),
             "field selector.mac: expected a string, found a number"
         );
+        match boot.strings("initrd").unwrap_err() {
+            DecodeError::Type { path, .. } => assert_eq!(
+                path,
+                vec![
+                    PathSeg::Key("boot".into()),
+                    PathSeg::Key("initrd".into()),
+                    PathSeg::Index(0)
+                ]
+            ),
+            other => panic!("{other:?}"),
+        }
         assert!(GoObject::new(&json!([]), "").is_err());
     }
 

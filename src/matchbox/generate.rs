@@ -11,8 +11,9 @@ use serde_json::{Map, Value};
 
 use super::datadir::DataDir;
 use super::group::{Group, Selector, normalize_selector};
-use super::kargs;
+use super::kargs::{self, KernelArg};
 use super::profile::{Boot, Profile};
+use super::server::MatchboxUrl;
 use crate::assets::manifest::Manifest;
 use crate::cli::{Compat, GenGroupArgs, GenProfileArgs, GlobalArgs};
 use crate::error::{InvalidInput, invalid};
@@ -39,18 +40,15 @@ pub fn gen_group(global: &GlobalArgs, args: &GenGroupArgs) -> Result<()> {
 }
 
 fn build_profile(data_dir: &DataDir, args: &GenProfileArgs) -> Result<Profile> {
-    for arg in &args.args {
-        kargs::validate(arg)?;
-    }
     let (kernel, initrd, defaults) = match (args.os, &args.kernel) {
         (Some(os), _) => {
-            let release = resolve_release(data_dir, os, &args.version, args.arch)?;
-            let boot = os::default_boot(
+            let (_, boot) = os_boot(
+                data_dir,
                 os,
-                release.version.as_str(),
-                &release.files,
+                &args.version,
+                args.arch,
                 args.matchbox_url.as_ref(),
-            );
+            )?;
             (boot.kernel, boot.initrd, boot.args)
         }
         (None, Some(kernel)) => {
@@ -62,14 +60,63 @@ fn build_profile(data_dir: &DataDir, args: &GenProfileArgs) -> Result<Profile> {
         }
         (None, None) => unreachable!("clap requires --os or --kernel"),
     };
-    let merged = kargs::merge(defaults, &args.args);
-    let resolved = kargs::resolve(merged, args.matchbox_url.as_ref(), |key| {
+    let boot = boot_with_args(
+        kernel,
+        initrd,
+        defaults,
+        &args.args,
+        args.matchbox_url.as_ref(),
+        args.compat,
+    )?;
+    let ignition = match &args.ignition {
+        Some(name) => name.clone(),
+        None => args.id.with_suffix(".ign")?,
+    };
+    Ok(Profile {
+        id: args.id.to_string(),
+        name: args.name.clone().unwrap_or_else(|| args.id.to_string()),
+        boot: Some(boot),
+        ignition_id: ignition.to_string(),
+        ..Profile::default()
+    })
+}
+
+/// The boot settings of `os` for the published release `version` (`current` resolved through
+/// the `current` link), and the release's directory name: what every profile of that release
+/// starts from.
+pub fn os_boot(
+    data_dir: &DataDir,
+    os: Os,
+    version: &Id,
+    arch: Arch,
+    base: Option<&MatchboxUrl>,
+) -> Result<(Id, os::OsBoot)> {
+    let release = resolve_release(data_dir, os, version, arch)?;
+    let boot = os::default_boot(os, release.version.as_str(), &release.files, base);
+    Ok((release.version, boot))
+}
+
+/// A profile's `boot`: `user_args` (each checked) merged into the OS `defaults`, server URLs
+/// made absolute with `base`, in the format `compat` asks for.
+pub fn boot_with_args(
+    kernel: String,
+    initrd: Vec<String>,
+    defaults: Vec<KernelArg>,
+    user_args: &[String],
+    base: Option<&MatchboxUrl>,
+    compat: Option<Compat>,
+) -> Result<Boot> {
+    for arg in user_args {
+        kargs::validate(arg)?;
+    }
+    let merged = kargs::merge(defaults, user_args);
+    let resolved = kargs::resolve(merged, base, |key| {
         InvalidInput(format!(
             "kernel argument {key} needs an absolute URL: pass --matchbox-url URL (or set \
              CAAS_MATCHBOX_URL), or give the whole argument with --arg {key}=URL"
         ))
     })?;
-    let boot = match args.compat {
+    Ok(match compat {
         Some(Compat::Bootcfg04) => Boot {
             kernel,
             initrd,
@@ -82,17 +129,6 @@ fn build_profile(data_dir: &DataDir, args: &GenProfileArgs) -> Result<Profile> {
             args: Some(resolved),
             cmdline: None,
         },
-    };
-    let ignition = match &args.ignition {
-        Some(name) => name.clone(),
-        None => args.id.with_suffix(".ign")?,
-    };
-    Ok(Profile {
-        id: args.id.to_string(),
-        name: args.name.clone().unwrap_or_else(|| args.id.to_string()),
-        boot: Some(boot),
-        ignition_id: ignition.to_string(),
-        ..Profile::default()
     })
 }
 
@@ -214,7 +250,7 @@ pub fn typed_value(value: &str) -> Value {
 }
 
 /// Reads a metadata object: JSON for `.json` files, YAML (a superset of JSON) otherwise.
-fn read_metadata_file(path: &Path) -> Result<Map<String, Value>> {
+pub fn read_metadata_file(path: &Path) -> Result<Map<String, Value>> {
     let text = match fs::read_to_string(path) {
         Ok(text) => text,
         Err(err) if err.kind() == io::ErrorKind::NotFound => {

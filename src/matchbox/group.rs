@@ -27,8 +27,12 @@ impl Group {
     /// Decodes a group file with matchbox's rules: `mac` selectors are normalised, and an
     /// unparsable one makes the whole group invalid (matchbox skips it).
     pub fn parse(bytes: &[u8]) -> Result<Group, DecodeError> {
-        let value = parse_json(bytes)?;
-        let root = GoObject::new(&value, "")?;
+        Group::from_value(&parse_json(bytes)?)
+    }
+
+    /// Decodes an already parsed group file (lint parses once and inspects the keys too).
+    pub fn from_value(value: &Value) -> Result<Group, DecodeError> {
+        let root = GoObject::new(value, "")?;
         let selector = normalize_selector(root.string_map("selector")?)
             .map_err(|err| DecodeError::Invalid(format!("selector: {err}")))?;
         Ok(Group {

@@ -8,7 +8,10 @@ pub mod group;
 pub mod kargs;
 pub mod mac;
 pub mod profile;
+pub mod select;
 pub mod server;
+pub mod store;
+pub mod target;
 
 pub use datadir::DataDir;
 pub use group::{Group, Selector};

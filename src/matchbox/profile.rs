@@ -41,8 +41,12 @@ pub struct Boot {
 impl Profile {
     /// Decodes a profile file with matchbox's rules; the error is why matchbox would skip it.
     pub fn parse(bytes: &[u8]) -> Result<Profile, DecodeError> {
-        let value = parse_json(bytes)?;
-        let root = GoObject::new(&value, "")?;
+        Profile::from_value(&parse_json(bytes)?)
+    }
+
+    /// Decodes an already parsed profile file (lint parses once and inspects the keys too).
+    pub fn from_value(value: &Value) -> Result<Profile, DecodeError> {
+        let root = GoObject::new(value, "")?;
         let boot = match root.get("boot") {
             None => None,
             Some(boot) => {

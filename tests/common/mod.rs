@@ -68,3 +68,79 @@ pub fn assert_one_line_error(stderr: &[u8], needle: &str) {
         "stderr {text:?} must contain {needle:?}"
     );
 }
+
+/// The example names under `matchbox-examples/<version>/groups/`, sorted.
+pub fn matchbox_examples(version: &str) -> Vec<String> {
+    let groups = reference_dir()
+        .join("matchbox-examples")
+        .join(version)
+        .join("groups");
+    let mut names: Vec<String> = fs::read_dir(&groups)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// A matchbox data directory for one example, laid out as matchbox's docs run them: all
+/// profiles, all Ignition files, and that example's groups.
+pub fn matchbox_example(version: &str, example: &str) -> tempfile::TempDir {
+    let source = reference_dir().join("matchbox-examples").join(version);
+    let dir = tempfile::tempdir().unwrap();
+    for (from, to) in [
+        (source.join("profiles"), dir.path().join("profiles")),
+        (source.join("ignition"), dir.path().join("ignition")),
+        (
+            source.join("groups").join(example),
+            dir.path().join("groups"),
+        ),
+    ] {
+        fs::create_dir_all(&to).unwrap();
+        for entry in fs::read_dir(&from).unwrap() {
+            let entry = entry.unwrap();
+            fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+        }
+    }
+    dir
+}
+
+/// Writes `files` (path relative to `dir`, content) under `dir`, creating directories.
+pub fn write_tree(dir: &Path, files: &[(&str, &str)]) {
+    for (rel, content) in files {
+        let path = dir.join(rel);
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(path, content).unwrap();
+    }
+}
+
+/// Runs the real `ignition-validate` (Debian package `ignition`, installed by
+/// scripts/install-test-deps.sh) on every `.ign` file under `root`, and returns how many it
+/// checked. It validates spec 3.3.0 and older; caas's 3.3.0 output is what it checks.
+pub fn ignition_validate_all(root: &Path) -> usize {
+    let mut checked = 0;
+    for (path, _) in tree_state(root) {
+        if path.extension().is_none_or(|ext| ext != "ign") {
+            continue;
+        }
+        ignition_validate(&path);
+        checked += 1;
+    }
+    checked
+}
+
+/// `ignition-validate <path>` must succeed and print nothing.
+pub fn ignition_validate(path: &Path) {
+    let output = std::process::Command::new("ignition-validate")
+        .arg(path)
+        .output()
+        .expect("ignition-validate runs (scripts/install-test-deps.sh installs it)");
+    assert!(
+        output.status.success() && output.stdout.is_empty() && output.stderr.is_empty(),
+        "ignition-validate {}: {}{}\n{}",
+        path.display(),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr),
+        fs::read_to_string(path).unwrap_or_default()
+    );
+}

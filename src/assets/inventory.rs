@@ -1,0 +1,547 @@
+//! `caas assets verify` and `caas assets list`: what is published, checked offline.
+//!
+//! A published release is a directory holding `caas-assets.json`; the signatures are the
+//! `<file>.sig` files beside the files, and the digests and sizes are in the manifest, so
+//! nothing is fetched. `assets/caas/caas` is checked against `caas.sha256`.
+
+use std::fs::{self, File};
+use std::io::Read as _;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::thread;
+use std::time::SystemTime;
+
+use anyhow::{Context as _, anyhow};
+use indicatif::BinaryBytes;
+use serde::Serialize;
+use sha2::{Digest as _, Sha256};
+
+use crate::assets::clock;
+use crate::assets::manifest::{MANIFEST_FILE, Manifest, ManifestFile};
+use crate::assets::pgp::{Keyring, StreamVerifier, signing_key_status};
+use crate::cli::{AssetsListArgs, AssetsVerifyArgs, Format, GlobalArgs};
+use crate::matchbox::datadir::DataDir;
+use crate::write::{self, FileWrite};
+
+/// A release directory found on disk.
+#[derive(Debug)]
+struct Found {
+    dir: PathBuf,
+    manifest: Manifest,
+}
+
+/// What lies under an assets directory.
+#[derive(Debug, Default)]
+struct Inventory {
+    releases: Vec<Found>,
+    /// Directories that look like releases but carry no manifest (not published by caas).
+    unmanaged: Vec<PathBuf>,
+    /// `caas/` with `caas` and `caas.sha256`.
+    caas: Option<PathBuf>,
+}
+
+fn visible_dirs(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let mut dirs = Vec::new();
+    for entry in fs::read_dir(dir).with_context(|| format!("listing {}", dir.display()))? {
+        let entry = entry.with_context(|| format!("listing {}", dir.display()))?;
+        let hidden = entry.file_name().to_string_lossy().starts_with('.');
+        // `current` and other links point at releases that are listed under their own name.
+        if !hidden && entry.file_type()?.is_dir() {
+            dirs.push(entry.path());
+        }
+    }
+    dirs.sort();
+    Ok(dirs)
+}
+
+fn read_manifest(dir: &Path) -> anyhow::Result<Option<Found>> {
+    Ok(Manifest::read(dir)?.map(|manifest| Found {
+        dir: dir.to_owned(),
+        manifest,
+    }))
+}
+
+/// Finds releases at `root`: a release directory itself, an OS directory, or the assets
+/// directory.
+fn scan(root: &Path) -> anyhow::Result<Inventory> {
+    let mut inventory = Inventory::default();
+    if !root.is_dir() {
+        return Err(anyhow!("{} is not a directory", root.display()));
+    }
+    if let Some(found) = read_manifest(root)? {
+        inventory.releases.push(found);
+        return Ok(inventory);
+    }
+    if root.join("caas.sha256").is_file() {
+        inventory.caas = Some(root.to_owned());
+        return Ok(inventory);
+    }
+    let look_into = |dir: &Path, inventory: &mut Inventory| -> anyhow::Result<bool> {
+        match read_manifest(dir)? {
+            Some(found) => {
+                inventory.releases.push(found);
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    };
+    for child in visible_dirs(root)? {
+        if look_into(&child, &mut inventory)? {
+            continue;
+        }
+        if child.join("caas.sha256").is_file() {
+            inventory.caas = Some(child);
+            continue;
+        }
+        for grandchild in visible_dirs(&child)? {
+            if !look_into(&grandchild, &mut inventory)? {
+                inventory.unmanaged.push(grandchild);
+            }
+        }
+    }
+    Ok(inventory)
+}
+
+/// The outcome of checking one file.
+#[derive(Clone, Debug, Serialize)]
+struct FileCheck {
+    name: String,
+    ok: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sha256: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    signing_key: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pinned_key: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+    /// The signature was not checked (fetched with --insecure-skip-signature).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    unsigned: bool,
+}
+
+#[derive(Debug, Serialize)]
+struct ReleaseCheck {
+    os: String,
+    version: String,
+    path: String,
+    ok: bool,
+    files: Vec<FileCheck>,
+}
+
+fn failed(name: &str, error: String) -> FileCheck {
+    FileCheck {
+        name: name.to_owned(),
+        ok: false,
+        sha256: None,
+        signing_key: None,
+        pinned_key: None,
+        error: Some(error),
+        unsigned: false,
+    }
+}
+
+/// Re-checks one published file: size, sha256 and signature, reading it once.
+fn check_file(dir: &Path, file: &ManifestFile, keyring: &Arc<Keyring>) -> FileCheck {
+    let name = file.name.as_str();
+    let path = dir.join(name);
+    let mut reader = match File::open(&path) {
+        Ok(reader) => reader,
+        Err(err) => return failed(name, format!("cannot open {}: {err}", path.display())),
+    };
+    let mut verifier = None;
+    if let Some(sig_name) = &file.signature {
+        let sig_path = dir.join(sig_name.as_str());
+        match fs::read(&sig_path) {
+            Ok(sig) => {
+                verifier = Some(StreamVerifier::start(Arc::clone(keyring), sig.into()));
+            }
+            Err(err) => {
+                return failed(
+                    name,
+                    format!("missing signature {}: {err}", sig_path.display()),
+                );
+            }
+        }
+    }
+    let mut sha256 = Sha256::new();
+    let mut size = 0u64;
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        match reader.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                sha256.update(&buf[..n]);
+                if let Some(verifier) = &mut verifier {
+                    verifier.feed(&buf[..n]);
+                }
+                size += n as u64;
+            }
+            Err(err) => return failed(name, format!("reading {}: {err}", path.display())),
+        }
+    }
+    let sha256 = hex::encode(sha256.finalize());
+    if let Some(want) = file.size
+        && want != size
+    {
+        return failed(
+            name,
+            format!("size mismatch: the manifest says {want} bytes, the file has {size}"),
+        );
+    }
+    if let Some(want) = &file.sha256
+        && *want != sha256
+    {
+        return failed(
+            name,
+            format!("sha256 mismatch: the manifest says {want}, the file has {sha256}"),
+        );
+    }
+    let mut check = FileCheck {
+        name: name.to_owned(),
+        ok: true,
+        sha256: Some(sha256),
+        signing_key: None,
+        pinned_key: None,
+        error: None,
+        unsigned: verifier.is_none(),
+    };
+    if let Some(verifier) = verifier {
+        match verifier.finish() {
+            Ok(good) => {
+                check.signing_key = Some(good.key);
+                check.pinned_key = Some(good.primary);
+            }
+            Err(err) => {
+                check.ok = false;
+                check.error = Some(err.to_string());
+            }
+        }
+    }
+    check
+}
+
+fn verify_release(found: &Found, keyring: &Arc<Keyring>) -> ReleaseCheck {
+    let files: Vec<FileCheck> = thread::scope(|scope| {
+        let handles: Vec<_> = found
+            .manifest
+            .files
+            .iter()
+            .map(|file| scope.spawn(|| check_file(&found.dir, file, keyring)))
+            .collect();
+        handles
+            .into_iter()
+            .zip(&found.manifest.files)
+            .map(|(handle, file)| {
+                handle
+                    .join()
+                    .unwrap_or_else(|_| failed(file.name.as_str(), "checker panicked".into()))
+            })
+            .collect()
+    });
+    ReleaseCheck {
+        os: found.manifest.os.dir_name().into(),
+        version: found.manifest.version.to_string(),
+        path: found.dir.display().to_string(),
+        ok: files.iter().all(|f| f.ok),
+        files,
+    }
+}
+
+fn verify_caas(dir: &Path) -> ReleaseCheck {
+    let check = || -> Result<String, String> {
+        let line = fs::read_to_string(dir.join("caas.sha256"))
+            .map_err(|err| format!("reading caas.sha256: {err}"))?;
+        let want = match line.split_whitespace().collect::<Vec<_>>()[..] {
+            [hex, "caas"] | [hex, "*caas"] => hex.to_ascii_lowercase(),
+            _ => return Err(format!("caas.sha256 is not `<sha256>  caas`: {line:?}")),
+        };
+        let bytes = fs::read(dir.join("caas")).map_err(|err| format!("reading caas: {err}"))?;
+        let have = hex::encode(Sha256::digest(&bytes));
+        if want == have {
+            Ok(have)
+        } else {
+            Err(format!(
+                "sha256 mismatch: caas.sha256 says {want}, the file has {have}"
+            ))
+        }
+    };
+    let file = match check() {
+        Ok(sha256) => FileCheck {
+            name: "caas".into(),
+            ok: true,
+            sha256: Some(sha256),
+            signing_key: None,
+            pinned_key: None,
+            error: None,
+            unsigned: false,
+        },
+        Err(error) => failed("caas", error),
+    };
+    ReleaseCheck {
+        os: "caas".into(),
+        version: String::new(),
+        path: dir.display().to_string(),
+        ok: file.ok,
+        files: vec![file],
+    }
+}
+
+fn default_root(global: &GlobalArgs, path: &Option<PathBuf>) -> PathBuf {
+    path.clone()
+        .unwrap_or_else(|| DataDir::new(&global.data_dir).assets_dir())
+}
+
+/// Runs `caas assets verify [PATH]`.
+pub fn verify(global: &GlobalArgs, args: &AssetsVerifyArgs) -> anyhow::Result<()> {
+    let root = default_root(global, &args.path);
+    let inventory = scan(&root)?;
+    if inventory.releases.is_empty() && inventory.caas.is_none() {
+        return Err(anyhow!(
+            "nothing published under {}: no {MANIFEST_FILE} found (publish with `caas assets fetch`)",
+            root.display()
+        ));
+    }
+    for dir in &inventory.unmanaged {
+        tracing::warn!(
+            "{} has no {MANIFEST_FILE} (not published by caas): not checked",
+            dir.display()
+        );
+    }
+    let user_keyring = args
+        .keyring
+        .as_deref()
+        .map(Keyring::from_file)
+        .transpose()?;
+    let now = SystemTime::now();
+    let mut checks = Vec::new();
+    for found in &inventory.releases {
+        let keyring = Arc::new(
+            user_keyring
+                .clone()
+                .unwrap_or_else(|| Keyring::embedded(found.manifest.os)),
+        );
+        for status in signing_key_status(&keyring, now) {
+            if let Some(warning) = status.warning(now, keyring.origin()) {
+                tracing::warn!("{warning}");
+            }
+        }
+        let check = verify_release(found, &keyring);
+        if check.ok {
+            record_verification(found, now);
+        }
+        if found.manifest.insecure_skip_signature {
+            tracing::warn!(
+                "{} was fetched with --insecure-skip-signature: only its digests were checked",
+                found.dir.display()
+            );
+        }
+        checks.push(check);
+    }
+    if let Some(dir) = &inventory.caas {
+        checks.push(verify_caas(dir));
+    }
+
+    report_checks(&checks, args.format, global.quiet)?;
+    let failures: Vec<String> = checks
+        .iter()
+        .flat_map(|release| {
+            release.files.iter().filter(|f| !f.ok).map(move |f| {
+                format!(
+                    "{}: {}",
+                    Path::new(&release.path).join(&f.name).display(),
+                    f.error.as_deref().unwrap_or("failed")
+                )
+            })
+        })
+        .collect();
+    if failures.is_empty() {
+        Ok(())
+    } else {
+        let total: usize = checks.iter().map(|r| r.files.len()).sum();
+        Err(anyhow!(
+            "{} of {total} files failed verification: {}",
+            failures.len(),
+            failures.join("; ")
+        ))
+    }
+}
+
+/// Records in the manifest when the release last verified; a read-only tree only warns.
+fn record_verification(found: &Found, now: SystemTime) {
+    let mut manifest = found.manifest.clone();
+    manifest.verified_at = Some(clock::rfc3339(now));
+    let file = FileWrite::new(found.dir.join(MANIFEST_FILE), manifest.to_json());
+    if let Err(err) = write::apply(&[file]) {
+        tracing::warn!(
+            "could not record the verification time in {}: {}",
+            found.dir.display(),
+            crate::error::one_line(&err)
+        );
+    }
+}
+
+fn report_checks(checks: &[ReleaseCheck], format: Format, quiet: bool) -> anyhow::Result<()> {
+    match format {
+        Format::Json => {
+            let out = serde_json::json!({ "releases": checks });
+            print!(
+                "{}",
+                String::from_utf8(write::canonical_json(&out)).expect("JSON is UTF-8")
+            );
+        }
+        Format::Text if quiet => {}
+        Format::Text => {
+            for release in checks {
+                let label = if release.os == "caas" {
+                    "caas".to_owned()
+                } else {
+                    format!("{} {}", release.os, release.version)
+                };
+                for file in &release.files {
+                    let status = if file.ok { "ok" } else { "FAILED" };
+                    let detail = match (&file.error, &file.signing_key, &file.pinned_key) {
+                        (Some(error), _, _) => error.clone(),
+                        (None, Some(key), Some(pinned)) if key == pinned => format!(
+                            "sha256 {}, good signature by pinned key {pinned}",
+                            file.sha256.as_deref().unwrap_or("?")
+                        ),
+                        (None, Some(key), Some(pinned)) => format!(
+                            "sha256 {}, good signature by subkey {key} of pinned key {pinned}",
+                            file.sha256.as_deref().unwrap_or("?")
+                        ),
+                        _ if file.unsigned => format!(
+                            "sha256 {} (signature NOT checked: fetched with --insecure-skip-signature)",
+                            file.sha256.as_deref().unwrap_or("?")
+                        ),
+                        _ => format!("sha256 {}", file.sha256.as_deref().unwrap_or("?")),
+                    };
+                    println!("{status} {label} {}: {detail}", file.name);
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+#[derive(Debug, Serialize)]
+struct Listed {
+    path: String,
+    current: bool,
+    #[serde(flatten)]
+    manifest: Manifest,
+}
+
+#[derive(Debug, Serialize)]
+struct ListedCaas {
+    path: String,
+    sha256: Option<String>,
+    size: Option<u64>,
+}
+
+/// Runs `caas assets list [DIR]`.
+pub fn list(global: &GlobalArgs, args: &AssetsListArgs) -> anyhow::Result<()> {
+    let root = default_root(global, &args.dir);
+    let inventory = if root.exists() {
+        scan(&root)?
+    } else {
+        Inventory::default()
+    };
+    let releases: Vec<Listed> = inventory
+        .releases
+        .into_iter()
+        .map(|found| {
+            let current = found.dir.parent().is_some_and(|os_dir| {
+                fs::read_link(os_dir.join("current"))
+                    .is_ok_and(|target| Some(target.as_os_str()) == found.dir.file_name())
+            });
+            Listed {
+                path: found.dir.display().to_string(),
+                current,
+                manifest: found.manifest,
+            }
+        })
+        .collect();
+    let caas = inventory.caas.map(|dir| ListedCaas {
+        path: dir.join("caas").display().to_string(),
+        sha256: fs::read_to_string(dir.join("caas.sha256"))
+            .ok()
+            .and_then(|line| line.split_whitespace().next().map(str::to_owned)),
+        size: fs::metadata(dir.join("caas")).ok().map(|m| m.len()),
+    });
+    match args.format {
+        Format::Json => {
+            let out = serde_json::json!({
+                "releases": releases,
+                "caas": caas,
+                "unmanaged": inventory.unmanaged,
+            });
+            print!(
+                "{}",
+                String::from_utf8(write::canonical_json(&out)).expect("JSON is UTF-8")
+            );
+        }
+        Format::Text if global.quiet => {}
+        Format::Text => {
+            if releases.is_empty() && caas.is_none() {
+                println!("nothing published under {}", root.display());
+            }
+            for release in &releases {
+                let m = &release.manifest;
+                let mut head = format!("{} {}", m.os.dir_name(), m.version);
+                if release.current {
+                    head.push_str(" (current)");
+                }
+                let facts: Vec<String> = [
+                    m.arch.map(|a| crate::cli::value_name(&a)),
+                    m.channel.clone(),
+                    Some(match &m.verified_at {
+                        Some(at) => format!("verified {at}"),
+                        None => "never verified by caas".into(),
+                    }),
+                    m.insecure_skip_signature
+                        .then(|| "SIGNATURES NOT CHECKED".to_owned()),
+                ]
+                .into_iter()
+                .flatten()
+                .collect();
+                println!("{head}  {}  {}", facts.join(", "), release.path);
+                for file in &m.files {
+                    let size = file
+                        .size
+                        .map(|s| BinaryBytes(s).to_string())
+                        .unwrap_or_else(|| "?".into());
+                    let signer = match (&file.signing_key, &file.pinned_key) {
+                        (Some(key), Some(pinned)) if key == pinned => {
+                            format!("signed by {pinned}")
+                        }
+                        (Some(key), Some(pinned)) => format!("signed by {key} ({pinned})"),
+                        _ => "unsigned".into(),
+                    };
+                    println!(
+                        "  {:<6} {}  {size}  {signer}",
+                        file.role.as_str(),
+                        file.name
+                    );
+                }
+            }
+            if let Some(caas) = &caas {
+                println!(
+                    "caas  {}  {}  sha256 {}",
+                    caas.path,
+                    caas.size
+                        .map(|s| BinaryBytes(s).to_string())
+                        .unwrap_or_else(|| "?".into()),
+                    caas.sha256.as_deref().unwrap_or("?")
+                );
+            }
+            for dir in &inventory.unmanaged {
+                println!(
+                    "{}  (no {MANIFEST_FILE}: not published by caas)",
+                    dir.display()
+                );
+            }
+        }
+    }
+    Ok(())
+}

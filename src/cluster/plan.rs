@@ -1,0 +1,378 @@
+//! The plan of a lab: every profile, group and Ignition file, computed without touching the
+//! disk. [`plan`] is pure given the resolved OS boot settings and a template engine.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::thread;
+
+use anyhow::{Context as _, Result};
+use serde_json::{Map, Value};
+
+use super::spec::{Lab, Machine, etcd_vars};
+use crate::error::invalid;
+use crate::ids::Id;
+use crate::ignition::Engine;
+use crate::matchbox::generate::boot_with_args;
+use crate::matchbox::{Boot, DataDir, Group, Profile, Selector};
+use crate::os::OsBoot;
+use crate::write::FileWrite;
+
+/// The group and profile id of the installer, and its Ignition template.
+pub const INSTALL: &str = "install";
+/// The selector label the installed system adds when it fetches its configuration.
+pub const INSTALLED_LABEL: (&str, &str) = ("os", "installed");
+
+/// What a plan needs besides the lab: the OS boot settings of the release (resolved from the
+/// published assets) and the engine the roles render with.
+pub struct PlanInput<'a> {
+    pub lab: &'a Lab,
+    pub data_dir: &'a DataDir,
+    /// The release directory under assets/<os>/ (`current` resolved when published).
+    pub os_version: &'a Id,
+    pub boot: &'a OsBoot,
+    pub engine: &'a Engine,
+}
+
+/// One Ignition config to render: who needs it (for errors), the template and its variables.
+struct Render {
+    owner: String,
+    template: String,
+    vars: Map<String, Value>,
+}
+
+/// Every file of the lab, in a stable order: the default group's, the installer's, then each
+/// machine's (profile, groups, Ignition config).
+pub fn plan(input: &PlanInput<'_>) -> Result<Vec<FileWrite>> {
+    let lab = input.lab;
+    let data_dir = input.data_dir;
+    let common = common_vars(input);
+    let etcd = etcd_vars(&lab.machines);
+    let base_boot = boot(input, &[])?;
+
+    let engine = input.engine;
+    let mut renders = Vec::with_capacity(lab.machines.len() + 2);
+    if let Some(role) = &lab.default_role {
+        let owner = format!("the default group (role {role})");
+        let vars = pick(engine, role, &owner, &[&common])?;
+        renders.push(Render {
+            owner,
+            template: role.clone(),
+            vars,
+        });
+    }
+    let installs = lab.machines.iter().any(|m| m.install);
+    if installs {
+        let owner = "the installer".to_owned();
+        let vars = pick(engine, INSTALL, &owner, &[&common])?;
+        renders.push(Render {
+            owner,
+            template: INSTALL.to_owned(),
+            vars,
+        });
+    }
+    let no_vars = Map::new();
+    for machine in &lab.machines {
+        let mut own = Map::new();
+        own.insert("name".into(), machine.name.as_str().into());
+        own.insert("mac".into(), machine.mac.clone().into());
+        own.insert("role".into(), machine.role.clone().into());
+        if let Some(ip) = machine.ip {
+            own.insert("ip".into(), ip.to_string().into());
+        }
+        let computed = etcd.get(&machine.name).unwrap_or(&no_vars);
+        let owner = format!("machine {} (role {})", machine.name, machine.role);
+        // Highest precedence first: the machine's vars, what caas computed, its identity,
+        // then the lab's.
+        let vars = pick(
+            engine,
+            &machine.role,
+            &owner,
+            &[&machine.vars, computed, &own, &common],
+        )?;
+        renders.push(Render {
+            owner,
+            template: machine.role.clone(),
+            vars,
+        });
+    }
+    let configs = render_all(input.engine, &renders)?;
+    let mut configs = configs.into_iter();
+
+    let mut files = Files::new(data_dir);
+    if let Some(role) = &lab.default_role {
+        let id = Id::new(role)?;
+        let config = configs.next().expect("one config per render");
+        files.profile(&id, role, base_boot.clone(), "the default group")?;
+        files.group(
+            &id,
+            &format!("{role} (default)"),
+            &id,
+            Selector::new(),
+            Map::from_iter([("role".to_owned(), Value::from(role.as_str()))]),
+            "the default group",
+        )?;
+        files.ignition(&id, config, "the default group")?;
+    }
+    let install_id = Id::new(INSTALL)?;
+    if installs {
+        let config = configs.next().expect("one config per render");
+        files.profile(
+            &install_id,
+            "install to disk",
+            base_boot.clone(),
+            "the installer",
+        )?;
+        files.ignition(&install_id, config, "the installer")?;
+    }
+    for machine in &lab.machines {
+        let owner = format!("machine {}", machine.name);
+        let config = configs.next().expect("one config per render");
+        let boot = if machine.args.is_empty() {
+            base_boot.clone()
+        } else {
+            boot(input, &machine.args).with_context(|| owner.clone())?
+        };
+        let name = format!("{} ({})", machine.name, machine.role);
+        files.profile(&machine.name, &name, boot, &owner)?;
+        files.ignition(&machine.name, config, &owner)?;
+        let metadata = metadata(machine, etcd.get(&machine.name));
+        let mut selector = Selector::new();
+        selector.insert("mac".into(), machine.mac.clone());
+        if machine.install {
+            files.group(
+                &machine.name,
+                &format!("{} (install)", machine.name),
+                &install_id,
+                selector.clone(),
+                metadata.clone(),
+                &owner,
+            )?;
+            selector.insert(INSTALLED_LABEL.0.into(), INSTALLED_LABEL.1.into());
+            let installed = machine.name.with_suffix("-installed")?;
+            files.group(
+                &installed,
+                &format!("{} (installed)", machine.name),
+                &machine.name,
+                selector,
+                metadata,
+                &owner,
+            )?;
+        } else {
+            files.group(
+                &machine.name,
+                &name,
+                &machine.name,
+                selector,
+                metadata,
+                &owner,
+            )?;
+        }
+    }
+    Ok(files.into_vec())
+}
+
+/// The variables every template gets (a template only sees those it refers to).
+fn common_vars(input: &PlanInput<'_>) -> Map<String, Value> {
+    let lab = input.lab;
+    let mut vars = Map::new();
+    vars.insert("matchbox_url".into(), lab.matchbox_url.as_str().into());
+    if let Some(api) = &lab.api_url {
+        vars.insert("api_url".into(), api.as_str().into());
+    }
+    vars.insert("os".into(), lab.os.dir_name().into());
+    if let Some(channel) = &lab.channel {
+        vars.insert("os_channel".into(), channel.clone().into());
+    }
+    vars.insert("os_version".into(), input.os_version.as_str().into());
+    if !lab.ssh_authorized_keys.is_empty() {
+        vars.insert(
+            "ssh_authorized_keys".into(),
+            lab.ssh_authorized_keys.clone().into(),
+        );
+    }
+    if let Some(install) = &lab.install {
+        vars.insert("install_device".into(), install.device.clone().into());
+        if let Some(base) = &install.base_url {
+            vars.insert("install_base_url".into(), base.clone().into());
+        }
+    }
+    vars.insert("cluster".into(), lab.name.as_str().into());
+    vars.extend(lab.vars.clone());
+    vars
+}
+
+/// A group's metadata: the role, what caas computed for it (the etcd settings), and the
+/// machine's own variables, as matchbox's `/metadata` would serve them.
+fn metadata(machine: &Machine, computed: Option<&Map<String, Value>>) -> Map<String, Value> {
+    let mut metadata = Map::new();
+    metadata.insert("role".into(), machine.role.clone().into());
+    if let Some(ip) = machine.ip {
+        metadata.insert("ip".into(), ip.to_string().into());
+    }
+    if let Some(computed) = computed {
+        metadata.extend(computed.clone());
+    }
+    metadata.extend(machine.vars.clone());
+    metadata
+}
+
+fn boot(input: &PlanInput<'_>, machine_args: &[String]) -> Result<Boot> {
+    let mut args = input.lab.args.clone();
+    args.extend_from_slice(machine_args);
+    boot_with_args(
+        input.boot.kernel.clone(),
+        input.boot.initrd.clone(),
+        input.boot.args.clone(),
+        &args,
+        Some(&input.lab.matchbox_url),
+        None,
+    )
+}
+
+/// The variables `template` refers to, each from the first of `layers` that has it: a
+/// template only sees those, so machines whose relevant variables are equal share a render.
+fn pick(
+    engine: &Engine,
+    template: &str,
+    owner: &str,
+    layers: &[&Map<String, Value>],
+) -> Result<Map<String, Value>> {
+    let Some(variables) = engine.variables(template) else {
+        return Err(invalid(format!(
+            "{owner}: no template {template:?} (the templates are {}; add more with --templates DIR)",
+            engine.templates().names().join(", ")
+        )));
+    };
+    let mut vars = Map::new();
+    for name in &variables.referenced {
+        if let Some(value) = layers.iter().find_map(|layer| layer.get(name)) {
+            vars.insert(name.clone(), value.clone());
+        }
+    }
+    Ok(vars)
+}
+
+/// Renders every distinct (template, variables) once, spread over the CPUs, and hands each
+/// render its config.
+fn render_all(engine: &Engine, renders: &[Render]) -> Result<Vec<Arc<Vec<u8>>>> {
+    let mut unique: Vec<usize> = Vec::new();
+    let mut index_of: HashMap<(&str, String), usize> = HashMap::new();
+    let mut slots = Vec::with_capacity(renders.len());
+    for (i, render) in renders.iter().enumerate() {
+        let key = (
+            render.template.as_str(),
+            serde_json::to_string(&render.vars).expect("JSON values serialise"),
+        );
+        let slot = *index_of.entry(key).or_insert_with(|| {
+            unique.push(i);
+            unique.len() - 1
+        });
+        slots.push(slot);
+    }
+
+    let render_one = |&i: &usize| -> Result<Arc<Vec<u8>>> {
+        let render = &renders[i];
+        engine
+            .render(&render.template, &render.vars)
+            .map(Arc::new)
+            .with_context(|| render.owner.clone())
+    };
+    let threads = thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(unique.len().div_ceil(64))
+        .max(1);
+    let rendered: Vec<Result<Arc<Vec<u8>>>> = if threads == 1 {
+        unique.iter().map(render_one).collect()
+    } else {
+        let chunk = unique.len().div_ceil(threads);
+        thread::scope(|scope| {
+            let handles: Vec<_> = unique
+                .chunks(chunk)
+                .map(|part| scope.spawn(move || part.iter().map(render_one).collect::<Vec<_>>()))
+                .collect();
+            handles
+                .into_iter()
+                .flat_map(|handle| handle.join().expect("a render thread panicked"))
+                .collect()
+        })
+    };
+    let rendered: Vec<Arc<Vec<u8>>> = rendered.into_iter().collect::<Result<_>>()?;
+    Ok(slots
+        .into_iter()
+        .map(|slot| rendered[slot].clone())
+        .collect())
+}
+
+/// The files of a plan, each path owned once.
+struct Files<'a> {
+    data_dir: &'a DataDir,
+    files: Vec<FileWrite>,
+    owners: HashMap<PathBuf, String>,
+}
+
+impl<'a> Files<'a> {
+    fn new(data_dir: &'a DataDir) -> Files<'a> {
+        Files {
+            data_dir,
+            files: Vec::new(),
+            owners: HashMap::new(),
+        }
+    }
+
+    fn add(&mut self, path: PathBuf, bytes: Vec<u8>, owner: &str) -> Result<()> {
+        if let Some(other) = self.owners.insert(path.clone(), owner.to_owned()) {
+            return Err(invalid(format!(
+                "{other} and {owner} would both write {}: rename one of them",
+                path.strip_prefix(self.data_dir.root())
+                    .unwrap_or(&path)
+                    .display()
+            )));
+        }
+        self.files.push(FileWrite::new(path, bytes));
+        Ok(())
+    }
+
+    fn profile(&mut self, id: &Id, name: &str, boot: Boot, owner: &str) -> Result<()> {
+        let profile = Profile {
+            id: id.to_string(),
+            name: name.to_owned(),
+            boot: Some(boot),
+            ignition_id: id.with_suffix(".ign")?.to_string(),
+            ..Profile::default()
+        };
+        self.add(self.data_dir.profile_path(id), profile.to_json(), owner)
+    }
+
+    fn group(
+        &mut self,
+        id: &Id,
+        name: &str,
+        profile: &Id,
+        selector: Selector,
+        metadata: Map<String, Value>,
+        owner: &str,
+    ) -> Result<()> {
+        let group = Group {
+            id: id.to_string(),
+            name: name.to_owned(),
+            profile: profile.to_string(),
+            selector,
+            metadata,
+        };
+        self.add(self.data_dir.group_path(id), group.to_json(), owner)
+    }
+
+    fn ignition(&mut self, id: &Id, config: Arc<Vec<u8>>, owner: &str) -> Result<()> {
+        let bytes = Arc::try_unwrap(config).unwrap_or_else(|shared| (*shared).clone());
+        self.add(
+            self.data_dir.ignition_path(&id.with_suffix(".ign")?),
+            bytes,
+            owner,
+        )
+    }
+
+    fn into_vec(self) -> Vec<FileWrite> {
+        self.files
+    }
+}

@@ -1,0 +1,456 @@
+//! The lab spec (`lab.yaml`): what `caas gen cluster` reads, and its validation into a [`Lab`].
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::IpAddr;
+
+use anyhow::Result;
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value};
+
+use crate::error::invalid;
+use crate::ids::Id;
+use crate::ignition::Spec;
+use crate::matchbox::mac;
+use crate::matchbox::server::MatchboxUrl;
+use crate::os::{Arch, Os};
+
+/// The spec as written. Unknown keys are errors: a typo must not silently drop a setting.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LabSpec {
+    /// Names the record of what this spec wrote (`clusters/<name>.json`).
+    #[serde(default = "default_name")]
+    pub name: Id,
+    pub os: Os,
+    #[serde(default)]
+    pub channel: Option<String>,
+    #[serde(default = "default_version")]
+    pub version: Id,
+    #[serde(default)]
+    pub arch: Arch,
+    #[serde(default)]
+    pub matchbox_url: Option<String>,
+    #[serde(default)]
+    pub api_url: Option<String>,
+    /// Ignition spec of every config: "3.3" (default) or "3.4".
+    #[serde(default)]
+    pub ignition_spec: Option<String>,
+    #[serde(default)]
+    pub ssh_authorized_keys: Vec<String>,
+    /// Kernel arguments for every profile (`key=value` replaces the OS default).
+    #[serde(default)]
+    pub args: Vec<String>,
+    /// Template variables for every machine.
+    #[serde(default)]
+    pub vars: Map<String, Value>,
+    /// The role (template) of machines no group names; `null` for no default group.
+    #[serde(default = "default_role")]
+    pub default: Option<String>,
+    /// Install to disk before booting into the role.
+    #[serde(default)]
+    pub install: Option<InstallSpec>,
+    #[serde(default)]
+    pub machines: Vec<MachineSpec>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InstallSpec {
+    pub device: String,
+    #[serde(default)]
+    pub base_url: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MachineSpec {
+    pub name: Id,
+    pub mac: String,
+    pub role: String,
+    #[serde(default)]
+    pub ip: Option<IpAddr>,
+    /// Install to disk first; default: whether the spec has an `install` section.
+    #[serde(default)]
+    pub install: Option<bool>,
+    /// Kernel arguments for this machine only.
+    #[serde(default)]
+    pub args: Vec<String>,
+    #[serde(default)]
+    pub vars: Map<String, Value>,
+}
+
+fn default_name() -> Id {
+    Id::new("lab").expect("a valid id")
+}
+
+fn default_version() -> Id {
+    Id::new("current").expect("a valid id")
+}
+
+fn default_role() -> Option<String> {
+    Some("discovery".to_owned())
+}
+
+/// A validated lab: every name, MAC, URL and role checked.
+#[derive(Clone, Debug)]
+pub struct Lab {
+    pub name: Id,
+    pub os: Os,
+    pub channel: Option<String>,
+    pub version: Id,
+    pub arch: Arch,
+    pub matchbox_url: MatchboxUrl,
+    pub api_url: Option<MatchboxUrl>,
+    pub spec: Spec,
+    pub ssh_authorized_keys: Vec<String>,
+    pub args: Vec<String>,
+    pub vars: Map<String, Value>,
+    pub default_role: Option<String>,
+    pub install: Option<Install>,
+    pub machines: Vec<Machine>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Install {
+    pub device: String,
+    pub base_url: Option<String>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Machine {
+    pub name: Id,
+    /// Normalised as matchbox does: lower case, colons.
+    pub mac: String,
+    pub role: String,
+    pub ip: Option<IpAddr>,
+    pub install: bool,
+    pub args: Vec<String>,
+    pub vars: Map<String, Value>,
+}
+
+/// Reads a YAML document into `T`; errors name `origin` and the line.
+pub fn from_yaml<T: DeserializeOwned>(text: &str, origin: &str) -> Result<T> {
+    let options = serde_saphyr::options! { with_snippet: false };
+    serde_saphyr::from_str_with_options(text, options).map_err(|err| {
+        let message = err.without_snippet().to_string();
+        let message = match message.rfind(" at line ") {
+            Some(at) if message[at..].contains("column") => &message[..at],
+            _ => message.as_str(),
+        };
+        let message = message.split_whitespace().collect::<Vec<_>>().join(" ");
+        match err.location().filter(|l| l.line() > 0) {
+            Some(location) => invalid(format!("{origin} line {}: {message}", location.line())),
+            None => invalid(format!("{origin}: {message}")),
+        }
+    })
+}
+
+/// Overrides from the command line.
+#[derive(Clone, Debug, Default)]
+pub struct Overrides {
+    pub matchbox_url: Option<MatchboxUrl>,
+    pub api_url: Option<String>,
+}
+
+impl LabSpec {
+    /// Checks everything that does not need the templates or the disk.
+    pub fn validate(self, origin: &str, overrides: &Overrides) -> Result<Lab> {
+        let bad = |what: String| invalid(format!("{origin}: {what}"));
+        if self.os == Os::Coreos {
+            return Err(bad(
+                "os coreos: CoreOS Container Linux reads Ignition spec 2.x, and caas writes 3.x; \
+                 use flatcar (its successor) or fedora-coreos"
+                    .to_owned(),
+            ));
+        }
+        if let Some(channel) = &self.channel {
+            check_word(channel).map_err(|why| bad(format!("channel {channel:?}: {why}")))?;
+        }
+        let matchbox_url = match (&overrides.matchbox_url, &self.matchbox_url) {
+            (Some(url), _) => url.clone(),
+            (None, Some(url)) => {
+                MatchboxUrl::parse(url).map_err(|err| bad(format!("matchbox_url: {err}")))?
+            }
+            (None, None) => {
+                return Err(bad(
+                    "matchbox_url is missing: machines fetch their Ignition config from it \
+                     (or pass --matchbox-url)"
+                        .to_owned(),
+                ));
+            }
+        };
+        let api_url = match overrides.api_url.as_ref().or(self.api_url.as_ref()) {
+            Some(url) => Some(parse_api_url(url).map_err(|err| bad(format!("api_url: {err}")))?),
+            None => None,
+        };
+        let spec = match self.ignition_spec.as_deref() {
+            None | Some("3.3" | "3.3.0") => Spec::V3_3,
+            Some("3.4" | "3.4.0") => Spec::V3_4,
+            Some(other) => {
+                return Err(bad(format!(
+                    "ignition_spec {other:?}: caas writes \"3.3\" or \"3.4\""
+                )));
+            }
+        };
+        for key in &self.ssh_authorized_keys {
+            if key.trim().is_empty() || key.contains(['\n', '\r']) {
+                return Err(bad(format!(
+                    "ssh_authorized_keys: {key:?} is not one public key line"
+                )));
+            }
+        }
+        if let Some(role) = &self.default {
+            check_role(role).map_err(|why| bad(format!("default {role:?}: {why}")))?;
+        }
+        let install = match self.install {
+            None => None,
+            Some(install) => {
+                if !install.device.starts_with("/dev/")
+                    || install.device.contains(char::is_whitespace)
+                {
+                    return Err(bad(format!(
+                        "install.device {:?} is not a device path like /dev/sda",
+                        install.device
+                    )));
+                }
+                if let Some(url) = &install.base_url {
+                    MatchboxUrl::parse(url)
+                        .map_err(|err| bad(format!("install.base_url: {err}")))?;
+                }
+                Some(Install {
+                    device: install.device,
+                    base_url: install.base_url,
+                })
+            }
+        };
+
+        let mut machines = Vec::with_capacity(self.machines.len());
+        let mut by_name: HashMap<Id, usize> = HashMap::with_capacity(self.machines.len());
+        let mut by_mac: HashMap<String, Id> = HashMap::with_capacity(self.machines.len());
+        for (i, machine) in self.machines.into_iter().enumerate() {
+            let at = |what: String| bad(format!("machines[{i}] ({}): {what}", machine.name));
+            if by_name.insert(machine.name.clone(), i).is_some() {
+                return Err(at("the name is given to another machine too".to_owned()));
+            }
+            let mac = mac::normalize(&machine.mac).map_err(|err| at(format!("mac: {err}")))?;
+            if let Some(other) = by_mac.insert(mac.clone(), machine.name.clone()) {
+                return Err(at(format!("mac {mac} is machine {other}'s too")));
+            }
+            check_role(&machine.role)
+                .map_err(|why| at(format!("role {:?}: {why}", machine.role)))?;
+            if machine.role == "install" {
+                return Err(at(
+                    "role \"install\": give the role the machine has once installed, with \
+                     `install: true` (caas pairs the installer with an os=installed group)"
+                        .to_owned(),
+                ));
+            }
+            let install_machine = machine.install.unwrap_or(install.is_some());
+            if install_machine && install.is_none() {
+                return Err(at(
+                    "install: true needs the spec's install section (install.device)".to_owned(),
+                ));
+            }
+            machines.push(Machine {
+                name: machine.name,
+                mac,
+                role: machine.role,
+                ip: machine.ip,
+                install: install_machine,
+                args: machine.args,
+                vars: machine.vars,
+            });
+        }
+
+        Ok(Lab {
+            name: self.name,
+            os: self.os,
+            channel: self.channel,
+            version: self.version,
+            arch: self.arch,
+            matchbox_url,
+            api_url,
+            spec,
+            ssh_authorized_keys: self.ssh_authorized_keys,
+            args: self.args,
+            vars: self.vars,
+            default_role: self.default,
+            install,
+            machines,
+        })
+    }
+}
+
+/// The API URL: an http(s) base URL, as for matchbox.
+pub fn parse_api_url(url: &str) -> Result<MatchboxUrl, String> {
+    MatchboxUrl::parse(url).map_err(|err| err.0.replacen("matchbox URL", "URL", 1))
+}
+
+/// A role names a template; `_` parts are not roles.
+fn check_role(role: &str) -> Result<(), String> {
+    Id::new(role).map_err(|err| err.0)?;
+    if role.starts_with('_') {
+        return Err("names starting with '_' are template parts, not roles".to_owned());
+    }
+    Ok(())
+}
+
+fn check_word(word: &str) -> Result<(), String> {
+    Id::new(word).map(|_| ()).map_err(|err| err.0)
+}
+
+/// The etcd variables a role needs from the lab's etcd members (seed.md §4: the metadata the
+/// 2016 scheduler gave each member): per member name, peer and client URLs.
+pub fn etcd_vars(machines: &[Machine]) -> BTreeMap<Id, Map<String, Value>> {
+    let members: Vec<(&Machine, IpAddr)> = machines
+        .iter()
+        .filter(|m| m.role == "etcd-member")
+        .filter_map(|m| m.ip.map(|ip| (m, ip)))
+        .collect();
+    let url = |ip: &IpAddr, port: u16| match ip {
+        IpAddr::V4(ip) => format!("http://{ip}:{port}"),
+        IpAddr::V6(ip) => format!("http://[{ip}]:{port}"),
+    };
+    let initial_cluster = members
+        .iter()
+        .map(|(m, ip)| format!("{}={}", m.name, url(ip, 2380)))
+        .collect::<Vec<_>>()
+        .join(",");
+    let endpoints = members
+        .iter()
+        .map(|(_, ip)| url(ip, 2379))
+        .collect::<Vec<_>>()
+        .join(",");
+    let mut out = BTreeMap::new();
+    for machine in machines {
+        let mut vars = Map::new();
+        match machine.role.as_str() {
+            "etcd-member" => {
+                vars.insert("etcd_name".into(), machine.name.as_str().into());
+                if let Some(ip) = &machine.ip {
+                    vars.insert(
+                        "etcd_initial_cluster".into(),
+                        initial_cluster.clone().into(),
+                    );
+                    vars.insert(
+                        "etcd_initial_advertise_peer_urls".into(),
+                        url(ip, 2380).into(),
+                    );
+                    vars.insert("etcd_advertise_client_urls".into(), url(ip, 2379).into());
+                }
+            }
+            "etcd-gateway" if !members.is_empty() => {
+                vars.insert("etcd_endpoints".into(), endpoints.clone().into());
+            }
+            _ => {}
+        }
+        if !vars.is_empty() {
+            out.insert(machine.name.clone(), vars);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lab(yaml: &str) -> Result<Lab> {
+        from_yaml::<LabSpec>(yaml, "lab.yaml")?.validate("lab.yaml", &Overrides::default())
+    }
+
+    const BASE: &str = "os: flatcar\nmatchbox_url: http://m:8080\n";
+
+    #[test]
+    fn unknown_keys_and_bad_values_name_the_file_and_line() {
+        let err = lab(&format!(
+            "{BASE}machines:\n  - name: a\n    mac: 52:54:00:00:00:01\n    rol: x\n"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.starts_with("lab.yaml line 6: unknown field `rol`"),
+            "{err}"
+        );
+        assert!(err.contains("rol"), "{err}");
+        let err = lab("os: plan9\n").unwrap_err().to_string();
+        assert!(err.starts_with("lab.yaml line 1: "), "{err}");
+    }
+
+    #[test]
+    fn machines_are_checked_and_normalised() {
+        let ok = lab(&format!(
+            "{BASE}machines:\n  - {{name: a, mac: 52-54-00-A1-9C-AE, role: ssh}}\n"
+        ))
+        .unwrap();
+        assert_eq!(ok.machines[0].mac, "52:54:00:a1:9c:ae");
+        assert_eq!(ok.default_role.as_deref(), Some("discovery"));
+        for (machines, needle) in [
+            (
+                "  - {name: a, mac: 52:54:00:00:00:01, role: ssh}\n  - {name: a, mac: 52:54:00:00:00:02, role: ssh}\n",
+                "another machine",
+            ),
+            (
+                "  - {name: a, mac: 52:54:00:00:00:01, role: ssh}\n  - {name: b, mac: 52-54-00-00-00-01, role: ssh}\n",
+                "machine a's too",
+            ),
+            ("  - {name: a, mac: 52:54:00, role: ssh}\n", "mac"),
+            (
+                "  - {name: a, mac: 52:54:00:00:00:01, role: _users}\n",
+                "template parts",
+            ),
+            (
+                "  - {name: a, mac: 52:54:00:00:00:01, role: install}\n",
+                "install: true",
+            ),
+            (
+                "  - {name: a, mac: 52:54:00:00:00:01, role: ssh, install: true}\n",
+                "install section",
+            ),
+            (
+                "  - {name: ../a, mac: 52:54:00:00:00:01, role: ssh}\n",
+                "../a",
+            ),
+        ] {
+            let err = lab(&format!("{BASE}machines:\n{machines}"))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(needle), "{machines}: {err}");
+        }
+        let err = lab("os: coreos\nmatchbox_url: http://m\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("spec 2.x"), "{err}");
+        let err = lab("os: flatcar\n").unwrap_err().to_string();
+        assert!(err.contains("matchbox_url is missing"), "{err}");
+        let err = lab(&format!("{BASE}api_url: ftp://x\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("api_url: invalid URL \"ftp://x\""), "{err}");
+    }
+
+    #[test]
+    fn etcd_members_and_gateways_get_the_2016_metadata() {
+        let lab = lab(&format!(
+            "{BASE}machines:\n  - {{name: n1, mac: 52:54:00:00:00:01, role: etcd-member, ip: 10.0.0.11}}\n  - {{name: n2, mac: 52:54:00:00:00:02, role: etcd-member, ip: 'fd00::12'}}\n  - {{name: w1, mac: 52:54:00:00:00:03, role: etcd-gateway}}\n"
+        ))
+        .unwrap();
+        let vars = etcd_vars(&lab.machines);
+        let n2 = &vars[&Id::new("n2").unwrap()];
+        assert_eq!(n2["etcd_name"], "n2");
+        assert_eq!(
+            n2["etcd_initial_cluster"],
+            "n1=http://10.0.0.11:2380,n2=http://[fd00::12]:2380"
+        );
+        assert_eq!(
+            n2["etcd_initial_advertise_peer_urls"],
+            "http://[fd00::12]:2380"
+        );
+        assert_eq!(n2["etcd_advertise_client_urls"], "http://[fd00::12]:2379");
+        assert_eq!(
+            vars[&Id::new("w1").unwrap()]["etcd_endpoints"],
+            "http://10.0.0.11:2379,http://[fd00::12]:2379"
+        );
+    }
+}

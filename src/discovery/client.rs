@@ -1,0 +1,346 @@
+//! `caas discover`: collect the report on the machine itself and deliver it to `caas api`, and
+//! the HTTP client side of the API for other commands (`fetch_machines`).
+
+use std::fs;
+use std::path::Path;
+use std::thread;
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use serde::Deserialize;
+
+use super::cmdline;
+use super::interfaces;
+use super::lldp;
+use super::machine::{Machine, machines_from_json};
+use super::report::{BootInfo, Report};
+use crate::cli::{DiscoverArgs, GlobalArgs};
+use crate::error::invalid;
+
+/// Longest wait between two attempts.
+const MAX_RETRY_WAIT: Duration = Duration::from_secs(30);
+
+/// Largest answer read from the API for one POST.
+const MAX_ANSWER: u64 = 64 * 1024;
+
+/// Where reports go: the API's `/discovery` endpoint. A base URL (`http://host:5000`) gets
+/// `/discovery` appended; a URL already ending in `/discovery` (the 2016 `DISCOVERY_ADDRESS`)
+/// is used as it is.
+pub fn discovery_url(api: &str) -> Result<String, crate::error::InvalidInput> {
+    endpoint(api, "/discovery")
+}
+
+/// `base` + `path`, where `base` is the API's base URL (or already ends with `path`).
+fn endpoint(api: &str, path: &str) -> Result<String, crate::error::InvalidInput> {
+    let bad = |why: &str| crate::error::InvalidInput(format!("invalid API URL {api:?}: {why}"));
+    let url = url::Url::parse(api).map_err(|err| bad(&err.to_string()))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(bad("the scheme must be http or https"));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(bad("it has no host"));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(bad("it takes no query or fragment"));
+    }
+    let text = url.as_str().trim_end_matches('/');
+    if text.ends_with("/discovery") && path.starts_with("/discovery") {
+        let base = text.trim_end_matches("/discovery");
+        return Ok(format!("{base}{path}"));
+    }
+    Ok(format!("{text}{path}"))
+}
+
+/// Collects the report: boot identity from the kernel command line, interfaces, DMI, host
+/// name, and LLDP neighbours when a capture is given. Problems that leave a field empty are
+/// warnings; the report is still made.
+pub fn collect(args: &DiscoverArgs) -> anyhow::Result<Report> {
+    let cmdline = fs::read(&args.proc_cmdline).with_context(|| {
+        format!(
+            "reading the kernel command line {}",
+            args.proc_cmdline.display()
+        )
+    })?;
+    let identity = cmdline::boot_identity(&cmdline::parse(&cmdline));
+    for problem in &identity.problems {
+        tracing::warn!("kernel command line: {problem}");
+    }
+
+    let sysfs = args.sysfs.as_deref().unwrap_or(Path::new("/sys"));
+    let links = interfaces::read_links(sysfs)?;
+    let addresses = match &args.addresses {
+        Some(path) => {
+            let text =
+                fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+            interfaces::parse_ip_json(&text)
+                .with_context(|| format!("reading {}", path.display()))
+                .map_err(|err| invalid(crate::error::one_line(&err)))?
+        }
+        None => interfaces::live_addresses(),
+    };
+    let ifaces = interfaces::interfaces(&links, &addresses);
+
+    let mac = match identity.mac {
+        Some(mac) => mac,
+        None => fallback_boot_mac(&ifaces).unwrap_or_default(),
+    };
+    let (product_uuid, serial) = interfaces::dmi(sysfs);
+    let lldp = match &args.lldp_file {
+        Some(path) => match fs::read_to_string(path) {
+            Ok(text) => match lldp::parse(&text) {
+                Ok(lldp) => Some(lldp),
+                Err(err) => {
+                    tracing::warn!(
+                        "LLDP capture {}: {}; reporting without LLDP",
+                        path.display(),
+                        crate::error::one_line(&err)
+                    );
+                    None
+                }
+            },
+            Err(err) => {
+                tracing::warn!(
+                    "LLDP capture {}: {err}; reporting without LLDP",
+                    path.display()
+                );
+                None
+            }
+        },
+        None => None,
+    };
+    Ok(Report {
+        boot_info: BootInfo {
+            uuid: identity.uuid.unwrap_or_default(),
+            mac,
+            product_uuid,
+            serial,
+            machine_id: interfaces::machine_id(),
+            extra: Default::default(),
+        },
+        hostname: interfaces::hostname(),
+        interfaces: ifaces,
+        lldp,
+        extra: Default::default(),
+    })
+}
+
+/// Without a boot MAC on the command line: the only interface that has both a MAC and an IPv4
+/// address, if there is exactly one.
+fn fallback_boot_mac(ifaces: &[super::report::Interface]) -> Option<String> {
+    let mut candidates = ifaces
+        .iter()
+        .filter(|iface| !iface.mac.is_empty() && iface.ipv4.is_some());
+    let only = candidates.next()?;
+    if candidates.next().is_some() {
+        return None;
+    }
+    tracing::info!(
+        "no boot MAC on the kernel command line; using {} ({}), the only addressed interface",
+        only.mac,
+        only.name
+    );
+    Some(only.mac.clone())
+}
+
+/// What the API answered to a stored report.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+pub struct PostAnswer {
+    /// Machines the API knows now.
+    pub total_elt: u64,
+    /// Whether the machine had reported before.
+    pub update: bool,
+}
+
+/// How `caas discover` retries.
+#[derive(Clone, Copy, Debug)]
+pub struct Retry {
+    /// Attempts after the first.
+    pub retries: u32,
+    /// Wait before the first retry; doubles each time, up to 30 s.
+    pub wait: Duration,
+    /// Limit for one attempt (connect, send, answer).
+    pub timeout: Duration,
+}
+
+fn agent(timeout: Duration) -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .timeout_global(Some(timeout))
+        .http_status_as_error(false)
+        .user_agent(format!("caas/{}", env!("CARGO_PKG_VERSION")))
+        .build()
+        .new_agent()
+}
+
+/// POSTs `body` to `url` until the API answers 2xx or the retries are spent. Network errors,
+/// 408, 429 and 5xx are retried; any other answer is final (the same report would be refused
+/// again).
+pub fn post_report(url: &str, body: &[u8], retry: Retry) -> anyhow::Result<PostAnswer> {
+    let agent = agent(retry.timeout);
+    let mut wait = retry.wait;
+    let mut last_error = String::new();
+    for attempt in 0..=retry.retries {
+        if attempt > 0 {
+            tracing::warn!(
+                "attempt {attempt} of {}: {last_error}; retrying in {}",
+                retry.retries + 1,
+                humantime::format_duration(wait)
+            );
+            thread::sleep(wait);
+            wait = (wait * 2).min(MAX_RETRY_WAIT);
+        }
+        match agent
+            .post(url)
+            .header("Content-Type", "application/json")
+            .send(body)
+        {
+            Ok(mut response) => {
+                let status = response.status();
+                let text = response
+                    .body_mut()
+                    .with_config()
+                    .limit(MAX_ANSWER)
+                    .read_to_string()
+                    .unwrap_or_default();
+                if status.is_success() {
+                    return serde_json::from_str(&text).with_context(|| {
+                        format!("{url} answered {status} with an unexpected body {text:?}")
+                    });
+                }
+                let message = error_message(&text);
+                last_error = format!("{url} answered {status}: {message}");
+                let retryable = status.is_server_error() || matches!(status.as_u16(), 408 | 429);
+                if !retryable {
+                    bail!("the API refused the report: {last_error}");
+                }
+            }
+            Err(err) => last_error = format!("{url}: {err}"),
+        }
+    }
+    bail!(
+        "could not deliver the report in {} attempts: {last_error}",
+        retry.retries + 1
+    )
+}
+
+/// The `error` of a JSON error body, or the body itself, shortened.
+fn error_message(text: &str) -> String {
+    let message = serde_json::from_str::<serde_json::Value>(text)
+        .ok()
+        .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(str::to_owned))
+        .unwrap_or_else(|| text.trim().to_owned());
+    let mut short: String = message.chars().take(300).collect();
+    if short.len() < message.len() {
+        short.push('…');
+    }
+    short
+}
+
+/// `caas discover`.
+pub fn discover(global: &GlobalArgs, args: &DiscoverArgs) -> anyhow::Result<()> {
+    let api = args.api.clone().or_else(|| {
+        std::env::var("DISCOVERY_ADDRESS")
+            .ok()
+            .filter(|v| !v.is_empty())
+    });
+    let url = match (&api, args.dry_run) {
+        (Some(api), _) => Some(discovery_url(api)?),
+        (None, true) => None,
+        (None, false) => {
+            return Err(invalid(
+                "--api is required (or the environment variable CAAS_API_URL or DISCOVERY_ADDRESS)",
+            ));
+        }
+    };
+    let report = collect(args)?;
+    let body = report.to_json();
+    let coherent = report.check();
+    if args.dry_run {
+        if let Err(err) = &coherent {
+            tracing::warn!("the API would refuse this report: {err}");
+        }
+        let pretty = serde_json::to_string_pretty(&report).expect("a report serialises");
+        println!("{pretty}");
+        return Ok(());
+    }
+    let mac = coherent.map_err(|err| {
+        anyhow::anyhow!(
+            "{err}; the boot MAC comes from the mac= of ignition.config.url, flatcar.config.url \
+             or coreos.config.url on the kernel command line ({})",
+            args.proc_cmdline.display()
+        )
+    })?;
+    let url = url.expect("checked above");
+    let answer = post_report(
+        &url,
+        body.as_bytes(),
+        Retry {
+            retries: args.retries,
+            wait: args.retry_wait,
+            timeout: args.timeout,
+        },
+    )?;
+    if !global.quiet {
+        println!(
+            "reported {mac} to {url}: {} ({} machine{} known)",
+            if answer.update { "updated" } else { "new" },
+            answer.total_elt,
+            if answer.total_elt == 1 { "" } else { "s" }
+        );
+    }
+    Ok(())
+}
+
+/// Every machine `caas api` at `api` (its base URL) knows, first seen first.
+pub fn fetch_machines(api: &str, timeout: Duration) -> anyhow::Result<Vec<Machine>> {
+    let url = endpoint(api, "/discovery/machines")?;
+    let mut response = agent(timeout)
+        .get(&url)
+        .call()
+        .with_context(|| format!("GET {url}"))?;
+    let status = response.status();
+    let bytes = response
+        .body_mut()
+        .with_config()
+        .limit(u64::MAX)
+        .read_to_vec()
+        .with_context(|| format!("GET {url}"))?;
+    if !status.is_success() {
+        bail!(
+            "GET {url} answered {status}: {}",
+            error_message(&String::from_utf8_lossy(&bytes))
+        );
+    }
+    machines_from_json(&bytes).with_context(|| format!("GET {url}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn api_urls_name_the_discovery_endpoint() {
+        for (api, want) in [
+            ("http://10.0.0.1:5000", "http://10.0.0.1:5000/discovery"),
+            ("http://10.0.0.1:5000/", "http://10.0.0.1:5000/discovery"),
+            ("http://h:5000/discovery", "http://h:5000/discovery"),
+            ("https://h/caas/", "https://h/caas/discovery"),
+        ] {
+            assert_eq!(discovery_url(api).unwrap(), want, "{api}");
+        }
+        assert_eq!(
+            endpoint("http://h:5000/discovery", "/discovery/machines").unwrap(),
+            "http://h:5000/discovery/machines"
+        );
+        for bad in ["h:5000", "ftp://h/", "http://h/?x", "http://"] {
+            let err = discovery_url(bad).unwrap_err().to_string();
+            assert!(err.contains(&format!("{bad:?}")), "{err}");
+        }
+    }
+
+    #[test]
+    fn error_bodies_are_shortened() {
+        assert_eq!(error_message(r#"{"error":"bad mac"}"#), "bad mac");
+        assert_eq!(error_message(" plain \n"), "plain");
+        assert_eq!(error_message(&"x".repeat(1000)).chars().count(), 301);
+    }
+}

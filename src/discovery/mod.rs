@@ -1,0 +1,28 @@
+//! Discovery: booting machines report themselves (`caas discover`), `caas api` receives and keeps
+//! the reports, and the scheduler reads them.
+//!
+//! - [`report`]: the report model (JSON in and out, the 2016 spellings accepted, the coherence
+//!   check, the boot IPv4 helper);
+//! - [`cmdline`]: the kernel command line parser and the boot identity on it;
+//! - [`interfaces`], [`lldp`]: what the machine says about itself (sysfs, netlink or an
+//!   `ip -json address` capture, lldpctl captures);
+//! - [`client`]: `caas discover` and the HTTP client side (`fetch_machines`);
+//! - [`server`]: `caas api`;
+//! - [`store`]: the SQLite store, its group-committing writer, read-only access;
+//! - [`machine`]: a discovered machine as readers see it, from any of the three sources.
+//!
+//! For the scheduler: [`store::Store::open_read_only`] + [`store::Store::machines`] (`--db`),
+//! [`client::fetch_machines`] (`--api`), [`machine::machines_from_json`] (`--discovery FILE`);
+//! each gives [`Machine`]s first seen first, and [`Machine::boot_ipv4`] the address to use.
+
+pub mod client;
+pub mod cmdline;
+pub mod interfaces;
+pub mod lldp;
+pub mod machine;
+pub mod report;
+pub mod server;
+pub mod store;
+
+pub use machine::Machine;
+pub use report::Report;

@@ -1,0 +1,624 @@
+//! `caas api`: the discovery receiver.
+//!
+//! Routes (`GET /` lists them):
+//! - `POST /discovery`: store a report. 200 `{"total_elt": n, "update": bool}` once it is on
+//!   disk; 400 when the body is not JSON (whatever its content type: every body is tried as
+//!   JSON, as in 2016); 406 when the report is incoherent (no boot MAC, or not one of its
+//!   interfaces'); 413 over 1 MiB.
+//! - `GET /discovery`: every stored report, first seen first (`[]` when none).
+//! - `GET /discovery/interfaces`: `{"interfaces": [[…machine 1…], […machine 2…]]}` (2016 shape).
+//! - `GET /discovery/machines`: records with the MAC, first/last seen, update count and report.
+//! - `GET /healthz`: `{"global", "api", "db", "machines", "matchbox": {path: bool}}`; 503 when
+//!   something is down.
+//! - `GET /boot.ipxe`, `GET /boot.ipxe.0`: the 2016 iPXE script that retries DHCP, then chains
+//!   to `/ipxe` with the machine's uuid, mac, domain, hostname and serial.
+//! - `GET /ipxe`: proxied to matchbox (`--matchbox-url`), query string included.
+//!
+//! Hostile or slow clients: headers must arrive within `--header-timeout` (also the keep-alive
+//! idle limit), are at most 16 KiB and 64 fields; a request, body included, must finish within
+//! `--request-timeout` (408); at most `--max-connections` connections are served at once.
+//! SIGTERM or SIGINT stops accepting, lets requests in flight finish (10 s at most), commits and
+//! closes the store.
+
+use std::collections::BTreeMap;
+use std::io::{self, Write as _};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{DefaultBodyLimit, RawQuery, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+use tokio::sync::{Semaphore, mpsc};
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::timeout::TimeoutLayer;
+
+use super::machine::record_json;
+use super::report::Report;
+use super::store::{Readers, Row, Store, Writer};
+use crate::cli::{ApiArgs, GlobalArgs};
+use crate::matchbox::server::MatchboxUrl;
+
+/// Largest accepted request body.
+pub const MAX_BODY: usize = 1024 * 1024;
+/// Largest request head (request line and headers).
+const MAX_HEADER_BYTES: usize = 16 * 1024;
+const MAX_HEADERS: usize = 64;
+/// How long requests in flight may still run after SIGTERM.
+const GRACE: Duration = Duration::from_secs(10);
+/// Timeout of each request to matchbox.
+const MATCHBOX_TIMEOUT: Duration = Duration::from_secs(5);
+/// Streamed responses are sent in chunks of about this size.
+const CHUNK: usize = 64 * 1024;
+/// A client that reads nothing of a streamed response for this long is dropped.
+const STREAM_STALL: Duration = Duration::from_secs(60);
+
+/// The routes, as `GET /` lists them.
+pub const ROUTES: [&str; 8] = [
+    "/",
+    "/boot.ipxe",
+    "/boot.ipxe.0",
+    "/discovery",
+    "/discovery/interfaces",
+    "/discovery/machines",
+    "/healthz",
+    "/ipxe",
+];
+
+/// The matchbox paths `/healthz` probes (those the 2016 API checked).
+const MATCHBOX_PROBES: [&str; 3] = ["/", "/boot.ipxe", "/assets"];
+
+struct Inner {
+    writer: Writer,
+    readers: Readers,
+    matchbox: Option<MatchboxUrl>,
+    http: ureq::Agent,
+    listen: SocketAddr,
+}
+
+#[derive(Clone)]
+struct AppState(Arc<Inner>);
+
+/// Limits of the server; the CLI's flags.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    pub request_timeout: Duration,
+    pub header_timeout: Duration,
+    pub max_connections: usize,
+}
+
+/// The peer address of a request's connection.
+#[derive(Clone, Copy)]
+struct Peer(SocketAddr);
+
+/// The machine a request was about, for the request's log line.
+#[derive(Clone)]
+struct LoggedMac(String);
+
+/// `caas api`.
+pub fn api(global: &GlobalArgs, args: &ApiArgs) -> anyhow::Result<()> {
+    let store = Store::open(&args.db)?;
+    let machines = store.count()?;
+    let (writer, writer_thread) = Writer::spawn(store)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("caas-api")
+        .build()
+        .context("starting the async runtime")?;
+    let limits = Limits {
+        request_timeout: args.request_timeout,
+        header_timeout: args.header_timeout,
+        max_connections: args.max_connections,
+    };
+    let served = runtime.block_on(async {
+        let listener = TcpListener::bind(args.listen)
+            .await
+            .with_context(|| format!("listening on {}", args.listen))?;
+        let local = listener
+            .local_addr()
+            .context("reading the listening address")?;
+        if !global.quiet {
+            let mut stdout = io::stdout().lock();
+            let _ = writeln!(stdout, "listening on http://{local}");
+            let _ = stdout.flush();
+        }
+        tracing::info!(
+            listen = %local,
+            db = %args.db.display(),
+            machines,
+            matchbox = args.matchbox_url.as_ref().map_or("", |u| u.as_str()),
+            "caas api started"
+        );
+        let state = AppState(Arc::new(Inner {
+            writer,
+            readers: Readers::new(&args.db),
+            matchbox: args.matchbox_url.clone(),
+            http: ureq::Agent::config_builder()
+                .timeout_global(Some(MATCHBOX_TIMEOUT))
+                .http_status_as_error(false)
+                .build()
+                .new_agent(),
+            listen: local,
+        }));
+        serve(
+            listener,
+            router(state, limits.request_timeout),
+            limits,
+            shutdown_signal(),
+        )
+        .await;
+        anyhow::Ok(())
+    });
+    // Connections still open after the grace period are dropped here; then the last Writer is
+    // gone and the writer thread commits what it holds and closes the database.
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    let joined = writer_thread.join();
+    served?;
+    joined.map_err(|_| anyhow::anyhow!("the store writer thread panicked"))?;
+    tracing::info!("caas api stopped");
+    Ok(())
+}
+
+/// The application: routes, limits, per-request log lines.
+fn router(state: AppState, request_timeout: Duration) -> Router {
+    Router::new()
+        .route("/", get(list_routes))
+        .route("/healthz", get(healthz))
+        .route("/discovery", get(list_reports).post(post_report))
+        .route("/discovery/interfaces", get(list_interfaces))
+        .route("/discovery/machines", get(list_machines))
+        .route("/boot.ipxe", get(boot_ipxe))
+        .route("/boot.ipxe.0", get(boot_ipxe))
+        .route("/ipxe", get(proxy_ipxe))
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(RequestBodyLimitLayer::new(MAX_BODY))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            request_timeout,
+        ))
+        .layer(middleware::from_fn(log_request))
+        .with_state(state)
+}
+
+/// Accepts connections until `shutdown` resolves, then waits (at most [`GRACE`]) for the
+/// connections to finish their requests.
+async fn serve(
+    listener: TcpListener,
+    app: Router,
+    limits: Limits,
+    shutdown: impl Future<Output = ()>,
+) {
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(limits.header_timeout)
+        .max_header_size(MAX_HEADER_BYTES)
+        .max_headers(MAX_HEADERS);
+    let graceful = GracefulShutdown::new();
+    let permits = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let permit = tokio::select! {
+            permit = permits.clone().acquire_owned() => permit.expect("the semaphore is never closed"),
+            () = &mut shutdown => break,
+        };
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(err) => {
+                    // Out of file descriptors and the like: wait, do not spin.
+                    tracing::warn!("accepting a connection: {err}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let app = app.clone();
+        let service = tower::service_fn(move |mut request: Request<hyper::body::Incoming>| {
+            request.extensions_mut().insert(Peer(peer));
+            tower::ServiceExt::oneshot(app.clone(), request.map(Body::new))
+        });
+        let connection = http.serve_connection(
+            TokioIo::new(stream),
+            hyper_util::service::TowerToHyperService::new(service),
+        );
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            if let Err(err) = connection.await {
+                tracing::debug!("connection from {peer}: {err}");
+            }
+            drop(permit);
+        });
+    }
+    drop(listener);
+    tracing::info!("shutting down: no new connections, finishing requests in flight");
+    tokio::select! {
+        () = graceful.shutdown() => {}
+        () = tokio::time::sleep(GRACE) => {
+            tracing::warn!("requests still running after {}s: closing their connections", GRACE.as_secs());
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut terminate = signal(SignalKind::terminate()).expect("installing a SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received"),
+        _ = terminate.recv() => tracing::info!("SIGTERM received"),
+    }
+}
+
+/// One log line per request: method, path, status, duration, peer (and the machine for POSTs).
+async fn log_request(request: Request, next: Next) -> Response {
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let peer = request
+        .extensions()
+        .get::<Peer>()
+        .map_or_else(String::new, |p| p.0.to_string());
+    let start = Instant::now();
+    let response = next.run(request).await;
+    let mac = response
+        .extensions()
+        .get::<LoggedMac>()
+        .map(|m| m.0.as_str());
+    tracing::info!(
+        target: "caas::api",
+        method = %method,
+        path = %path,
+        status = response.status().as_u16(),
+        micros = start.elapsed().as_micros() as u64,
+        peer = %peer,
+        mac,
+        "request"
+    );
+    response
+}
+
+fn json_response(status: StatusCode, value: &Value) -> Response {
+    let mut body = serde_json::to_string(value).expect("JSON values serialise");
+    body.push('\n');
+    (
+        status,
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        body,
+    )
+        .into_response()
+}
+
+fn error_response(status: StatusCode, message: impl Into<String>) -> Response {
+    json_response(status, &json!({"error": message.into()}))
+}
+
+async fn not_found(request: Request) -> Response {
+    error_response(
+        StatusCode::NOT_FOUND,
+        format!("no route for {} {}", request.method(), request.uri().path()),
+    )
+}
+
+async fn list_routes() -> Response {
+    json_response(StatusCode::OK, &json!(ROUTES))
+}
+
+async fn post_report(State(state): State<AppState>, body: Bytes) -> Response {
+    let value: Value = match serde_json::from_slice(&body) {
+        Ok(value) => value,
+        Err(err) => {
+            return error_response(
+                StatusCode::BAD_REQUEST,
+                format!("the body is not JSON: {err}"),
+            );
+        }
+    };
+    let report = match Report::from_value(value) {
+        Ok(report) => report,
+        Err(err) => return error_response(StatusCode::NOT_ACCEPTABLE, err.0),
+    };
+    let mac = match report.check() {
+        Ok(mac) => mac,
+        Err(err) => return error_response(StatusCode::NOT_ACCEPTABLE, err.0),
+    };
+    let mut response = match state.0.writer.upsert(mac.clone(), report.to_json()).await {
+        Ok(ack) => json_response(
+            StatusCode::OK,
+            &json!({"total_elt": ack.total, "update": ack.update}),
+        ),
+        Err(err) => error_response(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("storing the report: {}", crate::error::one_line(&err)),
+        ),
+    };
+    response.extensions_mut().insert(LoggedMac(mac));
+    response
+}
+
+/// A streamed response whose client is no longer there to read it.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct ClientGone(&'static str);
+
+/// Streams `open`, the rows rendered by `render` and separated by commas, then `close`, from
+/// one read snapshot. An error before the first chunk is a 500; a later one cuts the body.
+async fn stream_rows(
+    state: &AppState,
+    open: &'static str,
+    close: &'static str,
+    render: fn(&Row, &mut String) -> anyhow::Result<()>,
+) -> Response {
+    let (chunks, mut received) = mpsc::channel::<Result<Bytes, io::Error>>(4);
+    let inner = state.0.clone();
+    let runtime = tokio::runtime::Handle::current();
+    // Waits for room in the channel, but not forever: a client that stops reading must not
+    // keep a blocking thread and a read snapshot.
+    let send = move |chunk: Result<Bytes, io::Error>| -> anyhow::Result<()> {
+        match runtime.block_on(tokio::time::timeout(STREAM_STALL, chunks.send(chunk))) {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err(anyhow::Error::new(ClientGone("the client went away"))),
+            Err(_) => Err(anyhow::Error::new(ClientGone("the client stopped reading"))),
+        }
+    };
+    tokio::task::spawn_blocking(move || {
+        let mut buffer = String::with_capacity(CHUNK + 4096);
+        buffer.push_str(open);
+        let mut first = true;
+        let result = inner.readers.with(|store| {
+            store.for_each_row(|row| {
+                if !first {
+                    buffer.push(',');
+                }
+                first = false;
+                render(&row, &mut buffer)?;
+                if buffer.len() >= CHUNK {
+                    send(Ok(Bytes::from(std::mem::take(&mut buffer))))?;
+                }
+                Ok(())
+            })
+        });
+        let last = match result {
+            Ok(()) => {
+                buffer.push_str(close);
+                buffer.push('\n');
+                Ok(Bytes::from(buffer))
+            }
+            Err(err) => {
+                let message = crate::error::one_line(&err);
+                if err.is::<ClientGone>() {
+                    tracing::debug!("streaming a response: {message}");
+                } else {
+                    tracing::error!("reading the store: {message}");
+                }
+                Err(io::Error::other(message))
+            }
+        };
+        let _ = send(last);
+    });
+    let first = match received.recv().await {
+        Some(Ok(chunk)) => chunk,
+        Some(Err(err)) => {
+            return error_response(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("reading the store: {err}"),
+            );
+        }
+        None => {
+            return error_response(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "reading the store failed",
+            );
+        }
+    };
+    let rest = futures_util::stream::unfold(received, |mut received| async move {
+        received.recv().await.map(|item| (item, received))
+    });
+    let body = futures_util::stream::StreamExt::chain(
+        futures_util::stream::iter([Ok::<_, io::Error>(first)]),
+        rest,
+    );
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        Body::from_stream(body),
+    )
+        .into_response()
+}
+
+async fn list_reports(State(state): State<AppState>) -> Response {
+    stream_rows(&state, "[", "]", |row, out| {
+        out.push_str(&row.report);
+        Ok(())
+    })
+    .await
+}
+
+async fn list_interfaces(State(state): State<AppState>) -> Response {
+    stream_rows(&state, r#"{"interfaces":["#, "]}", |row, out| {
+        let report: Value = serde_json::from_str(&row.report)
+            .with_context(|| format!("the stored report of {} is unreadable", row.mac))?;
+        let interfaces = report.get("interfaces").cloned().unwrap_or(json!([]));
+        out.push_str(&interfaces.to_string());
+        Ok(())
+    })
+    .await
+}
+
+async fn list_machines(State(state): State<AppState>) -> Response {
+    stream_rows(&state, "[", "]", |row, out| {
+        out.push_str(&record_json(
+            &row.mac,
+            row.first_seen,
+            row.last_seen,
+            row.updates,
+            &row.report,
+        ));
+        Ok(())
+    })
+    .await
+}
+
+async fn healthz(State(state): State<AppState>) -> Response {
+    let inner = state.0.clone();
+    let db = tokio::task::spawn_blocking(move || inner.readers.with(|store| store.count()))
+        .await
+        .map_err(anyhow::Error::from)
+        .and_then(|r| r);
+    let mut matchbox = BTreeMap::new();
+    if let Some(base) = &state.0.matchbox {
+        let probes: Vec<_> = MATCHBOX_PROBES
+            .iter()
+            .map(|path| {
+                let url = base.join(path);
+                let http = state.0.http.clone();
+                tokio::task::spawn_blocking(move || {
+                    matches!(http.get(&url).call(), Ok(response) if response.status() == StatusCode::OK)
+                })
+            })
+            .collect();
+        for (path, probe) in MATCHBOX_PROBES.iter().zip(probes) {
+            matchbox.insert(*path, probe.await.unwrap_or(false));
+        }
+    }
+    if let Err(err) = &db {
+        tracing::error!("health check: {}", crate::error::one_line(err));
+    }
+    let global = db.is_ok() && matchbox.values().all(|up| *up);
+    let body = json!({
+        "global": global,
+        "api": true,
+        "db": db.is_ok(),
+        "machines": db.as_ref().ok(),
+        "matchbox": matchbox,
+    });
+    let status = if global {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    json_response(status, &body)
+}
+
+/// A Host header that can go into an iPXE script as it is: a host name or address and a port.
+fn plain_host(host: &str) -> bool {
+    !host.is_empty()
+        && host.len() <= 255
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']'))
+}
+
+/// The 2016 boot script: retry DHCP until it works, then chain to `/ipxe` on this server with
+/// the machine's identity.
+pub fn boot_script(base: &str) -> String {
+    format!(
+        "#!ipxe\n\
+         echo start /boot.ipxe\n\
+         :retry_dhcp\n\
+         dhcp || goto retry_dhcp\n\
+         chain {base}/ipxe?uuid=${{uuid}}&mac=${{net0/mac:hexhyp}}&domain=${{domain}}&hostname=${{hostname}}&serial=${{serial}}\n"
+    )
+}
+
+async fn boot_ipxe(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let host = match headers.get(header::HOST) {
+        Some(value) => match value.to_str() {
+            Ok(host) if plain_host(host) => host.to_owned(),
+            _ => return error_response(StatusCode::BAD_REQUEST, "invalid Host header"),
+        },
+        None => state.0.listen.to_string(),
+    };
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; charset=utf-8"),
+        )],
+        boot_script(&format!("http://{host}")),
+    )
+        .into_response()
+}
+
+async fn proxy_ipxe(State(state): State<AppState>, RawQuery(query): RawQuery) -> Response {
+    let Some(base) = state.0.matchbox.clone() else {
+        return error_response(
+            StatusCode::NOT_FOUND,
+            "no matchbox to ask: start caas api with --matchbox-url",
+        );
+    };
+    let url = match query {
+        Some(query) => base.join(&format!("/ipxe?{query}")),
+        None => base.join("/ipxe"),
+    };
+    let http = state.0.http.clone();
+    let fetched = tokio::task::spawn_blocking(move || -> anyhow::Result<(u16, String)> {
+        let mut response = http
+            .get(&url)
+            .call()
+            .with_context(|| format!("GET {url}"))?;
+        let status = response.status().as_u16();
+        let body = response
+            .body_mut()
+            .with_config()
+            .limit(MAX_BODY as u64)
+            .read_to_string()
+            .with_context(|| format!("GET {url}"))?;
+        Ok((status, body))
+    })
+    .await
+    .map_err(anyhow::Error::from)
+    .and_then(|r| r);
+    match fetched {
+        Ok((status, body)) => (
+            StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY),
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; charset=utf-8"),
+            )],
+            body,
+        )
+            .into_response(),
+        Err(err) => error_response(
+            StatusCode::BAD_GATEWAY,
+            format!("matchbox: {}", crate::error::one_line(&err)),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_boot_script_is_the_2016_one() {
+        assert_eq!(
+            boot_script("http://172.20.0.1:5000"),
+            "#!ipxe\necho start /boot.ipxe\n:retry_dhcp\ndhcp || goto retry_dhcp\n\
+             chain http://172.20.0.1:5000/ipxe?uuid=${uuid}&mac=${net0/mac:hexhyp}&domain=${domain}&hostname=${hostname}&serial=${serial}\n"
+        );
+    }
+
+    #[test]
+    fn only_plain_hosts_go_into_scripts() {
+        for ok in ["localhost", "172.20.0.1:5000", "[::1]:5000", "api.lab"] {
+            assert!(plain_host(ok), "{ok}");
+        }
+        for bad in ["", "a b", "h\nchain x", "h/${x}", "h\"", &"a".repeat(300)] {
+            assert!(!plain_host(bad), "{bad}");
+        }
+    }
+}

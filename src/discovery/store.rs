@@ -1,0 +1,582 @@
+//! The discovery store: one SQLite file, one row per machine keyed by its normalised boot MAC.
+//!
+//! ```sql
+//! machines(mac TEXT UNIQUE, report TEXT, first_seen INTEGER, last_seen INTEGER, updates INTEGER)
+//! ```
+//! `report` is the JSON [`Report::to_json`](super::report::Report::to_json) wrote; times are
+//! milliseconds since the Unix epoch; `updates` counts the reports after the first. A repost
+//! replaces the report (the 2016 store kept the first one and still said `update: true`).
+//!
+//! Durability: WAL journal, `synchronous=FULL`, so a committed transaction is on disk. The
+//! server writes through one [`Writer`] thread that groups the POSTs waiting at the same moment
+//! into one transaction ("group commit") and answers each only after that transaction commits:
+//! one fsync for many machines, and still no 200 before the data is durable.
+//!
+//! Readers (the server's GETs, `caas schedule`) open the file read-only; with WAL they never
+//! block the writer and always see a committed state.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::mpsc as std_mpsc;
+use std::thread;
+use std::time::{Duration, SystemTime};
+
+use anyhow::{Context as _, bail};
+use rusqlite::{Connection, OpenFlags, TransactionBehavior, params};
+use tokio::sync::{mpsc, oneshot};
+
+use super::machine::{Machine, from_millis, to_millis};
+use super::report::Report;
+
+/// The schema version this caas writes (`PRAGMA user_version`).
+const SCHEMA_VERSION: i64 = 1;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS machines (
+    id INTEGER PRIMARY KEY,
+    mac TEXT NOT NULL UNIQUE,
+    report TEXT NOT NULL,
+    first_seen INTEGER NOT NULL,
+    last_seen INTEGER NOT NULL,
+    updates INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS machines_by_first_seen ON machines (first_seen, mac);
+";
+
+/// One stored machine as raw columns: what a streaming reader gets.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Row {
+    pub mac: String,
+    pub report: String,
+    pub first_seen: i64,
+    pub last_seen: i64,
+    pub updates: i64,
+}
+
+/// What a stored report did: the machine count afterwards and whether the MAC was known.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Ack {
+    pub total: u64,
+    pub update: bool,
+}
+
+/// A connection to the store.
+pub struct Store {
+    // Dropped before the lock: the connection closes (and checkpoints) while it is held.
+    conn: Connection,
+    path: PathBuf,
+    /// Rows in the table; kept by the (single) writer.
+    count: u64,
+    /// `<db>-lock`, locked by the one process that writes (not by readers).
+    _lock: Option<fs::File>,
+}
+
+impl Store {
+    /// Opens (creating if needed) the store for writing: WAL, synchronous=FULL, schema. One
+    /// process at a time: a second writer is refused (`<db>-lock`).
+    pub fn open(path: &Path) -> anyhow::Result<Store> {
+        let context = || format!("opening the discovery store {}", path.display());
+        let mut lock_path = path.as_os_str().to_owned();
+        lock_path.push("-lock");
+        let lock = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .with_context(|| format!("{}: creating {lock_path:?}", context()))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(fs::TryLockError::WouldBlock) => {
+                bail!("{}: another process (caas api) is writing to it", context())
+            }
+            Err(fs::TryLockError::Error(err)) => {
+                return Err(err).with_context(|| format!("{}: locking {lock_path:?}", context()));
+            }
+        }
+        let conn = Connection::open(path).with_context(context)?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))
+            .with_context(context)?;
+        let mode: String = conn
+            .query_row("PRAGMA journal_mode=WAL", [], |row| row.get(0))
+            .with_context(context)?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            bail!(
+                "{}: SQLite refused WAL mode (journal_mode is {mode:?})",
+                context()
+            );
+        }
+        conn.pragma_update(None, "synchronous", "FULL")
+            .with_context(context)?;
+        // After a checkpoint empties the WAL, cut the file back to this size.
+        conn.pragma_update(None, "journal_size_limit", 64 * 1024 * 1024)
+            .with_context(context)?;
+        let version: i64 = conn
+            .query_row("PRAGMA user_version", [], |row| row.get(0))
+            .with_context(context)?;
+        if version > SCHEMA_VERSION {
+            bail!(
+                "{}: it was written by a newer caas (schema {version}, this one knows {SCHEMA_VERSION})",
+                context()
+            );
+        }
+        conn.execute_batch(SCHEMA).with_context(context)?;
+        conn.pragma_update(None, "user_version", SCHEMA_VERSION)
+            .with_context(context)?;
+        let mut store = Store {
+            conn,
+            path: path.to_owned(),
+            count: 0,
+            _lock: Some(lock),
+        };
+        store.count = store.count()?;
+        Ok(store)
+    }
+
+    /// Opens an existing store for reading only (what `caas schedule --db` uses; safe while
+    /// `caas api` runs).
+    pub fn open_read_only(path: &Path) -> anyhow::Result<Store> {
+        let context = || format!("opening the discovery store {} read-only", path.display());
+        if !path.is_file() {
+            bail!("{}: no such file", context());
+        }
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .with_context(context)?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))
+            .with_context(context)?;
+        let version: i64 = conn
+            .query_row("PRAGMA user_version", [], |row| row.get(0))
+            .with_context(context)?;
+        if version != SCHEMA_VERSION {
+            bail!(
+                "{}: not a caas discovery store (schema version {version}, expected {SCHEMA_VERSION})",
+                context()
+            );
+        }
+        Ok(Store {
+            conn,
+            path: path.to_owned(),
+            count: 0,
+            _lock: None,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The number of stored machines.
+    pub fn count(&self) -> anyhow::Result<u64> {
+        let n: i64 = self
+            .conn
+            .query_row("SELECT count(*) FROM machines", [], |row| row.get(0))
+            .with_context(|| format!("counting machines in {}", self.path.display()))?;
+        Ok(n as u64)
+    }
+
+    /// Stores reports (normalised boot MAC, report JSON) in one transaction: inserted, or
+    /// replacing the machine's report. Returns one [`Ack`] per item, in order. All or nothing.
+    pub fn upsert_batch(
+        &mut self,
+        items: &[(&str, &str)],
+        now: SystemTime,
+    ) -> anyhow::Result<Vec<Ack>> {
+        let now = to_millis(now);
+        let mut count = self.count;
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .context("starting a transaction")?;
+        let mut acks = Vec::with_capacity(items.len());
+        {
+            let mut stmt = tx
+                .prepare_cached(
+                    "INSERT INTO machines (mac, report, first_seen, last_seen, updates)
+                     VALUES (?1, ?2, ?3, ?3, 0)
+                     ON CONFLICT (mac) DO UPDATE SET report = excluded.report,
+                         last_seen = excluded.last_seen, updates = updates + 1
+                     RETURNING updates",
+                )
+                .context("preparing the upsert")?;
+            for (mac, report) in items {
+                let updates: i64 = stmt
+                    .query_row(params![mac, report, now], |row| row.get(0))
+                    .with_context(|| format!("storing the report of {mac}"))?;
+                let update = updates > 0;
+                if !update {
+                    count += 1;
+                }
+                acks.push(Ack {
+                    total: count,
+                    update,
+                });
+            }
+        }
+        tx.commit().context("committing reports")?;
+        self.count = count;
+        Ok(acks)
+    }
+
+    /// Calls `f` with every machine, first seen first (then by MAC), from one consistent
+    /// snapshot; stops at the first error `f` returns.
+    pub fn for_each_row(&self, mut f: impl FnMut(Row) -> anyhow::Result<()>) -> anyhow::Result<()> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT mac, report, first_seen, last_seen, updates FROM machines
+                 ORDER BY first_seen, mac",
+            )
+            .context("reading machines")?;
+        let mut rows = stmt.query([]).context("reading machines")?;
+        while let Some(row) = rows.next().context("reading machines")? {
+            f(Row {
+                mac: row.get(0)?,
+                report: row.get(1)?,
+                first_seen: row.get(2)?,
+                last_seen: row.get(3)?,
+                updates: row.get(4)?,
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Every machine, first seen first (then by MAC).
+    pub fn machines(&self) -> anyhow::Result<Vec<Machine>> {
+        let mut machines = Vec::new();
+        self.for_each_row(|row| {
+            let report = Report::from_slice(row.report.as_bytes())
+                .with_context(|| format!("the stored report of {} is unreadable", row.mac))?;
+            machines.push(Machine {
+                mac: row.mac,
+                first_seen: Some(from_millis(row.first_seen)),
+                last_seen: Some(from_millis(row.last_seen)),
+                updates: row.updates.max(0) as u64,
+                report,
+            });
+            Ok(())
+        })
+        .with_context(|| format!("reading {}", self.path.display()))?;
+        Ok(machines)
+    }
+
+    /// SQLite's own consistency check of the whole file.
+    pub fn integrity_check(&self) -> anyhow::Result<()> {
+        let result: String = self
+            .conn
+            .query_row("PRAGMA integrity_check", [], |row| row.get(0))?;
+        if result != "ok" {
+            bail!("{}: integrity check: {result}", self.path.display());
+        }
+        Ok(())
+    }
+}
+
+/// A report waiting for its transaction.
+struct Job {
+    mac: String,
+    report: String,
+    reply: oneshot::Sender<Result<Ack, String>>,
+}
+
+/// The single writer: a thread that owns the read-write connection and commits reports in
+/// groups. Cloning shares the same thread; it stops when every clone is dropped.
+#[derive(Clone)]
+pub struct Writer {
+    jobs: mpsc::Sender<Job>,
+}
+
+/// Largest group committed at once (bounds one transaction's latency).
+const MAX_BATCH: usize = 1024;
+
+impl Writer {
+    /// Starts the writer thread on `store`, and a checkpointer beside it. The handle joins
+    /// them: after the last `Writer` is dropped, the writer commits what it has, and the
+    /// database is checkpointed and closed.
+    ///
+    /// Checkpoints (copying the WAL back into the database file, and its fsync) run on their
+    /// own connection every second instead of inside a commit, so they do not stall the POSTs
+    /// waiting for that commit.
+    pub fn spawn(mut store: Store) -> anyhow::Result<(Writer, thread::JoinHandle<()>)> {
+        store
+            .conn
+            .pragma_update(None, "wal_autocheckpoint", 0)
+            .context("configuring checkpoints")?;
+        let checkpointer = checkpointer(&store.path)?;
+        let (jobs, mut queue) = mpsc::channel::<Job>(8 * MAX_BATCH);
+        let handle = thread::Builder::new()
+            .name("caas-store".into())
+            .spawn(move || {
+                let mut batch = Vec::with_capacity(MAX_BATCH);
+                while let Some(job) = queue.blocking_recv() {
+                    batch.push(job);
+                    while batch.len() < MAX_BATCH {
+                        match queue.try_recv() {
+                            Ok(job) => batch.push(job),
+                            Err(_) => break,
+                        }
+                    }
+                    let items: Vec<(&str, &str)> = batch
+                        .iter()
+                        .map(|job| (job.mac.as_str(), job.report.as_str()))
+                        .collect();
+                    match store.upsert_batch(&items, SystemTime::now()) {
+                        Ok(acks) => {
+                            for (job, ack) in batch.drain(..).zip(acks) {
+                                let _ = job.reply.send(Ok(ack));
+                            }
+                        }
+                        Err(err) => {
+                            let message = crate::error::one_line(&err);
+                            tracing::error!("{message}");
+                            for job in batch.drain(..) {
+                                let _ = job.reply.send(Err(message.clone()));
+                            }
+                        }
+                    }
+                }
+                // Stop the checkpointer first, so that closing this connection (the last one)
+                // checkpoints everything and removes the WAL.
+                let (stop, thread) = checkpointer;
+                drop(stop);
+                let _ = thread.join();
+                drop(store);
+            })
+            .context("starting the store writer thread")?;
+        Ok((Writer { jobs }, handle))
+    }
+
+    /// Stores one report; resolves once it is durable.
+    pub async fn upsert(&self, mac: String, report: String) -> anyhow::Result<Ack> {
+        let (reply, answer) = oneshot::channel();
+        self.jobs
+            .send(Job { mac, report, reply })
+            .await
+            .map_err(|_| anyhow::anyhow!("the store writer has stopped"))?;
+        answer
+            .await
+            .map_err(|_| anyhow::anyhow!("the store writer has stopped"))?
+            .map_err(anyhow::Error::msg)
+    }
+}
+
+/// How often the checkpointer copies the WAL into the database.
+const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
+
+/// A thread with its own connection that runs a PASSIVE checkpoint every second (never blocking
+/// the writer); it stops when the sender is dropped.
+fn checkpointer(path: &Path) -> anyhow::Result<(std_mpsc::Sender<()>, thread::JoinHandle<()>)> {
+    let conn = Connection::open(path)
+        .with_context(|| format!("opening {} for checkpoints", path.display()))?;
+    conn.busy_timeout(Duration::from_secs(10))?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    let (stop, stopped) = std_mpsc::channel::<()>();
+    let thread = thread::Builder::new()
+        .name("caas-checkpoint".into())
+        .spawn(move || {
+            while let Err(std_mpsc::RecvTimeoutError::Timeout) =
+                stopped.recv_timeout(CHECKPOINT_EVERY)
+            {
+                if let Err(err) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| {
+                    row.get::<_, i64>(0)
+                }) {
+                    tracing::warn!("checkpointing the discovery store: {err}");
+                }
+            }
+        })
+        .context("starting the checkpoint thread")?;
+    Ok((stop, thread))
+}
+
+/// Read-only connections for the server's GETs, reused between requests.
+pub struct Readers {
+    path: PathBuf,
+    idle: Mutex<Vec<Store>>,
+}
+
+/// Idle read connections kept open.
+const MAX_IDLE_READERS: usize = 4;
+
+impl Readers {
+    pub fn new(path: &Path) -> Readers {
+        Readers {
+            path: path.to_owned(),
+            idle: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Runs `f` on a read-only connection (blocking: call from a blocking thread).
+    pub fn with<T>(&self, f: impl FnOnce(&Store) -> anyhow::Result<T>) -> anyhow::Result<T> {
+        let reused = self.idle.lock().expect("readers lock").pop();
+        let store = match reused {
+            Some(store) => store,
+            None => Store::open_read_only(&self.path)?,
+        };
+        let result = f(&store);
+        let mut idle = self.idle.lock().expect("readers lock");
+        if idle.len() < MAX_IDLE_READERS {
+            idle.push(store);
+        }
+        result
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+    use std::time::Duration;
+
+    fn report(mac: &str, hostname: &str) -> String {
+        Report::from_value(json!({
+            "boot-info": {"mac": mac},
+            "hostname": hostname,
+            "interfaces": [{"name": "eth0", "mac": mac}]
+        }))
+        .unwrap()
+        .to_json()
+    }
+
+    #[test]
+    fn a_repost_replaces_the_report_and_counts_the_update() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("caas.db");
+        let mut store = Store::open(&path).unwrap();
+        let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000);
+        let t1 = t0 + Duration::from_secs(5);
+        let a = "52:54:00:00:00:0a";
+        let b = "52:54:00:00:00:0b";
+        let acks = store
+            .upsert_batch(&[(b, &report(b, "b1")), (a, &report(a, "a1"))], t0)
+            .unwrap();
+        assert_eq!(
+            acks,
+            [
+                Ack {
+                    total: 1,
+                    update: false
+                },
+                Ack {
+                    total: 2,
+                    update: false
+                }
+            ]
+        );
+        let acks = store.upsert_batch(&[(b, &report(b, "b2"))], t1).unwrap();
+        assert_eq!(
+            acks,
+            [Ack {
+                total: 2,
+                update: true
+            }]
+        );
+        drop(store);
+
+        let store = Store::open_read_only(&path).unwrap();
+        let machines = store.machines().unwrap();
+        // Same first-seen time: ordered by MAC.
+        assert_eq!(
+            machines.iter().map(|m| m.mac.as_str()).collect::<Vec<_>>(),
+            [a, b]
+        );
+        assert_eq!(machines[1].report.hostname.as_deref(), Some("b2"));
+        assert_eq!(machines[1].first_seen, Some(t0));
+        assert_eq!(machines[1].last_seen, Some(t1));
+        assert_eq!(machines[1].updates, 1);
+        assert_eq!(machines[0].updates, 0);
+        store.integrity_check().unwrap();
+
+        // Reopened for writing, the count carries on.
+        let mut store = Store::open(&path).unwrap();
+        let c = "52:54:00:00:00:0c";
+        assert_eq!(
+            store.upsert_batch(&[(c, &report(c, "c"))], t1).unwrap(),
+            [Ack {
+                total: 3,
+                update: false
+            }]
+        );
+    }
+
+    #[test]
+    fn one_writer_at_a_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("caas.db");
+        let first = Store::open(&path).unwrap();
+        let second = Store::open(&path).err().unwrap();
+        assert!(
+            format!("{second:#}").contains("another process"),
+            "{second:#}"
+        );
+        // Readers are welcome while it writes.
+        assert_eq!(Store::open_read_only(&path).unwrap().count().unwrap(), 0);
+        drop(first);
+        Store::open(&path).unwrap();
+    }
+
+    #[test]
+    fn read_only_opens_refuse_what_is_not_a_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = Store::open_read_only(&dir.path().join("none.db"))
+            .err()
+            .unwrap();
+        assert!(format!("{missing:#}").contains("no such file"));
+        let other = dir.path().join("other.db");
+        Connection::open(&other)
+            .unwrap()
+            .execute_batch("CREATE TABLE t (x)")
+            .unwrap();
+        let err = Store::open_read_only(&other).err().unwrap();
+        assert!(
+            format!("{err:#}").contains("not a caas discovery store"),
+            "{err:#}"
+        );
+        let text = dir.path().join("text.db");
+        std::fs::write(&text, "not sqlite at all, just text that is long enough").unwrap();
+        assert!(Store::open(&text).is_err());
+    }
+
+    #[test]
+    fn the_writer_groups_concurrent_reports() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("caas.db");
+        let (writer, handle) = Writer::spawn(Store::open(&path).unwrap()).unwrap();
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .build()
+            .unwrap();
+        let acks = runtime.block_on(async {
+            let tasks: Vec<_> = (0..300u32)
+                .map(|i| {
+                    let writer = writer.clone();
+                    tokio::spawn(async move {
+                        let mac = format!("52:54:00:00:{:02x}:{:02x}", i / 256, i % 256);
+                        let json = report(&mac, "h");
+                        writer.upsert(mac, json).await.unwrap()
+                    })
+                })
+                .collect();
+            let mut acks = Vec::new();
+            for task in tasks {
+                acks.push(task.await.unwrap());
+            }
+            acks
+        });
+        drop(writer);
+        handle.join().unwrap();
+        // The last connection closed after a final checkpoint: no WAL left behind.
+        let mut wal = path.as_os_str().to_owned();
+        wal.push("-wal");
+        assert!(!Path::new(&wal).exists());
+        // Each insert saw a distinct count: no two were counted as the same machine.
+        let mut totals: Vec<u64> = acks.iter().map(|a| a.total).collect();
+        totals.sort_unstable();
+        assert_eq!(totals, (1..=300).collect::<Vec<_>>());
+        assert!(acks.iter().all(|a| !a.update));
+        let readers = Readers::new(&path);
+        assert_eq!(readers.with(|s| s.count()).unwrap(), 300);
+        assert_eq!(readers.with(|s| s.machines()).unwrap().len(), 300);
+    }
+}

@@ -1,0 +1,617 @@
+//! `caas explain`: which group, profile, iPXE script and Ignition matchbox gives a machine, and
+//! why every other group lost. A thin I/O layer: the data directory is read with
+//! [`crate::matchbox::store`] and the decision is [`crate::matchbox::select::select`].
+
+use std::io::{self, Write as _};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context as _, Result};
+use serde::Serialize;
+
+use crate::cli::{ExplainArgs, Format, GlobalArgs};
+use crate::error::invalid;
+use crate::lint::ignition::check_raw;
+use crate::lint::{Severity, boot, template};
+use crate::matchbox::select::{self, DroppedLabel, Labels, Outcome, selector_string};
+use crate::matchbox::store::{ConfigKind, Entry, Store, is_raw_ignition};
+use crate::matchbox::target::{Target, TemplateDialect, ipxe_script};
+use crate::matchbox::{Group, Profile, Selector};
+
+/// Everything `explain` found out, in the order a request goes through matchbox.
+#[derive(Clone, Debug, Serialize)]
+pub struct Explanation {
+    pub target: Target,
+    /// The labels matchbox derives from the request.
+    pub labels: Labels,
+    /// Query parameters matchbox drops (an invalid MAC).
+    pub dropped: Vec<DroppedLabel>,
+    /// Group files matchbox cannot load, with why (it skips them).
+    pub skipped: Vec<Skipped>,
+    /// The winning group, if any.
+    pub group: Option<GroupView>,
+    /// Other groups with the winner's exact selectors: matchbox may answer with either.
+    pub tied: Vec<String>,
+    pub profile: Option<ProfileView>,
+    /// The script `/ipxe` returns, byte for byte.
+    pub ipxe: Option<String>,
+    pub ignition: Option<IgnitionView>,
+    /// Every loaded group in the order matchbox tries them, with the outcome.
+    pub candidates: Vec<CandidateView>,
+    /// Why `/ipxe` answers 404, when it does.
+    pub not_found: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Skipped {
+    pub file: String,
+    pub reason: String,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct GroupView {
+    pub file: String,
+    pub id: String,
+    pub name: String,
+    pub profile: String,
+    pub selector: Selector,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct ProfileView {
+    pub file: String,
+    pub id: String,
+    pub name: String,
+    pub ignition_id: String,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct IgnitionView {
+    /// The Ignition URL on the kernel line as this machine fetches it (iPXE variables filled
+    /// in from its labels); `None` when the kernel line has none.
+    pub url: Option<String>,
+    /// The group matchbox answers that request with (it may differ from the `/ipxe` group).
+    pub group: Option<String>,
+    pub name: String,
+    pub file: String,
+    /// `raw` or `template`.
+    pub kind: &'static str,
+    /// What the server does with it for this machine.
+    pub served: String,
+    /// Whether `/ignition` gives the machine a usable config.
+    pub ok: bool,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct CandidateView {
+    pub file: String,
+    pub selector: Selector,
+    #[serde(flatten)]
+    pub outcome: Outcome,
+    pub reason: String,
+}
+
+/// `caas explain`.
+pub fn run(global: &GlobalArgs, args: &ExplainArgs) -> Result<ExitCode> {
+    let mut query: Vec<(String, String)> = Vec::new();
+    if let Some(mac) = &args.mac {
+        query.push(("mac".into(), mac.clone()));
+    }
+    if let Some(uuid) = &args.uuid {
+        query.push(("uuid".into(), uuid.clone()));
+    }
+    query.extend(args.labels.iter().cloned());
+    let explanation = explain_dir(&global.data_dir, args.target, &query)?;
+    let mut out = io::stdout().lock();
+    match args.format {
+        Format::Text => out.write_all(render_text(&explanation).as_bytes())?,
+        Format::Json => {
+            serde_json::to_writer_pretty(&mut out, &explanation)?;
+            writeln!(out)?;
+        }
+    }
+    out.flush()?;
+    match &explanation.not_found {
+        Some(reason) => {
+            eprintln!("error: {reason}");
+            Ok(ExitCode::FAILURE)
+        }
+        None => Ok(ExitCode::SUCCESS),
+    }
+}
+
+/// Explains the request `query` (parameters in order) against the data directory `root`.
+pub fn explain_dir(root: &Path, target: Target, query: &[(String, String)]) -> Result<Explanation> {
+    if !root.is_dir() {
+        return Err(invalid(format!(
+            "data directory {} does not exist",
+            root.display()
+        )));
+    }
+    let store = Store::new(root);
+    let (labels, dropped) = select::labels_from_query(query.iter().map(|(k, v)| (k, v)));
+    let entries = match store.groups() {
+        Ok(entries) => entries,
+        Err(err) if err.kind() == io::ErrorKind::NotFound => Vec::new(),
+        Err(err) => {
+            return Err(err).with_context(|| format!("listing {}", root.join("groups").display()));
+        }
+    };
+    let (groups, files, skipped) = loaded_groups(&store, &entries);
+    let selection = select::select(&groups, &labels);
+    let candidates = selection
+        .candidates
+        .iter()
+        .map(|c| CandidateView {
+            file: display(&files[c.index]),
+            selector: groups[c.index].selector.clone(),
+            reason: reason(&c.outcome, &groups, &files, c.index),
+            outcome: c.outcome.clone(),
+        })
+        .collect();
+    let mut explanation = Explanation {
+        target,
+        labels: labels.clone(),
+        dropped,
+        skipped,
+        group: None,
+        tied: selection.tied.iter().map(|&i| display(&files[i])).collect(),
+        profile: None,
+        ipxe: None,
+        ignition: None,
+        candidates,
+        not_found: None,
+    };
+    let Some(winner) = selection.winner else {
+        explanation.not_found = Some(format!(
+            "no group matches the labels {}: matchbox answers 404 for /ipxe and /ignition",
+            if labels.is_empty() {
+                "(none)".to_owned()
+            } else {
+                shown_labels(&labels)
+            }
+        ));
+        return Ok(explanation);
+    };
+    let group = &groups[winner];
+    explanation.group = Some(GroupView {
+        file: display(&files[winner]),
+        id: group.id.clone(),
+        name: group.name.clone(),
+        profile: group.profile.clone(),
+        selector: group.selector.clone(),
+    });
+    if group.profile.is_empty() {
+        explanation.not_found = Some(format!(
+            "{} names no profile: matchbox answers 404 (\"No profile named\")",
+            display(&files[winner])
+        ));
+        return Ok(explanation);
+    }
+    let loaded = store.profile(&group.profile);
+    let profile = match &loaded.result {
+        Ok(profile) => profile.clone(),
+        Err(err) => {
+            explanation.not_found = Some(format!(
+                "{} names profile {:?}, but {}: {err}: matchbox answers 404",
+                display(&files[winner]),
+                group.profile,
+                loaded.path.display()
+            ));
+            return Ok(explanation);
+        }
+    };
+    explanation.profile = Some(ProfileView {
+        file: display(&loaded.path),
+        id: profile.id.clone(),
+        name: profile.name.clone(),
+        ignition_id: profile.ignition_id.clone(),
+    });
+    explanation.ignition = Some(ignition_for(
+        &store, target, &groups, &files, &labels, winner, &profile,
+    ));
+    match ipxe_script(profile.boot.as_ref(), target) {
+        Ok(script) => explanation.ipxe = Some(script),
+        Err(err) => {
+            explanation.not_found = Some(format!(
+                "profile {}: {err}: matchbox answers 404 for /ipxe",
+                loaded.path.display()
+            ))
+        }
+    }
+    Ok(explanation)
+}
+
+/// The groups matchbox would select from (listing order) with their files, and the ones it
+/// skips.
+fn loaded_groups(
+    store: &Store,
+    entries: &[Entry<Group>],
+) -> (Vec<Group>, Vec<PathBuf>, Vec<Skipped>) {
+    let mut groups = Vec::new();
+    let mut files = Vec::new();
+    let mut skipped = Vec::new();
+    for entry in entries {
+        match &entry.loaded.result {
+            Ok(group) => {
+                groups.push(group.clone());
+                files.push(entry.loaded.path.clone());
+            }
+            Err(err) => skipped.push(Skipped {
+                file: display(&store.root().join("groups").join(&entry.name)),
+                reason: format!("matchbox reads {}: {err}", entry.loaded.path.display()),
+            }),
+        }
+    }
+    (groups, files, skipped)
+}
+
+/// What `/ignition` gives the booted machine: matchbox selects again, with the labels of the
+/// Ignition URL on the kernel line (iPXE fills its variables from the machine's own values).
+fn ignition_for(
+    store: &Store,
+    target: Target,
+    groups: &[Group],
+    files: &[PathBuf],
+    labels: &Labels,
+    winner: usize,
+    profile: &Profile,
+) -> IgnitionView {
+    let args = profile
+        .boot
+        .as_ref()
+        .map(|boot| target.kernel_args(boot))
+        .unwrap_or_default();
+    let Some(url) = boot::ignition_urls(&args, &boot::CONFIG_URL_KEYS)
+        .into_iter()
+        .next()
+    else {
+        // No URL to follow: what the same labels get from /ignition.
+        return ignition_view(store, target, &groups[winner], profile);
+    };
+    let fetched = expand_ipxe(&url.url, labels);
+    let pairs: Vec<(String, String)> = url
+        .query
+        .iter()
+        .map(|(k, v)| (k.clone(), expand_ipxe(v, labels)))
+        .collect();
+    let (request, _) = select::labels_from_query(pairs);
+    let Some(w) = select::select(groups, &request).winner else {
+        return IgnitionView {
+            url: Some(fetched),
+            group: None,
+            name: profile.ignition_id.clone(),
+            file: String::new(),
+            kind: "none",
+            served: format!(
+                "the OS fetches {}, and no group matches its labels {}: /ignition answers 404",
+                url.key,
+                shown_labels(&request)
+            ),
+            ok: false,
+        };
+    };
+    let mut view = if w == winner {
+        ignition_view(store, target, &groups[w], profile)
+    } else {
+        let other = store.profile(&groups[w].profile);
+        match &other.result {
+            Ok(other_profile) => ignition_view(store, target, &groups[w], other_profile),
+            Err(err) => IgnitionView {
+                url: None,
+                group: None,
+                name: String::new(),
+                file: String::new(),
+                kind: "none",
+                served: format!(
+                    "{} answers it and names profile {:?}, but {}: {err}: /ignition answers 404",
+                    display(&files[w]),
+                    groups[w].profile,
+                    other.path.display()
+                ),
+                ok: false,
+            },
+        }
+    };
+    view.url = Some(fetched);
+    view.group = Some(display(&files[w]));
+    view
+}
+
+/// Fills iPXE settings (`${uuid}`, `${mac:hexhyp}`, `${net0/mac}`, `${hostname}`, …) from the
+/// machine's labels, as iPXE does before fetching; an unknown setting expands to nothing.
+fn expand_ipxe(text: &str, labels: &Labels) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        let Some(len) = rest[start..].find('}') else {
+            out.push_str(&rest[start..]);
+            return out;
+        };
+        let setting = &rest[start + 2..start + len];
+        let (name, kind) = setting.split_once(':').unwrap_or((setting, ""));
+        let name = name.rsplit('/').next().unwrap_or(name);
+        let label = match name {
+            "buildarch" => "arch",
+            other => other,
+        };
+        let value = labels.get(label).cloned().unwrap_or_default();
+        out.push_str(&if name == "mac" && kind == "hexhyp" {
+            value.replace(':', "-")
+        } else {
+            value
+        });
+        rest = &rest[start + len + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// What `/ignition` gives a machine that group `group` answers with `profile`.
+fn ignition_view(store: &Store, target: Target, group: &Group, profile: &Profile) -> IgnitionView {
+    let name = profile.ignition_id.clone();
+    if name.is_empty() {
+        return IgnitionView {
+            url: None,
+            group: None,
+            name,
+            file: String::new(),
+            kind: "none",
+            served: "the profile names no ignition_id: /ignition answers 404".into(),
+            ok: false,
+        };
+    }
+    let (path, bytes) = match store.config(ConfigKind::Ignition, &name) {
+        Ok(found) => found,
+        Err(err) => {
+            let file = store
+                .resolve("ignition", &name)
+                .map(|p| display(&p))
+                .unwrap_or_default();
+            return IgnitionView {
+                url: None,
+                group: None,
+                served: format!("{file}: {err}: /ignition answers 404"),
+                name,
+                file,
+                kind: if is_raw_ignition(&profile.ignition_id) {
+                    "raw"
+                } else {
+                    "template"
+                },
+                ok: false,
+            };
+        }
+    };
+    let file = display(&path);
+    if is_raw_ignition(&name) {
+        let (info, problems) = check_raw(&bytes, target);
+        let broken = problems.iter().find(|p| p.severity == Severity::Error);
+        let (served, ok) = match (broken, target.parses_raw_ignition()) {
+            (Some(problem), true) => (
+                format!(
+                    "{}: matchbox cannot parse it and serves an empty config (HTTP 200)",
+                    problem.message
+                ),
+                false,
+            ),
+            (Some(problem), false) => (
+                format!(
+                    "served byte for byte, and it is broken: {}",
+                    problem.message
+                ),
+                false,
+            ),
+            (None, true) => (
+                format!(
+                    "raw Ignition spec {}, parsed and served as spec 3.4.0",
+                    info.spec.map(|s| s.to_string()).unwrap_or_default()
+                ),
+                true,
+            ),
+            (None, false) => (
+                format!(
+                    "raw Ignition spec {}, served byte for byte",
+                    info.spec.map(|s| s.to_string()).unwrap_or_default()
+                ),
+                true,
+            ),
+        };
+        return IgnitionView {
+            url: None,
+            group: None,
+            name,
+            file,
+            kind: "raw",
+            served,
+            ok,
+        };
+    }
+    let text = String::from_utf8_lossy(&bytes);
+    let data = template::template_data(group);
+    let missing = template::scan(&text).map(|info| {
+        info.required
+            .iter()
+            .find_map(|r| template::missing_key(&data, &r.path).map(|m| (m, r.offset)))
+    });
+    let dialect = template::dialect(&text).dialect;
+    let (served, ok) = match (missing, target.template_dialect(), dialect) {
+        (Err(err), _, _) => (format!("the template does not parse ({}): /ignition answers 404", err.message), false),
+        (Ok(Some((key, offset))), _, _) => {
+            let at = crate::lint::spans::position(&bytes, offset);
+            (
+                format!(
+                    "line {}:{} uses {key:?}, which this group does not provide: /ignition answers 404",
+                    at.line, at.column
+                ),
+                false,
+            )
+        }
+        (Ok(None), TemplateDialect::Butane, TemplateDialect::ContainerLinuxConfig) => (
+            "a Container Linux Config template, which this matchbox no longer reads: /ignition answers 404".into(),
+            false,
+        ),
+        (Ok(None), TemplateDialect::Butane, TemplateDialect::Butane) => (
+            "a Butane template: rendered with this group's metadata, translated, served as Ignition 3.4.0".into(),
+            true,
+        ),
+        (Ok(None), TemplateDialect::ContainerLinuxConfig, _) => (
+            format!(
+                "a {} template: rendered with this group's metadata, transpiled, served as Ignition {}",
+                if target == Target::Bootcfg04 { "Fuze" } else { "Container Linux Config" },
+                if target == Target::Bootcfg04 { "2.0.0" } else { "2.2.0" }
+            ),
+            true,
+        ),
+    };
+    IgnitionView {
+        url: None,
+        group: None,
+        name,
+        file,
+        kind: "template",
+        served,
+        ok,
+    }
+}
+
+fn display(path: &Path) -> String {
+    path.display().to_string()
+}
+
+fn shown_selector(selector: &Selector) -> String {
+    if selector.is_empty() {
+        "default: no selector".into()
+    } else {
+        selector_string(selector)
+    }
+}
+
+fn shown_labels(labels: &Labels) -> String {
+    labels
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Why a candidate won or lost, in words.
+fn reason(outcome: &Outcome, groups: &[Group], files: &[PathBuf], index: usize) -> String {
+    match outcome {
+        Outcome::Selected => "every selector matches, and no group before it matched".into(),
+        Outcome::Mismatch(m) => match &m.got {
+            Some(got) => format!("{} is {got:?}, the group wants {:?}", m.key, m.want),
+            None => format!(
+                "the request has no {} label, the group wants {:?}",
+                m.key, m.want
+            ),
+        },
+        Outcome::Outranked { by } => {
+            let (mine, theirs) = (&groups[index].selector, &groups[*by].selector);
+            if theirs.len() != mine.len() {
+                format!(
+                    "matches too, but {} comes first with more selectors ({} vs {})",
+                    display(&files[*by]),
+                    theirs.len(),
+                    mine.len()
+                )
+            } else {
+                format!(
+                    "matches too, but {} comes first: as many selectors, and {:?} sorts after {:?} (matchbox tries the greater first)",
+                    display(&files[*by]),
+                    selector_string(theirs),
+                    selector_string(mine)
+                )
+            }
+        }
+        Outcome::Tied { with } => format!(
+            "matches with the same selectors as {}: matchbox's sort is not stable, it may answer with either",
+            display(&files[*with])
+        ),
+    }
+}
+
+/// The text report.
+pub fn render_text(e: &Explanation) -> String {
+    let mut out = String::new();
+    let mut line = |s: String| {
+        out.push_str(&s);
+        out.push('\n');
+    };
+    line(format!("target:   {}", e.target.name()));
+    line(format!(
+        "labels:   {}",
+        if e.labels.is_empty() {
+            "(none)".to_owned()
+        } else {
+            shown_labels(&e.labels)
+        }
+    ));
+    for d in &e.dropped {
+        line(format!(
+            "dropped:  {}={}: {} (matchbox drops the label)",
+            d.key, d.value, d.reason
+        ));
+    }
+    if let Some(group) = &e.group {
+        line(format!(
+            "group:    {}  [{}]",
+            group.file,
+            shown_selector(&group.selector)
+        ));
+        for tied in &e.tied {
+            line(format!(
+                "          tied with {tied}: matchbox may answer with either"
+            ));
+        }
+    }
+    if let Some(profile) = &e.profile {
+        line(format!("profile:  {}  (id {:?})", profile.file, profile.id));
+    }
+    if let Some(ignition) = &e.ignition {
+        let file = if ignition.file.is_empty() {
+            String::new()
+        } else {
+            format!("{}: ", ignition.file)
+        };
+        line(format!("ignition: {file}{}", ignition.served));
+        if let Some(url) = &ignition.url {
+            let answered = match &ignition.group {
+                Some(group) => format!(" (answered by {group})"),
+                None => String::new(),
+            };
+            line(format!("          fetched as {url}{answered}"));
+        }
+    }
+    if let Some(script) = &e.ipxe {
+        line(String::new());
+        line("/ipxe:".into());
+        out.push_str(script);
+    }
+    if !e.candidates.is_empty() {
+        out.push('\n');
+        out.push_str("groups, in the order matchbox tries them:\n");
+        for c in &e.candidates {
+            let verdict = match c.outcome {
+                Outcome::Selected => "selected",
+                Outcome::Tied { .. } => "tied",
+                _ => "lost",
+            };
+            out.push_str(&format!(
+                "  {verdict:<8} {}  [{}]: {}\n",
+                c.file,
+                shown_selector(&c.selector),
+                c.reason
+            ));
+        }
+    }
+    if !e.skipped.is_empty() {
+        out.push('\n');
+        out.push_str("skipped by matchbox:\n");
+        for s in &e.skipped {
+            out.push_str(&format!("  {}: {}\n", s.file, s.reason));
+        }
+    }
+    out
+}

@@ -1,0 +1,230 @@
+//! What a profile's boot section tells lint: the OS it boots, the names of its initrds, the
+//! Ignition URLs on its kernel line and the assets it loads from matchbox
+//! (../shared/reference/anchors.md §0.7, §2.4).
+
+use crate::matchbox::kargs::key_of;
+use crate::matchbox::profile::Boot;
+use crate::os::Os;
+
+/// Kernel arguments whose value is the URL the OS fetches its Ignition config from.
+pub const CONFIG_URL_KEYS: [&str; 3] = [
+    "ignition.config.url",
+    "flatcar.config.url",
+    "coreos.config.url",
+];
+
+/// The Fedora CoreOS installer's URL for the Ignition of the installed system.
+pub const INSTALL_IGNITION_URL_KEY: &str = "coreos.inst.ignition_url";
+
+/// The kernel argument that makes the Fedora CoreOS live system install to disk.
+pub const INSTALL_DEV_KEY: &str = "coreos.inst.install_dev";
+
+/// The OS a profile boots, from its kernel URL, else from its kernel arguments.
+pub fn detect_os(boot: &Boot, args: &[String]) -> Option<Os> {
+    let kernel = boot.kernel.to_ascii_lowercase();
+    if kernel.contains("flatcar") {
+        return Some(Os::Flatcar);
+    }
+    if kernel.contains("fedora-coreos") {
+        return Some(Os::FedoraCoreos);
+    }
+    if kernel.contains("coreos_production") {
+        return Some(Os::Coreos);
+    }
+    let keys: Vec<&str> = args.iter().map(|a| key_of(a)).collect();
+    if keys.iter().any(|k| k.starts_with("flatcar.")) {
+        return Some(Os::Flatcar);
+    }
+    if keys.iter().any(|k| {
+        k.starts_with("coreos.live.")
+            || k.starts_with("coreos.inst.")
+            || *k == "ignition.platform.id"
+    }) {
+        return Some(Os::FedoraCoreos);
+    }
+    None
+}
+
+/// The kernel arguments that tell each OS to run Ignition on this (PXE) boot.
+pub fn first_boot_keys(os: Os) -> &'static [&'static str] {
+    match os {
+        // Flatcar's bootengine still honours the Container Linux spelling.
+        Os::Flatcar => &["flatcar.first_boot", "coreos.first_boot"],
+        Os::FedoraCoreos => &["ignition.firstboot"],
+        Os::Coreos => &["coreos.first_boot"],
+    }
+}
+
+/// One `initrd` entry: the URI iPXE fetches and the image name it registers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Initrd {
+    pub uri: String,
+    /// `--name`/`-n` if given, else the last path component of the URI.
+    pub name: String,
+}
+
+/// Parses an `initrd` entry: `[--name N | -n N | --name=N | other options…] <uri> [args…]`.
+pub fn parse_initrd(entry: &str) -> Option<Initrd> {
+    let mut tokens = entry.split_whitespace();
+    let mut name = None;
+    while let Some(token) = tokens.next() {
+        if let Some(value) = token.strip_prefix("--name=") {
+            name = Some(value.to_owned());
+        } else if token == "--name" || token == "-n" {
+            name = tokens.next().map(str::to_owned);
+        } else if matches!(token, "--timeout" | "-t") {
+            tokens.next();
+        } else if token.starts_with('-') {
+            continue;
+        } else {
+            let uri = token.to_owned();
+            let name = name.unwrap_or_else(|| basename(&uri).to_owned());
+            return Some(Initrd { uri, name });
+        }
+    }
+    None
+}
+
+/// The last path component of a URI, without query or fragment.
+pub fn basename(uri: &str) -> &str {
+    let path = uri.split(['?', '#']).next().unwrap_or(uri);
+    path.rsplit('/').next().unwrap_or(path)
+}
+
+/// An `/ignition` URL on the kernel line and the labels its query sends.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IgnitionUrl {
+    /// Index of the argument in the kernel arguments.
+    pub arg: usize,
+    pub key: String,
+    pub url: String,
+    /// Query parameters in order; values may hold iPXE variables (`${mac:hexhyp}`).
+    pub query: Vec<(String, String)>,
+}
+
+/// The kernel arguments that fetch matchbox's `/ignition` endpoint.
+pub fn ignition_urls(args: &[String], keys: &[&str]) -> Vec<IgnitionUrl> {
+    args.iter()
+        .enumerate()
+        .filter_map(|(arg, text)| {
+            let (key, url) = text.split_once('=')?;
+            if !keys.contains(&key) {
+                return None;
+            }
+            let without_fragment = url.split('#').next().unwrap_or(url);
+            let (path, query) = without_fragment
+                .split_once('?')
+                .unwrap_or((without_fragment, ""));
+            if !path.trim_end_matches('/').ends_with("/ignition") {
+                return None;
+            }
+            let query = url::form_urlencoded::parse(query.as_bytes())
+                .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                .collect();
+            Some(IgnitionUrl {
+                arg,
+                key: key.to_owned(),
+                url: url.to_owned(),
+                query,
+            })
+        })
+        .collect()
+}
+
+/// A URL matchbox itself serves from its assets directory: `/assets/<rest>`, relative to the
+/// iPXE script and free of iPXE variables; the returned path is percent-decoded.
+pub fn relative_asset(uri: &str) -> Option<String> {
+    let rest = uri.strip_prefix("/assets/")?;
+    if rest.contains("${") {
+        return None;
+    }
+    let path = rest.split(['?', '#']).next().unwrap_or(rest);
+    Some(
+        percent_encoding::percent_decode_str(path)
+            .decode_utf8_lossy()
+            .into_owned(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn initrd_names_follow_ipxe() {
+        assert_eq!(
+            parse_initrd("--name main /assets/fcos/initramfs.img").unwrap(),
+            Initrd {
+                uri: "/assets/fcos/initramfs.img".into(),
+                name: "main".into()
+            }
+        );
+        assert_eq!(
+            parse_initrd("/assets/flatcar/1/flatcar_production_pxe_image.cpio.gz?x=1")
+                .unwrap()
+                .name,
+            "flatcar_production_pxe_image.cpio.gz"
+        );
+        assert_eq!(parse_initrd("-n=x http://h/i").unwrap().name, "i");
+        assert_eq!(parse_initrd("--name=x http://h/i").unwrap().name, "x");
+        assert_eq!(parse_initrd("   "), None);
+    }
+
+    #[test]
+    fn ignition_urls_and_their_labels() {
+        let args = vec![
+            "initrd=main".to_owned(),
+            "ignition.config.url=http://m:8080/ignition?uuid=${uuid}&mac=${mac:hexhyp}&os=installed".to_owned(),
+            "coreos.live.rootfs_url=http://m:8080/assets/x".to_owned(),
+            "flatcar.config.url=http://elsewhere/config.ign".to_owned(),
+        ];
+        let urls = ignition_urls(&args, &CONFIG_URL_KEYS);
+        assert_eq!(urls.len(), 1);
+        assert_eq!(urls[0].arg, 1);
+        assert_eq!(
+            urls[0].query,
+            vec![
+                ("uuid".to_owned(), "${uuid}".to_owned()),
+                ("mac".to_owned(), "${mac:hexhyp}".to_owned()),
+                ("os".to_owned(), "installed".to_owned())
+            ]
+        );
+    }
+
+    #[test]
+    fn operating_systems() {
+        let boot = |kernel: &str| Boot {
+            kernel: kernel.into(),
+            ..Boot::default()
+        };
+        assert_eq!(
+            detect_os(
+                &boot("/assets/flatcar/1/flatcar_production_pxe.vmlinuz"),
+                &[]
+            ),
+            Some(Os::Flatcar)
+        );
+        assert_eq!(
+            detect_os(&boot("/assets/coreos/1/coreos_production_pxe.vmlinuz"), &[]),
+            Some(Os::Coreos)
+        );
+        assert_eq!(
+            detect_os(&boot("/k"), &["coreos.live.rootfs_url=x".into()]),
+            Some(Os::FedoraCoreos)
+        );
+        assert_eq!(
+            detect_os(&boot("/k"), &["coreos.config.url=x".into()]),
+            None
+        );
+    }
+
+    #[test]
+    fn relative_assets() {
+        assert_eq!(
+            relative_asset("/assets/a%20b/k?x").as_deref(),
+            Some("a b/k")
+        );
+        assert_eq!(relative_asset("http://m/assets/k"), None);
+        assert_eq!(relative_asset("/assets/${arch}/k"), None);
+    }
+}

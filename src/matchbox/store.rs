@@ -1,0 +1,471 @@
+//! Reading a data directory exactly the way matchbox's file store does
+//! (../shared/reference/anchors.md §1.5), so that `lint` and `explain` see what the server sees.
+//!
+//! - `groups/` is listed entry by entry, sorted by name (Go's `ioutil.ReadDir`). Every entry
+//!   counts, subdirectories and non-JSON files too: matchbox strips the extension
+//!   (`filepath.Ext`) and reads `groups/<stem>.json`, so `a.yaml` reads `a.json` (which may not
+//!   exist) and a `sub/` directory reads `sub.json`. Nothing is read recursively.
+//! - Profiles are looked up by file name: `profiles/<id>.json`. The id inside is not compared.
+//! - Ignition, cloud and generic files are read by name from `ignition/`, `cloud/`, `generic/`;
+//!   a name ending in `.ign` or `.ignition` is raw Ignition, any other name a template.
+//! - Every name goes through matchbox's sanitiser, `path.Clean("/" + <dir>/<name>)`, so `..`
+//!   cannot leave the data directory (but can move between its subdirectories).
+
+use std::ffi::OsString;
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use super::decode::{DecodeError, parse_json};
+use super::group::Group;
+use super::profile::Profile;
+
+/// Why a file matchbox asks for cannot be used; matchbox logs it and carries on.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LoadError {
+    /// The file cannot be read: no such file, a directory, permissions, a NUL in the name.
+    #[error("{message}")]
+    Read {
+        kind: io::ErrorKind,
+        message: String,
+    },
+    /// The file is read but does not decode (matchbox skips it).
+    #[error("{0}")]
+    Decode(#[from] DecodeError),
+}
+
+impl LoadError {
+    fn read(err: &io::Error) -> LoadError {
+        let message = match err.kind() {
+            io::ErrorKind::NotFound => "no such file".to_owned(),
+            io::ErrorKind::IsADirectory => "is a directory".to_owned(),
+            _ => err.to_string(),
+        };
+        LoadError::Read {
+            kind: err.kind(),
+            message,
+        }
+    }
+
+    /// matchbox found no file at all under that name.
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, LoadError::Read { kind, .. } if *kind == io::ErrorKind::NotFound)
+    }
+}
+
+/// The bytes of a file that was read, and its JSON when it parses.
+#[derive(Debug, Clone)]
+pub struct Source {
+    pub bytes: Vec<u8>,
+    pub json: Option<Value>,
+}
+
+/// One file matchbox reads and what came of it.
+#[derive(Debug, Clone)]
+pub struct Loaded<T> {
+    /// The file read, under the data directory.
+    pub path: PathBuf,
+    /// What was read; `None` when reading failed.
+    pub source: Option<Source>,
+    pub result: Result<T, LoadError>,
+}
+
+impl<T> Loaded<T> {
+    pub fn ok(&self) -> Option<&T> {
+        self.result.as_ref().ok()
+    }
+}
+
+/// One entry of `groups/` (or `profiles/`) and the file matchbox reads for it.
+#[derive(Debug, Clone)]
+pub struct Entry<T> {
+    /// The directory entry's name as listed.
+    pub name: OsString,
+    /// Whether the entry itself is a directory (following symlinks).
+    pub is_dir: bool,
+    /// The name with its extension stripped: the id matchbox reads `<stem>.json` for.
+    pub stem: String,
+    pub loaded: Loaded<T>,
+}
+
+impl<T> Entry<T> {
+    /// Entries matchbox reads as intended: a `.json` file.
+    pub fn is_json_file(&self) -> bool {
+        !self.is_dir && go_ext(self.name.as_encoded_bytes()) == b".json"
+    }
+}
+
+/// The kinds of config a profile names, each in its own directory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ConfigKind {
+    Ignition,
+    Cloud,
+    Generic,
+}
+
+impl ConfigKind {
+    pub const ALL: [ConfigKind; 3] = [ConfigKind::Ignition, ConfigKind::Cloud, ConfigKind::Generic];
+
+    pub fn dir_name(self) -> &'static str {
+        match self {
+            ConfigKind::Ignition => "ignition",
+            ConfigKind::Cloud => "cloud",
+            ConfigKind::Generic => "generic",
+        }
+    }
+
+    /// The profile field that names a config of this kind.
+    pub fn field(self) -> &'static str {
+        match self {
+            ConfigKind::Ignition => "ignition_id",
+            ConfigKind::Cloud => "cloud_id",
+            ConfigKind::Generic => "generic_id",
+        }
+    }
+
+    /// The name the profile gives for this kind (empty when it names none).
+    pub fn name_in(self, profile: &Profile) -> &str {
+        match self {
+            ConfigKind::Ignition => &profile.ignition_id,
+            ConfigKind::Cloud => &profile.cloud_id,
+            ConfigKind::Generic => &profile.generic_id,
+        }
+    }
+}
+
+/// matchbox's raw-Ignition rule: `.ign` and `.ignition` are served as Ignition JSON, any other
+/// name is a template.
+pub fn is_raw_ignition(name: &str) -> bool {
+    name.ends_with(".ign") || name.ends_with(".ignition")
+}
+
+/// A matchbox data directory, read as the server reads it.
+#[derive(Clone, Debug)]
+pub struct Store {
+    root: PathBuf,
+}
+
+impl Store {
+    pub fn new(root: impl Into<PathBuf>) -> Store {
+        Store { root: root.into() }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The file matchbox opens for `<dir>/<name>`, or why it refuses the name.
+    pub fn resolve(&self, dir: &str, name: &str) -> Result<PathBuf, LoadError> {
+        if name.contains('\0') {
+            return Err(LoadError::Read {
+                kind: io::ErrorKind::InvalidInput,
+                message: "invalid character in file path".into(),
+            });
+        }
+        let cleaned = go_clean(&format!("/{dir}/{name}"));
+        Ok(self.root.join(cleaned.trim_start_matches('/')))
+    }
+
+    /// Every group as `GroupList` loads them, in listing order. An unreadable `groups/` is
+    /// an error (matchbox then answers 404 to every request).
+    pub fn groups(&self) -> io::Result<Vec<Entry<Group>>> {
+        self.entries("groups", |store, stem| store.group(stem))
+    }
+
+    /// Every entry of `profiles/`, loaded as `ProfileList` would (lint checks them all).
+    pub fn profiles(&self) -> io::Result<Vec<Entry<Profile>>> {
+        self.entries("profiles", |store, stem| store.profile(stem))
+    }
+
+    /// `GroupGet(id)`: reads `groups/<id>.json`.
+    pub fn group(&self, id: &str) -> Loaded<Group> {
+        self.load(&format!("{id}.json"), "groups", Group::from_value)
+    }
+
+    /// `ProfileGet(id)`: reads `profiles/<id>.json`; the profile must have an id.
+    pub fn profile(&self, id: &str) -> Loaded<Profile> {
+        self.load(&format!("{id}.json"), "profiles", Profile::from_value)
+    }
+
+    /// Reads `<kind dir>/<name>` as matchbox's `IgnitionGet`/`CloudGet`/`GenericGet` do.
+    pub fn config(&self, kind: ConfigKind, name: &str) -> Result<(PathBuf, Vec<u8>), LoadError> {
+        let path = self.resolve(kind.dir_name(), name)?;
+        match read_small(&path) {
+            Ok(bytes) => Ok((path, bytes)),
+            Err(err) => Err(LoadError::read(&err)),
+        }
+    }
+
+    fn load<T>(
+        &self,
+        name: &str,
+        dir: &str,
+        decode: impl Fn(&Value) -> Result<T, DecodeError>,
+    ) -> Loaded<T> {
+        let path = match self.resolve(dir, name) {
+            Ok(path) => path,
+            Err(err) => {
+                return Loaded {
+                    path: self.root.join(dir).join(name),
+                    source: None,
+                    result: Err(err),
+                };
+            }
+        };
+        let bytes = match read_small(&path) {
+            Ok(bytes) => bytes,
+            Err(err) => {
+                return Loaded {
+                    path,
+                    source: None,
+                    result: Err(LoadError::read(&err)),
+                };
+            }
+        };
+        let (json, result) = match parse_json(&bytes) {
+            Ok(json) => {
+                let result = decode(&json).map_err(LoadError::from);
+                (Some(json), result)
+            }
+            Err(err) => (None, Err(LoadError::from(err))),
+        };
+        Loaded {
+            path,
+            source: Some(Source { bytes, json }),
+            result,
+        }
+    }
+
+    fn entries<T: Send>(
+        &self,
+        dir: &str,
+        load: impl Fn(&Store, &str) -> Loaded<T> + Sync,
+    ) -> io::Result<Vec<Entry<T>>> {
+        let listed = list_dir(&self.root.join(dir))?;
+        Ok(par_map(listed, |(name, is_dir)| {
+            let stem_bytes = strip_go_ext(name.as_encoded_bytes());
+            let stem = String::from_utf8_lossy(stem_bytes).into_owned();
+            let loaded = load(self, &stem);
+            Entry {
+                name,
+                is_dir,
+                stem,
+                loaded,
+            }
+        }))
+    }
+}
+
+/// Reads a whole file, sized for the small files of a data directory: open, read until the
+/// end, close (no `stat` for a size hint, which costs a system call per file).
+pub fn read_small(path: &Path) -> io::Result<Vec<u8>> {
+    use std::io::Read as _;
+    let mut file = fs::File::open(path)?;
+    let mut bytes = Vec::with_capacity(8192);
+    file.read_to_end(&mut bytes)?;
+    Ok(bytes)
+}
+
+/// The entries of `dir`, sorted by name bytes as Go's `ioutil.ReadDir` sorts them, with
+/// whether each is a directory (following symlinks, as the later read does).
+pub fn list_dir(dir: &Path) -> io::Result<Vec<(OsString, bool)>> {
+    let mut entries = Vec::new();
+    for entry in fs::read_dir(dir)? {
+        let entry = entry?;
+        let is_dir = match entry.file_type()? {
+            kind if kind.is_symlink() => fs::metadata(entry.path()).is_ok_and(|m| m.is_dir()),
+            kind => kind.is_dir(),
+        };
+        entries.push((entry.file_name(), is_dir));
+    }
+    entries.sort_by(|a, b| a.0.as_encoded_bytes().cmp(b.0.as_encoded_bytes()));
+    Ok(entries)
+}
+
+/// Maps `items` in order, on every core when there are enough of them to pay for threads.
+pub fn par_map<I: Send, O: Send>(items: Vec<I>, f: impl Fn(I) -> O + Sync) -> Vec<O> {
+    const MIN_PER_THREAD: usize = 512;
+    let threads = std::thread::available_parallelism()
+        .map_or(1, usize::from)
+        .min(items.len() / MIN_PER_THREAD)
+        .max(1);
+    if threads == 1 {
+        return items.into_iter().map(f).collect();
+    }
+    let chunk = items.len().div_ceil(threads);
+    let mut chunks: Vec<Vec<I>> = Vec::with_capacity(threads);
+    let mut items = items.into_iter();
+    loop {
+        let next: Vec<I> = items.by_ref().take(chunk).collect();
+        if next.is_empty() {
+            break;
+        }
+        chunks.push(next);
+    }
+    let f = &f;
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = chunks
+            .into_iter()
+            .map(|chunk| scope.spawn(move || chunk.into_iter().map(f).collect::<Vec<O>>()))
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|handle| handle.join().expect("a lint worker panicked"))
+            .collect()
+    })
+}
+
+/// Go's `filepath.Ext`: the suffix from the last `.` of the name, or nothing.
+pub fn go_ext(name: &[u8]) -> &[u8] {
+    match name.iter().rposition(|&b| b == b'.' || b == b'/') {
+        Some(i) if name[i] == b'.' => &name[i..],
+        _ => &[],
+    }
+}
+
+/// The name without its Go extension (`strings.TrimSuffix(name, filepath.Ext(name))`).
+pub fn strip_go_ext(name: &[u8]) -> &[u8] {
+    &name[..name.len() - go_ext(name).len()]
+}
+
+/// Go's `path.Clean` for slash-separated paths.
+pub fn go_clean(path: &str) -> String {
+    if path.is_empty() {
+        return ".".into();
+    }
+    let rooted = path.starts_with('/');
+    let mut parts: Vec<&str> = Vec::new();
+    for part in path.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                if parts.last().is_some_and(|last| *last != "..") {
+                    parts.pop();
+                } else if !rooted {
+                    parts.push("..");
+                }
+            }
+            part => parts.push(part),
+        }
+    }
+    let joined = parts.join("/");
+    match (rooted, joined.is_empty()) {
+        (true, _) => format!("/{joined}"),
+        (false, true) => ".".into(),
+        (false, false) => joined,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ext_and_stem_follow_go() {
+        assert_eq!(go_ext(b"node1.json"), b".json");
+        assert_eq!(go_ext(b"a.b.json"), b".json");
+        assert_eq!(go_ext(b"sub"), b"");
+        assert_eq!(go_ext(b".hidden"), b".hidden");
+        assert_eq!(go_ext(b"a.json~"), b".json~");
+        assert_eq!(strip_go_ext(b"a.json.bak"), b"a.json");
+        assert_eq!(strip_go_ext(b".hidden"), b"");
+    }
+
+    #[test]
+    fn clean_follows_go_path_clean() {
+        for (input, want) in [
+            ("/profiles/x.json", "/profiles/x.json"),
+            ("/profiles/../x.json", "/x.json"),
+            ("/profiles/../../../etc/passwd.json", "/etc/passwd.json"),
+            ("/ignition/", "/ignition"),
+            ("/ignition/a//b/./c.ign", "/ignition/a/b/c.ign"),
+            ("a/../..", ".."),
+            ("", "."),
+        ] {
+            assert_eq!(go_clean(input), want, "{input}");
+        }
+    }
+
+    #[test]
+    fn names_cannot_leave_the_data_dir() {
+        let store = Store::new("/data");
+        assert_eq!(
+            store.resolve("profiles", "../../etc/x.json").unwrap(),
+            Path::new("/data/etc/x.json")
+        );
+        assert_eq!(
+            store.resolve("ignition", "").unwrap(),
+            Path::new("/data/ignition")
+        );
+        assert!(store.resolve("ignition", "a\0b").is_err());
+    }
+
+    #[test]
+    fn groups_are_listed_as_matchbox_lists_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let groups = dir.path().join("groups");
+        fs::create_dir_all(groups.join("sub")).unwrap();
+        fs::write(
+            groups.join("sub/inner.json"),
+            br#"{"profile": "never read"}"#,
+        )
+        .unwrap();
+        fs::write(groups.join("a.json"), br#"{"profile": "p"}"#).unwrap();
+        fs::write(groups.join("a.yaml"), b"not json").unwrap();
+        fs::write(groups.join("b.json.bak"), b"{}").unwrap();
+        fs::write(
+            groups.join("C.json"),
+            br#"{"profile": "p", "selector": {"mac": "x"}}"#,
+        )
+        .unwrap();
+        let entries = Store::new(dir.path()).groups().unwrap();
+        let seen: Vec<(String, String, bool, bool)> = entries
+            .iter()
+            .map(|e| {
+                (
+                    e.name.to_string_lossy().into_owned(),
+                    e.stem.clone(),
+                    e.is_json_file(),
+                    e.loaded.ok().is_some(),
+                )
+            })
+            .collect();
+        let row = |n: &str, s: &str, json: bool, ok: bool| (n.to_owned(), s.to_owned(), json, ok);
+        assert_eq!(
+            seen,
+            vec![
+                // Byte order: upper case first.
+                row("C.json", "C", true, false),
+                row("a.json", "a", true, true),
+                // a.yaml reads a.json: the same group a second time.
+                row("a.yaml", "a", false, true),
+                // b.json.bak reads b.json.json, which does not exist.
+                row("b.json.bak", "b.json", false, false),
+                // A subdirectory reads sub.json; nothing inside is read.
+                row("sub", "sub", false, false),
+            ]
+        );
+        assert!(
+            entries[3]
+                .loaded
+                .result
+                .as_ref()
+                .unwrap_err()
+                .is_not_found()
+        );
+        assert!(matches!(
+            entries[0].loaded.result,
+            Err(LoadError::Decode(DecodeError::Invalid(_)))
+        ));
+    }
+
+    #[test]
+    fn par_map_keeps_order() {
+        let items: Vec<usize> = (0..5000).collect();
+        let out = par_map(items, |i| i * 2);
+        assert_eq!(out.len(), 5000);
+        assert!(out.iter().enumerate().all(|(i, &v)| v == i * 2));
+    }
+}

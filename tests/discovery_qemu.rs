@@ -1,0 +1,359 @@
+//! A real Linux kernel (Debian's cloud kernel, under QEMU TCG) boots a busybox initramfs that
+//! gets an address by DHCP and runs `caas discover` against a `caas api` on 127.0.0.1: the
+//! interfaces, DMI identity and kernel command line come from the running guest, not from
+//! fixtures. The guest reaches nothing but that API (`restrict=on` + `guestfwd`).
+//!
+//! Needs `qemu-system-x86` (bookworm-backports), `linux-image-cloud-amd64` and `busybox-static`
+//! (scripts/install-test-deps.sh installs them).
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::{BufRead as _, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use caas::discovery::store::Store;
+
+const GUEST_MAC: &str = "52:54:00:12:34:56";
+const GUEST_UUID: &str = "5e1f0c3a-7d4b-4c1e-9a2f-00c0ffee0001";
+const GUEST_SERIAL: &str = "CAAS-E2E-0001";
+/// The address the guest reaches the API at (QEMU forwards it to 127.0.0.1).
+const API_IN_GUEST: &str = "10.0.2.100";
+/// Bound on one guest run; it takes about 10 s on an idle machine.
+const BOOT_LIMIT: Duration = Duration::from_secs(300);
+
+fn needs(what: &str) -> ! {
+    panic!(
+        "{what}: run scripts/install-test-deps.sh (or `make check`) to install the test packages"
+    )
+}
+
+/// The newest installed kernel that has its modules (a cloud kernel if there is one).
+fn kernel() -> (PathBuf, PathBuf) {
+    let mut found = Vec::new();
+    for entry in fs::read_dir("/boot").unwrap_or_else(|_| needs("no /boot")) {
+        let name = entry.unwrap().file_name().to_string_lossy().into_owned();
+        if let Some(version) = name.strip_prefix("vmlinuz-") {
+            let modules = Path::new("/lib/modules").join(version);
+            if modules.join("modules.dep").is_file() {
+                found.push((
+                    version.contains("cloud"),
+                    version.to_owned(),
+                    Path::new("/boot").join(&name),
+                    modules,
+                ));
+            }
+        }
+    }
+    found.sort();
+    match found.pop() {
+        Some((_, _, vmlinuz, modules)) => (vmlinuz, modules),
+        None => needs("no kernel with modules under /boot (package linux-image-cloud-amd64)"),
+    }
+}
+
+/// The module files to load, dependencies first, for `wanted` (built-in ones are skipped).
+fn module_load_order(modules: &Path, wanted: &[&str]) -> Vec<PathBuf> {
+    let dep = fs::read_to_string(modules.join("modules.dep")).unwrap();
+    let builtin = fs::read_to_string(modules.join("modules.builtin")).unwrap_or_default();
+    let name_of = |path: &str| {
+        let file = path.rsplit('/').next().unwrap();
+        file.split(".ko").next().unwrap().replace('-', "_")
+    };
+    let mut graph: BTreeMap<String, (String, Vec<String>)> = BTreeMap::new();
+    for line in dep.lines() {
+        let Some((module, deps)) = line.split_once(':') else {
+            continue;
+        };
+        graph.insert(
+            name_of(module),
+            (
+                module.to_owned(),
+                deps.split_whitespace().map(name_of).collect(),
+            ),
+        );
+    }
+    fn visit(name: &str, graph: &BTreeMap<String, (String, Vec<String>)>, order: &mut Vec<String>) {
+        if order.iter().any(|n| n == name) {
+            return;
+        }
+        let (path, deps) = &graph[name];
+        for dep in deps {
+            visit(dep, graph, order);
+        }
+        order.push(path.clone());
+    }
+    let mut order = Vec::new();
+    for name in wanted {
+        if graph.contains_key(*name) {
+            visit(name, &graph, &mut order);
+        } else {
+            assert!(
+                builtin.lines().any(|l| name_of(l) == *name),
+                "module {name} is neither in modules.dep nor built in"
+            );
+        }
+    }
+    order.into_iter().map(|p| modules.join(p)).collect()
+}
+
+fn run(command: &mut Command) {
+    let out = command
+        .output()
+        .unwrap_or_else(|e| panic!("{command:?}: {e}"));
+    assert!(out.status.success(), "{command:?}: {out:?}");
+}
+
+/// A busybox initramfs with caas (and the glibc libraries it links), the NIC modules and an
+/// /init that brings up eth0 by DHCP and runs `caas discover`.
+fn initramfs(dir: &Path, modules: &[PathBuf], port: u16) -> PathBuf {
+    let root = dir.join("root");
+    for sub in ["bin", "proc", "sys", "dev", "tmp", "etc", "modules"] {
+        fs::create_dir_all(root.join(sub)).unwrap();
+    }
+    let busybox = Path::new("/bin/busybox");
+    if !busybox.is_file() {
+        needs("no /bin/busybox (package busybox-static)");
+    }
+    fs::copy(busybox, root.join("bin/busybox")).unwrap();
+
+    // caas without its debug sections (a smaller initramfs), and what the loader needs.
+    let caas = env!("CARGO_BIN_EXE_caas");
+    run(Command::new("strip")
+        .arg("-o")
+        .arg(root.join("caas"))
+        .arg(caas));
+    let ldd = Command::new("ldd").arg(caas).output().unwrap();
+    let ldd = String::from_utf8(ldd.stdout).unwrap();
+    for lib in ldd.split_whitespace().filter(|w| w.starts_with('/')) {
+        let target = root.join(lib.trim_start_matches('/'));
+        fs::create_dir_all(target.parent().unwrap()).unwrap();
+        fs::copy(lib, &target).unwrap_or_else(|e| panic!("copying {lib}: {e}"));
+    }
+
+    let mut names = Vec::new();
+    for module in modules {
+        let file = module.file_name().unwrap().to_string_lossy().into_owned();
+        let name = file.split(".ko").next().unwrap().to_owned();
+        let target = root.join("modules").join(format!("{name}.ko"));
+        if file.ends_with(".ko") {
+            fs::copy(module, &target).unwrap();
+        } else {
+            // Compressed modules (newer kernels): busybox insmod wants them plain.
+            let tool = if file.ends_with(".xz") { "xz" } else { "zstd" };
+            let out = Command::new(tool).arg("-dc").arg(module).output().unwrap();
+            assert!(out.status.success(), "{tool} -dc {}", module.display());
+            fs::write(&target, out.stdout).unwrap();
+        }
+        names.push(name);
+    }
+
+    let udhcpc = "#!/bin/busybox sh\n\
+        case \"$1\" in bound|renew)\n\
+          ip addr add \"$ip/$mask\" dev \"$interface\"\n\
+          [ -n \"$router\" ] && ip route add default via \"$router\";;\n\
+        esac\n\
+        exit 0\n";
+    let init = format!(
+        "#!/bin/busybox sh\n\
+         /bin/busybox --install -s /bin\n\
+         mount -t proc proc /proc\n\
+         mount -t sysfs sysfs /sys\n\
+         mount -t devtmpfs dev /dev\n\
+         for m in {modules}; do insmod /modules/$m.ko || echo \"insmod $m failed\"; done\n\
+         ip link set lo up\n\
+         for i in 1 2 3 4 5 6 7 8 9 10; do [ -e /sys/class/net/eth0 ] && break; sleep 1; done\n\
+         ip link set eth0 up\n\
+         udhcpc -i eth0 -s /udhcpc.sh -q -n -t 20 -T 2\n\
+         hostname caas-guest\n\
+         echo CAAS-DISCOVER-START\n\
+         /caas discover --api http://{API_IN_GUEST}:{port} --retries 5 --retry-wait 1s\n\
+         echo \"CAAS-DISCOVER-EXIT $?\"\n\
+         reboot -f\n",
+        modules = names.join(" ")
+    );
+    for (name, text) in [("init", init.as_str()), ("udhcpc.sh", udhcpc)] {
+        fs::write(root.join(name), text).unwrap();
+        run(Command::new("chmod").arg("755").arg(root.join(name)));
+    }
+
+    // Uncompressed newc cpio, which the kernel unpacks as its initramfs.
+    let files = Command::new("find")
+        .arg(".")
+        .current_dir(&root)
+        .output()
+        .unwrap();
+    let image = dir.join("initramfs.cpio");
+    let mut cpio = Command::new(busybox)
+        .args(["cpio", "-o", "-H", "newc"])
+        .current_dir(&root)
+        .stdin(Stdio::piped())
+        .stdout(fs::File::create(&image).unwrap())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut cpio.stdin.take().unwrap(), &files.stdout).unwrap();
+    assert!(cpio.wait().unwrap().success());
+    image
+}
+
+/// `caas api` on an ephemeral port of 127.0.0.1.
+fn start_api(db: &Path, log: &Path) -> (Child, u16) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_caas"))
+        .args(["api", "--listen", "127.0.0.1:0", "--db"])
+        .arg(db)
+        .env_remove("CAAS_MATCHBOX_URL")
+        .stdout(Stdio::piped())
+        .stderr(fs::File::create(log).unwrap())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let port = line
+        .trim()
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("caas api did not start: {line:?}"));
+    (child, port)
+}
+
+fn strip_ansi(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            if chars.peek() == Some(&'[') {
+                chars.next();
+                for c in chars.by_ref() {
+                    if c.is_ascii_alphabetic() {
+                        break;
+                    }
+                }
+            }
+        } else if c != '\r' {
+            out.push(c);
+        }
+    }
+    out
+}
+
+#[test]
+fn a_booting_kernel_reports_itself_to_caas_api() {
+    let (vmlinuz, modules) = kernel();
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("caas.db");
+    let api_log = dir.path().join("api.log");
+    let (mut api, port) = start_api(&db, &api_log);
+
+    let image = initramfs(
+        dir.path(),
+        &module_load_order(&modules, &["virtio_pci", "virtio_net"]),
+        port,
+    );
+    let serial = dir.path().join("serial.log");
+    let cmdline = format!(
+        "console=ttyS0 panic=-1 flatcar.first_boot=1 \
+         ignition.config.url=http://{API_IN_GUEST}:{port}/ignition?uuid={GUEST_UUID}&mac={}",
+        GUEST_MAC.replace(':', "-")
+    );
+    let mut qemu = Command::new("qemu-system-x86_64")
+        .args([
+            "-accel",
+            "tcg",
+            "-m",
+            "512",
+            "-nographic",
+            "-no-reboot",
+            "-monitor",
+            "none",
+        ])
+        .arg("-kernel")
+        .arg(&vmlinuz)
+        .arg("-initrd")
+        .arg(&image)
+        .args(["-append", &cmdline])
+        .args([
+            "-netdev",
+            &format!(
+                "user,id=n0,restrict=on,guestfwd=tcp:{API_IN_GUEST}:{port}-tcp:127.0.0.1:{port}"
+            ),
+            "-device",
+            &format!("virtio-net-pci,netdev=n0,mac={GUEST_MAC}"),
+            "-smbios",
+            &format!("type=1,uuid={GUEST_UUID},serial={GUEST_SERIAL}"),
+        ])
+        .stdin(Stdio::null())
+        .stdout(fs::File::create(&serial).unwrap())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap_or_else(|e| {
+            let _ = api.kill();
+            needs(&format!("qemu-system-x86_64: {e}"))
+        });
+    let started = Instant::now();
+    let exited = loop {
+        if let Some(status) = qemu.try_wait().unwrap() {
+            break Some(status);
+        }
+        if started.elapsed() > BOOT_LIMIT {
+            let _ = qemu.kill();
+            let _ = qemu.wait();
+            break None;
+        }
+        thread::sleep(Duration::from_millis(100));
+    };
+    let _ = api.kill();
+    let _ = api.wait();
+    let log = strip_ansi(&fs::read_to_string(&serial).unwrap_or_default());
+    let context = format!(
+        "serial log:\n{log}\ncaas api log:\n{}",
+        fs::read_to_string(&api_log).unwrap_or_default()
+    );
+    assert!(
+        exited.is_some(),
+        "the guest did not finish within {BOOT_LIMIT:?}\n{context}"
+    );
+    assert!(
+        log.contains("CAAS-DISCOVER-EXIT 0"),
+        "caas discover failed in the guest\n{context}"
+    );
+    assert!(
+        log.contains(&format!(
+            "reported {GUEST_MAC} to http://{API_IN_GUEST}:{port}/discovery: new (1 machine known)"
+        )),
+        "{context}"
+    );
+
+    let machines = Store::open_read_only(&db).unwrap().machines().unwrap();
+    assert_eq!(machines.len(), 1, "{context}");
+    let machine = &machines[0];
+    let report = &machine.report;
+    assert_eq!(machine.mac, GUEST_MAC);
+    // From the kernel command line (iPXE's ${uuid}) and from the firmware (QEMU's SMBIOS).
+    assert_eq!(report.boot_info.uuid, GUEST_UUID);
+    assert_eq!(report.boot_info.product_uuid.as_deref(), Some(GUEST_UUID));
+    assert_eq!(report.boot_info.serial.as_deref(), Some(GUEST_SERIAL));
+    assert_eq!(report.hostname.as_deref(), Some("caas-guest"));
+    // The address QEMU's DHCP server handed out, read back from the guest kernel.
+    assert_eq!(
+        machine.boot_ipv4(),
+        Some([10, 0, 2, 15].into()),
+        "{report:?}"
+    );
+    let eth0 = report.boot_interface().unwrap();
+    assert_eq!(eth0.name, "eth0");
+    assert!(
+        eth0.addresses
+            .iter()
+            .any(|a| a.to_string() == "10.0.2.15/24"),
+        "{eth0:?}"
+    );
+    let lo = report.interfaces.iter().find(|i| i.name == "lo").unwrap();
+    assert_eq!(lo.mac, "");
+    assert_eq!(lo.ipv4.unwrap().to_string(), "127.0.0.1/8");
+}
