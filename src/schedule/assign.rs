@@ -4,7 +4,7 @@
 //! Existing roles are never moved: a rerun with more machines, fewer machines, or machines in
 //! another order changes nothing for the machines that already have a role.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::Ipv4Addr;
 
 /// A discovered machine as the scheduler sees it.
@@ -102,6 +102,39 @@ pub enum Notice {
     MemberCountDiffers { existing: usize, requested: usize },
 }
 
+impl std::fmt::Display for Notice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Notice::NoBootAddress { mac } => write!(
+                f,
+                "{mac} has no IPv4 address on its boot interface: skipped until it reports one"
+            ),
+            Notice::Vanished { assignment } => write!(
+                f,
+                "{} ({}, {}) is no longer discovered: its role is kept, not given to another machine",
+                assignment.id(),
+                assignment.mac,
+                assignment.ip
+            ),
+            Notice::AddressChanged { assignment, now } => write!(
+                f,
+                "{} ({}) now reports {now}: its files keep {}, the address it was given its role with",
+                assignment.id(),
+                assignment.mac,
+                assignment.ip
+            ),
+            Notice::MemberCountDiffers {
+                existing,
+                requested,
+            } => write!(
+                f,
+                "the etcd cluster has {existing} members and {requested} were asked for: caas \
+                 never changes the membership of a formed cluster (use etcdctl member add/remove)"
+            ),
+        }
+    }
+}
+
 /// The result of one scheduling pass.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Schedule {
@@ -142,19 +175,18 @@ pub fn assign(
     check_state(existing)?;
     let mut notices = Vec::new();
 
-    let discovered: BTreeMap<&str, &Machine> =
+    let discovered: HashMap<&str, &Machine> =
         machines.iter().map(|m| (m.mac.as_str(), m)).collect();
-    let mut candidates: Vec<&Machine> = Vec::new();
-    for machine in discovered.values() {
-        if machine.ip.is_some() {
-            candidates.push(machine);
-        } else {
-            notices.push(Notice::NoBootAddress {
-                mac: machine.mac.clone(),
-            });
-        }
-    }
-    candidates.sort_by(|a, b| (a.first_seen, &a.mac).cmp(&(b.first_seen, &b.mac)));
+    let (mut candidates, mut no_address): (Vec<&Machine>, Vec<&Machine>) =
+        discovered.values().partition(|m| m.ip.is_some());
+    // Reports of the same MAC collapse to one above, so (first seen, MAC) orders totally.
+    candidates.sort_unstable_by(|a, b| (a.first_seen, &a.mac).cmp(&(b.first_seen, &b.mac)));
+    no_address.sort_unstable_by(|a, b| a.mac.cmp(&b.mac));
+    notices.extend(
+        no_address
+            .into_iter()
+            .map(|m| Notice::NoBootAddress { mac: m.mac.clone() }),
+    );
 
     for assignment in existing {
         match discovered.get(assignment.mac.as_str()) {
@@ -183,23 +215,23 @@ pub fn assign(
     };
     let mut members = of_role(Role::EtcdMember);
     let mut workers = of_role(Role::Worker);
-    let mut taken: BTreeSet<String> = existing.iter().map(|a| a.mac.clone()).collect();
+    let taken: HashSet<&str> = existing.iter().map(|a| a.mac.as_str()).collect();
+    let mut free = candidates
+        .iter()
+        .filter(|m| !taken.contains(m.mac.as_str()))
+        .peekable();
 
     if members.is_empty() {
-        let free: Vec<&&Machine> = candidates
-            .iter()
-            .filter(|m| !taken.contains(&m.mac))
-            .collect();
-        if free.len() < params.etcd_members {
+        let first: Vec<&&Machine> = free.by_ref().take(params.etcd_members).collect();
+        if first.len() < params.etcd_members {
             return Ok(Schedule {
                 members,
                 workers,
-                waiting: Some((free.len(), params.etcd_members)),
+                waiting: Some((first.len(), params.etcd_members)),
                 notices,
             });
         }
-        for (index, machine) in free.into_iter().take(params.etcd_members).enumerate() {
-            taken.insert(machine.mac.clone());
+        for (index, machine) in first.into_iter().enumerate() {
             members.push(Assignment {
                 role: Role::EtcdMember,
                 index,
@@ -220,10 +252,7 @@ pub fn assign(
     };
     // Indices of vanished workers stay taken: their files are still in the data dir.
     let first_free = workers.iter().map(|w| w.index + 1).max().unwrap_or(0);
-    let newcomers = candidates
-        .iter()
-        .filter(|m| !taken.contains(&m.mac))
-        .take(room);
+    let newcomers = free.take(room);
     for (index, machine) in (first_free..).zip(newcomers) {
         workers.push(Assignment {
             role: Role::Worker,
