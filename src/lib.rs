@@ -18,4 +18,5 @@ pub mod ignition;
 pub mod lint;
 pub mod matchbox;
 pub mod os;
+pub mod schedule;
 pub mod write;

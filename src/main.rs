@@ -44,6 +44,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Discover(args) => done(discovery::client::discover(global, args)),
         Command::Api(args) => done(discovery::server::api(global, args)),
         Command::Assets(command) => done(caas::assets::run(global, command)),
+        Command::Schedule(command) => caas::schedule::run(global, command),
         Command::Gen(GenCommand::Ignition(args)) => {
             done(caas::ignition::gen_ignition(global, args))
         }

@@ -99,6 +99,11 @@ pub fn record_json(
 /// the bare reports of `GET /discovery` (also what the 2016 API served), in first-seen order.
 /// A report that fails the coherence check is an error naming its position.
 pub fn machines_from_json(bytes: &[u8]) -> anyhow::Result<Vec<Machine>> {
+    // The common case, a saved `/discovery/machines`, decodes straight into records; anything
+    // else takes the item-by-item path, which also names the item that is wrong.
+    if let Ok(records) = serde_json::from_slice::<Vec<Machine>>(bytes) {
+        return Ok(records);
+    }
     let items: Vec<Value> =
         serde_json::from_slice(bytes).context("expected a JSON array of machines or reports")?;
     items

@@ -34,12 +34,14 @@ impl Mac {
     }
 
     fn join(&self, sep: char) -> String {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
         let mut out = String::with_capacity(self.0.len() * 3);
         for (i, byte) in self.0.iter().enumerate() {
             if i > 0 {
                 out.push(sep);
             }
-            out.push_str(&format!("{byte:02x}"));
+            out.push(char::from(HEX[usize::from(byte >> 4)]));
+            out.push(char::from(HEX[usize::from(byte & 0xf)]));
         }
         out
     }
