@@ -14,6 +14,8 @@
 //! Once with the data directory on disk and once on tmpfs (where fsync costs nothing, so the
 //! difference is the cost of durability). Figures are printed, never asserted.
 
+mod common;
+
 #[path = "../tests/assets_support/pgp.rs"]
 #[allow(dead_code)]
 mod pgp;
@@ -26,6 +28,7 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use common::summary;
 use pgp::{Keys, Signer};
 
 const VERSION: &str = "4081.2.0";
@@ -82,19 +85,6 @@ fn serve(root: PathBuf) -> (String, Arc<tiny_http::Server>) {
         }
     });
     (base, server)
-}
-
-fn summary(label: &str, mut samples: Vec<Duration>) -> Duration {
-    samples.sort();
-    let median = samples[samples.len() / 2];
-    println!(
-        "{label}: min {:.3?}, median {:.3?}, max {:.3?} ({} runs)",
-        samples[0],
-        median,
-        samples[samples.len() - 1],
-        samples.len()
-    );
-    median
 }
 
 fn timed(mut command: Command) -> Duration {

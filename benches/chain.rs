@@ -8,25 +8,16 @@
 //!
 //! Figures are printed, never asserted: timing thresholds do not belong in tests.
 
+mod common;
+
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use caas::chain::script;
 use caas::chain::url::BootUrl;
+use common::summary;
 
 const URL: &str = "http://matchbox.lab:8080/boot.ipxe";
-
-fn summary(label: &str, mut samples: Vec<Duration>) {
-    samples.sort();
-    let pick = |q: f64| samples[((samples.len() - 1) as f64 * q).round() as usize];
-    println!(
-        "{label}: min {:.2?}, median {:.2?}, p95 {:.2?} ({} runs)",
-        pick(0.0),
-        pick(0.5),
-        pick(0.95),
-        samples.len()
-    );
-}
 
 fn time(runs: usize, mut f: impl FnMut(usize)) -> Vec<Duration> {
     f(usize::MAX); // warm the page cache

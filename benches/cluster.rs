@@ -10,14 +10,17 @@
 //!
 //! Figures are printed, never asserted: timing thresholds do not belong in tests.
 
+mod common;
+
 use std::fmt::Write as _;
 use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use caas::cluster::spec::{LabSpec, Overrides, from_yaml};
 use caas::matchbox::DataDir;
 use caas::write::apply_changes;
+use common::summary;
 
 const MACHINES: usize = 10_000;
 
@@ -57,19 +60,6 @@ fn spec(distinct: bool) -> String {
         }
     }
     spec
-}
-
-fn summary(label: &str, mut samples: Vec<Duration>) {
-    samples.sort();
-    let pick = |q: f64| samples[((samples.len() - 1) as f64 * q).round() as usize];
-    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
-    println!(
-        "{label}: min {:.0} ms, median {:.0} ms, max {:.0} ms ({} runs)",
-        ms(pick(0.0)),
-        ms(pick(0.5)),
-        ms(pick(1.0)),
-        samples.len()
-    );
 }
 
 fn bench_in_process(base: &Path, where_: &str, distinct: bool) {

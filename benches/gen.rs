@@ -6,12 +6,15 @@
 //!
 //! Figures are printed, never asserted: timing thresholds do not belong in tests.
 
+mod common;
+
 use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use caas::matchbox::Group;
 use caas::write::{FileWrite, apply};
+use common::summary;
 
 fn groups(dir: &Path, count: usize) -> Vec<FileWrite> {
     (0..count)
@@ -40,18 +43,6 @@ fn groups(dir: &Path, count: usize) -> Vec<FileWrite> {
             )
         })
         .collect()
-}
-
-fn summary(label: &str, mut samples: Vec<Duration>) {
-    samples.sort();
-    let pick = |q: f64| samples[((samples.len() - 1) as f64 * q).round() as usize];
-    println!(
-        "{label}: min {:.2?}, median {:.2?}, p95 {:.2?} ({} runs)",
-        pick(0.0),
-        pick(0.5),
-        pick(0.95),
-        samples.len()
-    );
 }
 
 /// Writes 10,000 groups under `base` five times. File creation dominates on a slow disk, so the

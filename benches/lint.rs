@@ -9,6 +9,8 @@
 //!
 //! Figures are printed, never asserted: timing thresholds do not belong in tests.
 
+mod common;
+
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -17,19 +19,11 @@ use caas::lint::lint_dir;
 use caas::matchbox::target::Target;
 use caas::matchbox::{Boot, Group, Profile};
 use caas::write::{FileWrite, apply, canonical_json};
+use common::{mac, summary};
 use serde_json::json;
 
 const MACHINES: usize = 10_000;
 const VERSION: &str = "3975.2.0";
-
-fn mac(i: usize) -> String {
-    format!(
-        "52:54:00:{:02x}:{:02x}:{:02x}",
-        i >> 16,
-        (i >> 8) & 0xff,
-        i & 0xff
-    )
-}
 
 fn profile(id: &str, ignition: &str) -> Profile {
     let assets = format!("/assets/flatcar/{VERSION}");
@@ -156,18 +150,6 @@ fn load_average() -> String {
     std::fs::read_to_string("/proc/loadavg")
         .map(|l| l.split(' ').next().unwrap_or("?").to_owned())
         .unwrap_or_default()
-}
-
-fn summary(label: &str, mut samples: Vec<Duration>) {
-    samples.sort();
-    let pick = |q: f64| samples[((samples.len() - 1) as f64 * q).round() as usize];
-    println!(
-        "{label}: min {:.2?}, median {:.2?}, p95 {:.2?} ({} runs)",
-        pick(0.0),
-        pick(0.5),
-        pick(0.95),
-        samples.len()
-    );
 }
 
 /// Runs `command` `runs` times; prints wall-time figures and the CPU time per run.

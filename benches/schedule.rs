@@ -7,23 +7,17 @@
 //! of all of them on tmpfs and disk, then the unchanged rerun. Figures are printed, never
 //! asserted.
 
+mod common;
+
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant, SystemTime};
 
 use caas::discovery::store::Store;
+use common::{mac, summary};
 use serde_json::json;
 
 const MACHINES: usize = 100_000;
-
-fn mac(i: usize) -> String {
-    format!(
-        "52:54:00:{:02x}:{:02x}:{:02x}",
-        (i >> 16) & 0xff,
-        (i >> 8) & 0xff,
-        i & 0xff
-    )
-}
 
 fn report(i: usize) -> String {
     let mac = mac(i);
@@ -74,16 +68,6 @@ fn run(data: &Path, source: &[&str], extra: &[&str]) -> Duration {
         "schedule failed: {status}"
     );
     elapsed
-}
-
-fn summary(label: &str, mut samples: Vec<Duration>) {
-    samples.sort();
-    println!(
-        "{label}: min {:.2?}, median {:.2?} ({} runs)",
-        samples[0],
-        samples[samples.len() / 2],
-        samples.len()
-    );
 }
 
 fn bench_source(name: &str, source: &[&str]) {

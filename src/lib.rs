@@ -9,6 +9,7 @@
 pub mod assets;
 pub mod chain;
 pub mod cli;
+pub mod clock;
 pub mod cluster;
 pub mod discovery;
 pub mod error;

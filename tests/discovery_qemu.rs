@@ -6,15 +6,17 @@
 //! Needs `qemu-system-x86` (bookworm-backports), `linux-image-cloud-amd64` and `busybox-static`
 //! (scripts/install-test-deps.sh installs them).
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::fs;
-use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use caas::discovery::store::Store;
+use common::api::Api;
 
 const GUEST_MAC: &str = "52:54:00:12:34:56";
 const GUEST_UUID: &str = "5e1f0c3a-7d4b-4c1e-9a2f-00c0ffee0001";
@@ -199,29 +201,6 @@ fn initramfs(dir: &Path, modules: &[PathBuf], port: u16) -> PathBuf {
     image
 }
 
-/// `caas api` on an ephemeral port of 127.0.0.1.
-fn start_api(db: &Path, log: &Path) -> (Child, u16) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_caas"))
-        .args(["api", "--listen", "127.0.0.1:0", "--db"])
-        .arg(db)
-        .env_remove("CAAS_MATCHBOX_URL")
-        .stdout(Stdio::piped())
-        .stderr(fs::File::create(log).unwrap())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let port = line
-        .trim()
-        .rsplit(':')
-        .next()
-        .and_then(|p| p.parse().ok())
-        .unwrap_or_else(|| panic!("caas api did not start: {line:?}"));
-    (child, port)
-}
-
 fn strip_ansi(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut chars = text.chars().peekable();
@@ -247,8 +226,8 @@ fn a_booting_kernel_reports_itself_to_caas_api() {
     let (vmlinuz, modules) = kernel();
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("caas.db");
-    let api_log = dir.path().join("api.log");
-    let (mut api, port) = start_api(&db, &api_log);
+    let api = Api::start(&db, &[]);
+    let port = api.port();
 
     let image = initramfs(
         dir.path(),
@@ -291,10 +270,7 @@ fn a_booting_kernel_reports_itself_to_caas_api() {
         .stdout(fs::File::create(&serial).unwrap())
         .stderr(Stdio::inherit())
         .spawn()
-        .unwrap_or_else(|e| {
-            let _ = api.kill();
-            needs(&format!("qemu-system-x86_64: {e}"))
-        });
+        .unwrap_or_else(|e| needs(&format!("qemu-system-x86_64: {e}")));
     let started = Instant::now();
     let exited = loop {
         if let Some(status) = qemu.try_wait().unwrap() {
@@ -307,13 +283,10 @@ fn a_booting_kernel_reports_itself_to_caas_api() {
         }
         thread::sleep(Duration::from_millis(100));
     };
-    let _ = api.kill();
-    let _ = api.wait();
+    let api_log = api.log();
+    drop(api);
     let log = strip_ansi(&fs::read_to_string(&serial).unwrap_or_default());
-    let context = format!(
-        "serial log:\n{log}\ncaas api log:\n{}",
-        fs::read_to_string(&api_log).unwrap_or_default()
-    );
+    let context = format!("serial log:\n{log}\ncaas api log:\n{}", api_log);
     assert!(
         exited.is_some(),
         "the guest did not finish within {BOOT_LIMIT:?}\n{context}"

@@ -23,7 +23,6 @@ use std::time::{Duration, Instant, SystemTime};
 use anyhow::{Context as _, anyhow};
 use sha2::{Digest as _, Sha256};
 
-use crate::assets::clock;
 use crate::assets::http::{self, Http, Sink};
 use crate::assets::manifest::{MANIFEST_FILE, Manifest, ManifestFile};
 use crate::assets::pgp::{
@@ -32,6 +31,7 @@ use crate::assets::pgp::{
 use crate::assets::progress::{Event, Reporter};
 use crate::assets::release::{self, Release, ReleaseRequest, RemoteFile};
 use crate::cli::{CaasFetchArgs, FetchArgs, FetchTarget, Format, GlobalArgs, value_name};
+use crate::clock;
 use crate::error::invalid;
 use crate::ids::Id;
 use crate::matchbox::datadir::DataDir;

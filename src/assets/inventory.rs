@@ -16,10 +16,10 @@ use indicatif::BinaryBytes;
 use serde::Serialize;
 use sha2::{Digest as _, Sha256};
 
-use crate::assets::clock;
 use crate::assets::manifest::{MANIFEST_FILE, Manifest, ManifestFile};
 use crate::assets::pgp::{Keyring, StreamVerifier, signing_key_status};
 use crate::cli::{AssetsListArgs, AssetsVerifyArgs, Format, GlobalArgs};
+use crate::clock;
 use crate::matchbox::datadir::DataDir;
 use crate::write::{self, FileWrite};
 

@@ -8,7 +8,6 @@
 //! - [`inventory`]: the verify and list commands;
 //! - [`manifest`]: `caas-assets.json`, read by `gen profile` too.
 
-pub mod clock;
 pub mod fetch;
 pub mod http;
 pub mod inventory;

@@ -31,7 +31,7 @@ use openpgp::policy::{HashAlgoSecurity, StandardPolicy};
 use openpgp::types::HashAlgorithm;
 use openpgp::types::RevocationStatus;
 
-use crate::assets::clock;
+use crate::clock;
 use crate::error::invalid;
 use crate::os::Os;
 

@@ -144,24 +144,7 @@ pub fn source_date_epoch(value: Option<OsString>) -> Result<u64> {
 
 /// `YYYYMMDDhhmmss00`, the time format xorriso takes, in UTC.
 pub fn xorriso_date(epoch: u64) -> String {
-    let days = (epoch / 86_400) as i64;
-    let secs = epoch % 86_400;
-    // Civil date from days since 1970-01-01 (proleptic Gregorian calendar).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}{month:02}{day:02}{:02}{:02}{:02}00",
-        secs / 3600,
-        secs / 60 % 60,
-        secs % 60
-    )
+    crate::clock::xorriso(SystemTime::UNIX_EPOCH + Duration::from_secs(epoch))
 }
 
 /// Does this `ipxe.efi` look for `autoexec.ipxe` next to itself? iPXE added that in 2021

@@ -315,7 +315,7 @@ impl Report {
         if !value.is_object() {
             return Err(Incoherent(format!(
                 "a report is a JSON object, not {}",
-                kind_of(&value)
+                crate::matchbox::decode::type_name(&value)
             )));
         }
         serde_json::from_value(value).map_err(|err| Incoherent(err.to_string()))
@@ -373,17 +373,6 @@ impl Report {
     /// The report as compact JSON, fields in a fixed order: what the server stores.
     pub fn to_json(&self) -> String {
         serde_json::to_string(self).expect("a report always serialises")
-    }
-}
-
-fn kind_of(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
     }
 }
 
