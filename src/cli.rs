@@ -727,8 +727,8 @@ pub struct ScheduleOnceArgs {
     #[arg(long, env = "CAAS_MATCHBOX_URL", value_name = "URL")]
     pub matchbox_url: Option<MatchboxUrl>,
     /// The discovery API URL, recorded in the groups' metadata (api_url) for templates
-    #[arg(long, env = "CAAS_API_URL", value_name = "URL")]
-    pub api_url: Option<String>,
+    #[arg(long, env = "CAAS_API_URL", value_name = "URL", value_parser = crate::cluster::spec::parse_api_url)]
+    pub api_url: Option<MatchboxUrl>,
     /// OS the roles boot, from assets/<os>/<version>/
     #[arg(long, value_enum, default_value_t = Os::Flatcar)]
     pub os: Os,

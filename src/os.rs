@@ -95,10 +95,17 @@ impl Os {
         }
     }
 
-    /// Whether the file names of a release depend on its version (then `current` cannot be
-    /// turned into names without the published manifest).
-    pub fn names_carry_version(self) -> bool {
-        matches!(self, Os::FedoraCoreos)
+    /// caas renders Ignition spec 3.x; CoreOS Container Linux reads only 2.x, so configs for it
+    /// cannot come from caas's templates.
+    pub fn check_reads_ignition_v3(self) -> Result<(), InvalidInput> {
+        match self {
+            Os::Coreos => Err(InvalidInput(
+                "CoreOS Container Linux reads Ignition spec 2.x, and caas writes 3.x: use flatcar \
+                 (its successor) or fedora-coreos"
+                    .into(),
+            )),
+            Os::Flatcar | Os::FedoraCoreos => Ok(()),
+        }
     }
 }
 

@@ -386,6 +386,48 @@ fn bad_input_exits_2_and_writes_nothing() {
         assert_one_line_error(&out.get_output().stderr, needle);
         assert!(tree_state(&data).is_empty(), "{args:?}");
     }
+    // A record whose key is not its report's boot MAC.
+    let mismatched = dir.path().join("mismatched.json");
+    fs::write(
+        &mismatched,
+        serde_json::to_vec(&json!([{
+            "mac": "52:54:00:00:00:99",
+            "report": {
+                "boot-info": {"mac": "52:54:00:00:00:01"},
+                "interfaces": [{"name": "eth0", "mac": "52:54:00:00:00:01", "ipv4": "10.0.0.1"}]
+            }
+        }]))
+        .unwrap(),
+    )
+    .unwrap();
+    let out = caas_in(&data)
+        .args([
+            "schedule",
+            "once",
+            "--matchbox-url",
+            MATCHBOX,
+            "--discovery",
+        ])
+        .arg(&mismatched)
+        .assert()
+        .code(2);
+    assert_one_line_error(&out.get_output().stderr, "52:54:00:00:00:99");
+    // CoreOS Container Linux reads Ignition 2.x only.
+    let out = caas_in(&data)
+        .args([
+            "schedule",
+            "once",
+            "--matchbox-url",
+            MATCHBOX,
+            "--os",
+            "coreos",
+        ])
+        .args(["--discovery", file])
+        .assert()
+        .code(2);
+    assert_one_line_error(&out.get_output().stderr, "--os coreos");
+    assert!(tree_state(&data).is_empty());
+
     // No source at all, or two: usage errors.
     caas_in(&data).args(["schedule", "once"]).assert().code(2);
     caas_in(&data)
@@ -445,5 +487,70 @@ fn bad_input_exits_2_and_writes_nothing() {
         .assert()
         .code(2);
     assert_one_line_error(&out.get_output().stderr, "groups/etcd-1.json");
+    assert_eq!(tree_state(&data), before);
+}
+
+#[test]
+fn files_the_scheduler_did_not_write_are_never_overwritten() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("bootcfg");
+    let three = machines_file(
+        dir.path(),
+        &[
+            (1, Some("10.0.0.1"), &time(1)),
+            (2, Some("10.0.0.2"), &time(2)),
+            (3, Some("10.0.0.3"), &time(3)),
+            (4, Some("10.0.0.4"), &time(4)),
+        ],
+    );
+    // A lab whose machines happen to be called etcd-0 and worker.
+    let lab = dir.path().join("lab.yaml");
+    fs::write(
+        &lab,
+        format!(
+            "name: lab\nos: flatcar\nmatchbox_url: {MATCHBOX}\napi_url: http://10.0.0.1:5000\n\
+             ssh_authorized_keys: [\"ssh-ed25519 AAAA lab\"]\n\
+             machines:\n  - name: etcd-0\n    mac: 52:54:00:00:01:00\n    role: ssh\n"
+        ),
+    )
+    .unwrap();
+    caas_in(&data)
+        .args(["gen", "cluster", "-f"])
+        .arg(&lab)
+        .assert()
+        .success();
+    let before = tree_state(&data);
+    let out = caas_in(&data)
+        .args([
+            "schedule",
+            "once",
+            "--matchbox-url",
+            MATCHBOX,
+            "--discovery",
+        ])
+        .arg(&three)
+        .assert()
+        .code(2);
+    assert_one_line_error(&out.get_output().stderr, "groups/etcd-0.json");
+    assert_eq!(tree_state(&data), before);
+
+    // Without the clashing group, a profile of the same name is still someone else's.
+    fs::remove_file(data.join("groups/etcd-0.json")).unwrap();
+    let before = tree_state(&data);
+    let out = caas_in(&data)
+        .args([
+            "schedule",
+            "once",
+            "--matchbox-url",
+            MATCHBOX,
+            "--discovery",
+        ])
+        .arg(&three)
+        .assert()
+        .code(2);
+    assert_one_line_error(&out.get_output().stderr, "etcd-0");
+    assert!(
+        String::from_utf8_lossy(&out.get_output().stderr).contains("not written by caas schedule")
+    );
     assert_eq!(tree_state(&data), before);
 }

@@ -9,6 +9,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
 use crate::error::invalid;
+use crate::etcd;
 use crate::ids::Id;
 use crate::ignition::Spec;
 use crate::matchbox::mac;
@@ -157,13 +158,9 @@ impl LabSpec {
     /// Checks everything that does not need the templates or the disk.
     pub fn validate(self, origin: &str, overrides: &Overrides) -> Result<Lab> {
         let bad = |what: String| invalid(format!("{origin}: {what}"));
-        if self.os == Os::Coreos {
-            return Err(bad(
-                "os coreos: CoreOS Container Linux reads Ignition spec 2.x, and caas writes 3.x; \
-                 use flatcar (its successor) or fedora-coreos"
-                    .to_owned(),
-            ));
-        }
+        self.os
+            .check_reads_ignition_v3()
+            .map_err(|err| bad(format!("os {}: {err}", self.os.dir_name())))?;
         if let Some(channel) = &self.channel {
             check_word(channel).map_err(|why| bad(format!("channel {channel:?}: {why}")))?;
         }
@@ -303,51 +300,37 @@ fn check_word(word: &str) -> Result<(), String> {
 /// The etcd variables a role needs from the lab's etcd members (seed.md §4: the metadata the
 /// 2016 scheduler gave each member): per member name, peer and client URLs.
 pub fn etcd_vars(machines: &[Machine]) -> BTreeMap<Id, Map<String, Value>> {
-    let members: Vec<(&Machine, IpAddr)> = machines
+    let members: Vec<etcd::Member> = machines
         .iter()
         .filter(|m| m.role == "etcd-member")
-        .filter_map(|m| m.ip.map(|ip| (m, ip)))
+        .filter_map(|m| {
+            m.ip.map(|ip| etcd::Member {
+                name: m.name.as_str(),
+                ip,
+            })
+        })
         .collect();
-    let url = |ip: &IpAddr, port: u16| match ip {
-        IpAddr::V4(ip) => format!("http://{ip}:{port}"),
-        IpAddr::V6(ip) => format!("http://[{ip}]:{port}"),
-    };
-    let initial_cluster = members
-        .iter()
-        .map(|(m, ip)| format!("{}={}", m.name, url(ip, 2380)))
-        .collect::<Vec<_>>()
-        .join(",");
-    let endpoints = members
-        .iter()
-        .map(|(_, ip)| url(ip, 2379))
-        .collect::<Vec<_>>()
-        .join(",");
+    let initial_cluster = etcd::initial_cluster(&members);
+    let endpoints = etcd::endpoints(&members);
     let mut out = BTreeMap::new();
     for machine in machines {
-        let mut vars = Map::new();
-        match machine.role.as_str() {
-            "etcd-member" => {
-                vars.insert("etcd_name".into(), machine.name.as_str().into());
-                if let Some(ip) = &machine.ip {
-                    vars.insert(
-                        "etcd_initial_cluster".into(),
-                        initial_cluster.clone().into(),
-                    );
-                    vars.insert(
-                        "etcd_initial_advertise_peer_urls".into(),
-                        url(ip, 2380).into(),
-                    );
-                    vars.insert("etcd_advertise_client_urls".into(), url(ip, 2379).into());
-                }
+        let vars = match (machine.role.as_str(), machine.ip) {
+            ("etcd-member", Some(ip)) => etcd::member_vars(
+                &etcd::Member {
+                    name: machine.name.as_str(),
+                    ip,
+                },
+                &initial_cluster,
+            ),
+            ("etcd-member", None) => {
+                Map::from_iter([("etcd_name".to_owned(), machine.name.as_str().into())])
             }
-            "etcd-gateway" if !members.is_empty() => {
-                vars.insert("etcd_endpoints".into(), endpoints.clone().into());
+            ("etcd-gateway", _) if !members.is_empty() => {
+                Map::from_iter([("etcd_endpoints".to_owned(), endpoints.clone().into())])
             }
-            _ => {}
-        }
-        if !vars.is_empty() {
-            out.insert(machine.name.clone(), vars);
-        }
+            _ => continue,
+        };
+        out.insert(machine.name.clone(), vars);
     }
     out
 }

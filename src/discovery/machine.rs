@@ -97,12 +97,17 @@ pub fn record_json(
 
 /// Reads a list of machines saved from `caas api`: the records of `GET /discovery/machines`, or
 /// the bare reports of `GET /discovery` (also what the 2016 API served), in first-seen order.
-/// A report that fails the coherence check is an error naming its position.
+/// Every machine passes the coherence check, and a record's `mac` must be its report's boot
+/// MAC (it is normalised, as the store keys machines); an error names the item.
 pub fn machines_from_json(bytes: &[u8]) -> anyhow::Result<Vec<Machine>> {
     // The common case, a saved `/discovery/machines`, decodes straight into records; anything
     // else takes the item-by-item path, which also names the item that is wrong.
     if let Ok(records) = serde_json::from_slice::<Vec<Machine>>(bytes) {
-        return Ok(records);
+        return records
+            .into_iter()
+            .enumerate()
+            .map(|(index, record)| checked(record).with_context(|| format!("item {index}")))
+            .collect();
     }
     let items: Vec<Value> =
         serde_json::from_slice(bytes).context("expected a JSON array of machines or reports")?;
@@ -111,7 +116,9 @@ pub fn machines_from_json(bytes: &[u8]) -> anyhow::Result<Vec<Machine>> {
         .enumerate()
         .map(|(index, item)| {
             let machine = if item.get("report").is_some() {
-                serde_json::from_value::<Machine>(item).map_err(anyhow::Error::from)
+                serde_json::from_value::<Machine>(item)
+                    .map_err(anyhow::Error::from)
+                    .and_then(checked)
             } else {
                 Report::from_value(item)
                     .and_then(|report| {
@@ -129,6 +136,24 @@ pub fn machines_from_json(bytes: &[u8]) -> anyhow::Result<Vec<Machine>> {
             machine.with_context(|| format!("item {index}"))
         })
         .collect()
+}
+
+/// A record from outside the store: its report is coherent and its key is the report's
+/// normalised boot MAC.
+fn checked(mut machine: Machine) -> anyhow::Result<Machine> {
+    let boot = machine.report.check()?;
+    if crate::matchbox::mac::normalize(&machine.mac)
+        .ok()
+        .as_deref()
+        != Some(boot.as_str())
+    {
+        anyhow::bail!(
+            "mac {:?} is not the boot MAC of its report ({boot})",
+            machine.mac
+        );
+    }
+    machine.mac = boot;
+    Ok(machine)
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@ pub mod assign;
 pub mod plan;
 pub mod state;
 
+use std::collections::HashSet;
 use std::fs;
 use std::io;
 use std::process::ExitCode;
@@ -26,6 +27,7 @@ use crate::error::{EXIT_INVALID, invalid};
 use crate::ignition::{Engine, TemplateSet};
 use crate::matchbox::DataDir;
 use crate::matchbox::generate::{boot_with_args, os_boot};
+use crate::matchbox::server::MatchboxUrl;
 use crate::write::{self, Action, Outcome};
 use assign::{Assignment, Params, Schedule};
 
@@ -49,6 +51,9 @@ pub fn once(global: &GlobalArgs, args: &ScheduleOnceArgs) -> Result<ExitCode> {
             members - 1
         )));
     }
+    args.os
+        .check_reads_ignition_v3()
+        .map_err(|err| invalid(format!("--os {}: {err}", args.os.dir_name())))?;
     let data_dir = DataDir::new(&global.data_dir);
     let discovered = read_machines(args)?;
     let existing = state::read_assignments(&data_dir)?;
@@ -71,6 +76,7 @@ pub fn once(global: &GlobalArgs, args: &ScheduleOnceArgs) -> Result<ExitCode> {
         Vec::new()
     } else {
         let files = render(&data_dir, args, &schedule)?;
+        check_not_taken(&data_dir, &files, &existing)?;
         if args.plan {
             write::plan(&files)?
         } else {
@@ -85,6 +91,40 @@ pub fn once(global: &GlobalArgs, args: &ScheduleOnceArgs) -> Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// Refuses to replace a file that belongs to no role the scheduler already gave: a profile or
+/// config of the same name written by `gen cluster` or by hand. A file with the very bytes
+/// this run writes is accepted (a run killed after some of its renames left it).
+fn check_not_taken(
+    data_dir: &DataDir,
+    files: &[write::FileWrite],
+    existing: &[Assignment],
+) -> Result<()> {
+    let mut ours = HashSet::new();
+    for assignment in existing {
+        ours.extend(plan::own_paths(data_dir, assignment)?);
+    }
+    if existing.iter().any(|a| a.role == assign::Role::Worker) {
+        ours.extend(plan::shared_worker_paths(data_dir)?);
+    }
+    for file in files.iter().filter(|file| !ours.contains(&file.path)) {
+        let taken = match fs::read(&file.path) {
+            Ok(bytes) => bytes != file.bytes,
+            Err(err) if err.kind() == io::ErrorKind::NotFound => false,
+            Err(err) => {
+                return Err(err).with_context(|| format!("reading {}", file.path.display()));
+            }
+        };
+        if taken {
+            return Err(invalid(format!(
+                "{} exists and was not written by caas schedule: remove or rename it, or give \
+                 that machine another name",
+                file.path.display()
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// The discovered machines, first seen first, from whichever source was named.
@@ -161,7 +201,7 @@ fn render(
             boot: &boot,
             engine: &engine,
             vars: &vars,
-            api_url: args.api_url.as_deref(),
+            api_url: args.api_url.as_ref().map(MatchboxUrl::as_str),
         },
     )
 }

@@ -4,13 +4,14 @@
 //! settings are its own. Each worker gets its own group; the workers share one profile and one
 //! config (`worker`, an etcd gateway in front of the members), since nothing in them differs.
 
-use std::net::Ipv4Addr;
+use std::path::PathBuf;
 
 use anyhow::{Context as _, Result};
 use serde_json::{Map, Value};
 
-use super::assign::{Assignment, Role, Schedule, initial_cluster};
+use super::assign::{Assignment, Role, Schedule};
 use super::state::{IPV4_KEY, ROLE_KEY};
+use crate::etcd;
 use crate::ids::Id;
 use crate::ignition::{Engine, config_file_name};
 use crate::matchbox::{Boot, DataDir, Group, Profile};
@@ -33,40 +34,6 @@ pub struct Inputs<'a> {
     pub vars: &'a Map<String, Value>,
     /// The discovery API, recorded in every group's metadata when known.
     pub api_url: Option<&'a str>,
-}
-
-fn peer_url(ip: Ipv4Addr) -> String {
-    format!("http://{ip}:2380")
-}
-
-fn client_url(ip: Ipv4Addr) -> String {
-    format!("http://{ip}:2379")
-}
-
-/// The members' client URLs, the endpoints a gateway forwards to.
-pub fn endpoints(members: &[Assignment]) -> String {
-    members
-        .iter()
-        .map(|m| client_url(m.ip))
-        .collect::<Vec<_>>()
-        .join(",")
-}
-
-/// The metadata of a member's group; also the variables of its config (as in 2016, where
-/// bootcfg rendered the template from the group's metadata).
-fn member_metadata(member: &Assignment, cluster: &str) -> Map<String, Value> {
-    let mut metadata = Map::new();
-    metadata.insert("etcd_name".into(), member.id().into());
-    metadata.insert("etcd_initial_cluster".into(), cluster.into());
-    metadata.insert(
-        "etcd_initial_advertise_peer_urls".into(),
-        peer_url(member.ip).into(),
-    );
-    metadata.insert(
-        "etcd_advertise_client_urls".into(),
-        client_url(member.ip).into(),
-    );
-    metadata
 }
 
 fn group(
@@ -107,25 +74,61 @@ fn render(inputs: &Inputs, template: &str, own: &Map<String, Value>) -> Result<V
     inputs.engine.render(template, &vars)
 }
 
+/// Where a role's own files live: a member's config, profile and group; a worker's group.
+pub fn own_paths(dir: &DataDir, assignment: &Assignment) -> Result<Vec<PathBuf>> {
+    let id = Id::new(&assignment.id())?;
+    Ok(match assignment.role {
+        Role::EtcdMember => vec![
+            dir.ignition_path(&config_file_name(&id)?),
+            dir.profile_path(&id),
+            dir.group_path(&id),
+        ],
+        Role::Worker => vec![dir.group_path(&id)],
+    })
+}
+
+/// The workers' shared config and profile.
+pub fn shared_worker_paths(dir: &DataDir) -> Result<Vec<PathBuf>> {
+    let id = Id::new(WORKER_PROFILE)?;
+    Ok(vec![
+        dir.ignition_path(&config_file_name(&id)?),
+        dir.profile_path(&id),
+    ])
+}
+
 /// Every file of `schedule`, rendered; nothing is written here.
 pub fn files(schedule: &Schedule, inputs: &Inputs) -> Result<Vec<FileWrite>> {
     let dir = inputs.data_dir;
     let mut files = Vec::with_capacity(3 * schedule.members.len() + schedule.workers.len() + 2);
-    let cluster = initial_cluster(&schedule.members);
-    for member in &schedule.members {
-        debug_assert_eq!(member.role, Role::EtcdMember);
-        let id = Id::new(&member.id())?;
+    // Members are named by their ids; their group metadata is also their config's variables,
+    // as in 2016, when bootcfg rendered the template from the group's metadata.
+    let ids: Vec<String> = schedule.members.iter().map(Assignment::id).collect();
+    let members: Vec<etcd::Member> = schedule
+        .members
+        .iter()
+        .zip(&ids)
+        .map(|(member, id)| etcd::Member {
+            name: id,
+            ip: member.ip.into(),
+        })
+        .collect();
+    let cluster = etcd::initial_cluster(&members);
+    for (member, etcd_member) in schedule.members.iter().zip(&members) {
+        let id = Id::new(etcd_member.name)?;
         let ignition = config_file_name(&id)?;
-        let metadata = member_metadata(member, &cluster);
+        let metadata = etcd::member_vars(etcd_member, &cluster);
         let config = render(inputs, MEMBER_TEMPLATE, &metadata)
             .with_context(|| format!("rendering the config of {id}"))?;
-        files.push(FileWrite::new(dir.ignition_path(&ignition), config));
+        let [config_path, profile_path, group_path]: [PathBuf; 3] = own_paths(dir, member)?
+            .try_into()
+            .expect("a member has three files");
+        files.push(FileWrite::new(config_path, config));
         files.push(FileWrite::new(
-            dir.profile_path(&id),
+            profile_path,
             profile(&id, &ignition, inputs).to_json(),
         ));
         files.push(FileWrite::new(
-            dir.group_path(&id),
+            group_path,
             group(member, id.as_str(), metadata, inputs).to_json(),
         ));
     }
@@ -135,12 +138,15 @@ pub fn files(schedule: &Schedule, inputs: &Inputs) -> Result<Vec<FileWrite>> {
     let id = Id::new(WORKER_PROFILE)?;
     let ignition = config_file_name(&id)?;
     let mut metadata = Map::new();
-    metadata.insert("etcd_endpoints".into(), endpoints(&schedule.members).into());
+    metadata.insert("etcd_endpoints".into(), etcd::endpoints(&members).into());
     let config =
         render(inputs, WORKER_TEMPLATE, &metadata).context("rendering the workers' config")?;
-    files.push(FileWrite::new(dir.ignition_path(&ignition), config));
+    let [config_path, profile_path]: [PathBuf; 2] = shared_worker_paths(dir)?
+        .try_into()
+        .expect("the workers share two files");
+    files.push(FileWrite::new(config_path, config));
     files.push(FileWrite::new(
-        dir.profile_path(&id),
+        profile_path,
         profile(&id, &ignition, inputs).to_json(),
     ));
     for worker in &schedule.workers {

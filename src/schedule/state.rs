@@ -1,9 +1,9 @@
 //! The scheduler's state is the data dir: the groups it wrote carry their role in metadata.
 //!
-//! There is no hidden state file. A group is the scheduler's when its file is named as the
-//! scheduler names them (`etcd-<n>.json`, `worker-<n>.json`) and its metadata says `caas_role`;
-//! its id gives the index, its `mac` selector the machine, its `ipv4` metadata the address the
-//! role was given with. Anything else in groups/ is the operator's and is left alone.
+//! There is no hidden state file. The scheduler owns the group file names `etcd-<n>.json` and
+//! `worker-<n>.json`; each carries its role in metadata (`caas_role`), its id gives the index,
+//! its `mac` selector the machine, its `ipv4` metadata the address the role was given with.
+//! Every other group is the operator's and is left alone.
 
 use std::ffi::OsStr;
 use std::io;
@@ -25,11 +25,11 @@ pub const IPV4_KEY: &str = "ipv4";
 
 /// Reads every assignment recorded in `data_dir`'s groups.
 ///
-/// Only files named as the scheduler names its groups (`etcd-<n>.json`, `worker-<n>.json`) are
-/// read, on every core: a lab of 100,000 workers is 100,000 files to read back. A caas group
-/// that cannot be read back (edited by hand, truncated) is an error naming the file: guessing
-/// would risk giving a member's role to another machine. Groups matchbox itself cannot read
-/// are not caas's to interpret; `caas lint` reports them.
+/// The scheduler's file names (`etcd-<n>.json`, `worker-<n>.json`) are its own: every such file
+/// is read, on every core (a lab of 100,000 workers is 100,000 files to read back), and must be
+/// a group the scheduler wrote. One that is not, or that cannot be read back (edited by hand,
+/// truncated), is an error naming the file: guessing would risk giving a member's role to
+/// another machine, or overwriting a group someone else wrote.
 pub fn read_assignments(data_dir: &DataDir) -> Result<Vec<Assignment>> {
     let dir = data_dir.groups_dir();
     let listed = match list_dir(&dir) {
@@ -42,14 +42,18 @@ pub fn read_assignments(data_dir: &DataDir) -> Result<Vec<Assignment>> {
         .filter(|(name, is_dir)| !is_dir && is_scheduled_name(name))
         .map(|(name, _)| dir.join(name))
         .collect();
-    let read = par_map(paths, |path| -> Result<Option<Assignment>> {
+    par_map(paths, |path| {
         let bytes = read_small(&path).with_context(|| format!("reading {}", path.display()))?;
-        match Group::parse(&bytes) {
-            Ok(group) => assignment_of(&group, &path),
-            Err(_) => Ok(None),
-        }
-    });
-    read.into_iter().filter_map(Result::transpose).collect()
+        let group = Group::parse(&bytes).map_err(|err| {
+            invalid(format!(
+                "{}: a group named as caas schedule names its groups does not parse: {err}",
+                path.display()
+            ))
+        })?;
+        assignment_of(&group, &path)
+    })
+    .into_iter()
+    .collect()
 }
 
 /// `etcd-<n>.json` or `worker-<n>.json`.
@@ -64,9 +68,13 @@ fn is_scheduled_name(name: &OsStr) -> bool {
     })
 }
 
-fn assignment_of(group: &Group, path: &Path) -> Result<Option<Assignment>> {
+fn assignment_of(group: &Group, path: &Path) -> Result<Assignment> {
     let Some(role_value) = group.metadata.get(ROLE_KEY) else {
-        return Ok(None);
+        return Err(invalid(format!(
+            "{}: named as caas schedule names its groups, but not written by it (no {ROLE_KEY} \
+             in its metadata): rename it, or remove it",
+            path.display()
+        )));
     };
     let bad = |why: String| {
         invalid(format!(
@@ -103,12 +111,12 @@ fn assignment_of(group: &Group, path: &Path) -> Result<Option<Assignment>> {
             .map_err(|_| bad(format!("{IPV4_KEY} {ip:?} is not an IPv4 address")))?,
         _ => return Err(bad(format!("it has no {IPV4_KEY}"))),
     };
-    Ok(Some(Assignment {
+    Ok(Assignment {
         role,
         index,
         mac,
         ip,
-    }))
+    })
 }
 
 #[cfg(test)]
@@ -147,7 +155,6 @@ mod tests {
             "default",
             json!({"id": "default", "profile": "discovery"}),
         );
-        write_group(dir, "worker-7", json!([1]));
         // Named unlike the scheduler's groups: the operator's, whatever its metadata says.
         write_group(
             dir,
@@ -214,13 +221,22 @@ mod tests {
                 json!({"caas_role": "king", "ipv4": "10.0.0.1"}),
                 json!({"mac": "52:54:00:00:00:01"}),
             ),
+            // Someone else's group under one of the scheduler's names.
+            (
+                "worker-3",
+                json!({"hostname": "w3"}),
+                json!({"mac": "52:54:00:00:00:01"}),
+            ),
+            // Truncated or not a group at all.
+            ("etcd-2", json!(null), json!(null)),
         ] {
             let tmp = tempfile::tempdir().unwrap();
-            write_group(
-                tmp.path(),
-                id,
-                json!({"id": id, "selector": selector, "metadata": metadata}),
-            );
+            let body = if metadata.is_null() {
+                json!([1])
+            } else {
+                json!({"id": id, "selector": selector, "metadata": metadata})
+            };
+            write_group(tmp.path(), id, body);
             let err = read_assignments(&DataDir::new(tmp.path())).unwrap_err();
             assert!(
                 err.to_string().contains(&format!("groups/{id}.json")),
