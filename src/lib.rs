@@ -13,6 +13,7 @@ pub mod clock;
 pub mod cluster;
 pub mod discovery;
 pub mod error;
+pub mod etcd;
 pub mod explain;
 pub mod ids;
 pub mod ignition;

@@ -221,7 +221,8 @@ fn check_distinct(files: &[FileWrite], removals: &[PathBuf]) -> Result<()> {
     Ok(())
 }
 
-fn sha256_hex(bytes: &[u8]) -> String {
+/// The sha256 of `bytes` in lower-case hex, as summaries and `SHA256SUMS` files show it.
+pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
@@ -265,7 +266,7 @@ fn compare(file: &FileWrite) -> Result<Outcome> {
 
 fn stage(file: &FileWrite, sync: bool) -> Result<tempfile::TempPath> {
     let dir = parent_of(&file.path);
-    fs::create_dir_all(dir).with_context(|| format!("creating directory {}", dir.display()))?;
+    create_dirs(dir)?;
     let mut temp = tempfile::Builder::new()
         .prefix(".caas-")
         .suffix(".tmp")
@@ -304,6 +305,28 @@ fn sync_file_systems(files: &[&FileWrite]) -> Result<()> {
     Ok(())
 }
 
+/// Creates `dir` and its missing parents, flushing the parent of each directory it creates, so
+/// a directory made for a new file survives a power loss as the file does.
+fn create_dirs(dir: &Path) -> Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    let mut missing = Vec::new();
+    let mut next = dir;
+    while fs::symlink_metadata(next).is_err() {
+        missing.push(next);
+        match next.parent() {
+            Some(parent) if !parent.as_os_str().is_empty() => next = parent,
+            _ => break,
+        }
+    }
+    fs::create_dir_all(dir).with_context(|| format!("creating directory {}", dir.display()))?;
+    for created in missing.iter().rev() {
+        sync_dir(parent_of(created))?;
+    }
+    Ok(())
+}
+
 /// Flushes a directory's entries (created, renamed or removed names) to disk.
 pub fn sync_dir(dir: &Path) -> Result<()> {
     File::open(dir)
@@ -320,8 +343,7 @@ pub fn sync_dir(dir: &Path) -> Result<()> {
 pub fn publish_dir(staged: &Path, target: &Path) -> Result<bool> {
     sync_dir(staged)?;
     let target_parent = parent_of(target);
-    fs::create_dir_all(target_parent)
-        .with_context(|| format!("creating directory {}", target_parent.display()))?;
+    create_dirs(target_parent)?;
     let replaced = match fs::symlink_metadata(target) {
         Err(err) if err.kind() == io::ErrorKind::NotFound => {
             fs::rename(staged, target).with_context(|| {
@@ -352,10 +374,12 @@ pub fn publish_dir(staged: &Path, target: &Path) -> Result<bool> {
     };
     sync_dir(target_parent)?;
     sync_dir(parent_of(staged))?;
-    if replaced {
-        // `staged` now holds the previous tree.
-        fs::remove_dir_all(staged)
-            .with_context(|| format!("removing the replaced tree {}", staged.display()))?;
+    if replaced && let Err(err) = fs::remove_dir_all(staged) {
+        // `staged` now holds the previous tree; the new one is published either way.
+        tracing::warn!(
+            "the replaced tree {} is left behind: {err}",
+            staged.display()
+        );
     }
     Ok(replaced)
 }
@@ -382,7 +406,7 @@ pub fn replace_symlink(link: &Path, target: &Path) -> Result<Action> {
         }
     };
     let dir = parent_of(link);
-    fs::create_dir_all(dir).with_context(|| format!("creating directory {}", dir.display()))?;
+    create_dirs(dir)?;
     let temp = tempfile::Builder::new()
         .prefix(".caas-")
         .suffix(".link")

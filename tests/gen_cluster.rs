@@ -410,8 +410,8 @@ fn removed_machines_are_reported_then_pruned_and_nothing_else_is_touched() {
 
     // A record edited to name other files cannot get them removed.
     let mut record = record;
-    record["files"]["../outside.json"] = json!(caas::cluster::record::sha256_hex(b"x"));
-    record["files"]["assets/caas/caas"] = json!(caas::cluster::record::sha256_hex(b"x"));
+    record["files"]["../outside.json"] = json!(caas::write::sha256_hex(b"x"));
+    record["files"]["assets/caas/caas"] = json!(caas::write::sha256_hex(b"x"));
     fs::write(
         dir.as_path().join("clusters/example.json"),
         serde_json::to_vec(&record).unwrap(),

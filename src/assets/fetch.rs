@@ -735,7 +735,7 @@ fn clean_partial(partial: &Path) {
 fn publish_caas(global: &GlobalArgs, args: &CaasFetchArgs) -> anyhow::Result<()> {
     let exe = std::env::current_exe().context("finding the running caas binary")?;
     let bytes = fs::read(&exe).with_context(|| format!("reading {}", exe.display()))?;
-    let sha256 = hex::encode(Sha256::digest(&bytes));
+    let sha256 = write::sha256_hex(&bytes);
     let dir = assets_dir(global, &args.dest).join("caas");
     let mut binary = FileWrite::new(dir.join("caas"), bytes);
     binary.mode = 0o755;
@@ -747,6 +747,7 @@ fn publish_caas(global: &GlobalArgs, args: &CaasFetchArgs) -> anyhow::Result<()>
         ),
     ];
     let outcomes = write::apply(&files)?;
+    let mut out = std::io::stdout().lock();
     match args.format {
         Format::Json => {
             let event = serde_json::json!({
@@ -757,14 +758,19 @@ fn publish_caas(global: &GlobalArgs, args: &CaasFetchArgs) -> anyhow::Result<()>
                 "sha256": sha256,
                 "files": outcomes,
             });
-            println!("{event}");
+            writeln!(out, "{event}")?;
         }
         Format::Text if global.quiet => {}
         Format::Text => {
             for outcome in &outcomes {
-                println!("{} {}", outcome.action.as_str(), outcome.path.display());
+                writeln!(
+                    out,
+                    "{} {}",
+                    outcome.action.as_str(),
+                    outcome.path.display()
+                )?;
             }
-            println!("caas {} sha256 {sha256}", env!("CARGO_PKG_VERSION"));
+            writeln!(out, "caas {} sha256 {sha256}", env!("CARGO_PKG_VERSION"))?;
         }
     }
     Ok(())

@@ -5,7 +5,7 @@
 //! nothing is fetched. `assets/caas/caas` is checked against `caas.sha256`.
 
 use std::fs::{self, File};
-use std::io::Read as _;
+use std::io::{self, Read as _, Write as _};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::thread;
@@ -66,7 +66,10 @@ fn read_manifest(dir: &Path) -> anyhow::Result<Option<Found>> {
 fn scan(root: &Path) -> anyhow::Result<Inventory> {
     let mut inventory = Inventory::default();
     if !root.is_dir() {
-        return Err(anyhow!("{} is not a directory", root.display()));
+        return Err(crate::error::invalid(format!(
+            "{} is not a directory",
+            root.display()
+        )));
     }
     if let Some(found) = read_manifest(root)? {
         inventory.releases.push(found);
@@ -257,7 +260,7 @@ fn verify_caas(dir: &Path) -> ReleaseCheck {
             _ => return Err(format!("caas.sha256 is not `<sha256>  caas`: {line:?}")),
         };
         let bytes = fs::read(dir.join("caas")).map_err(|err| format!("reading caas: {err}"))?;
-        let have = hex::encode(Sha256::digest(&bytes));
+        let have = write::sha256_hex(&bytes);
         if want == have {
             Ok(have)
         } else {
@@ -382,13 +385,11 @@ fn record_verification(found: &Found, now: SystemTime) {
 }
 
 fn report_checks(checks: &[ReleaseCheck], format: Format, quiet: bool) -> anyhow::Result<()> {
+    let mut out = io::stdout().lock();
     match format {
         Format::Json => {
-            let out = serde_json::json!({ "releases": checks });
-            print!(
-                "{}",
-                String::from_utf8(write::canonical_json(&out)).expect("JSON is UTF-8")
-            );
+            let json = serde_json::json!({ "releases": checks });
+            out.write_all(&write::canonical_json(&json))?;
         }
         Format::Text if quiet => {}
         Format::Text => {
@@ -416,7 +417,7 @@ fn report_checks(checks: &[ReleaseCheck], format: Format, quiet: bool) -> anyhow
                         ),
                         _ => format!("sha256 {}", file.sha256.as_deref().unwrap_or("?")),
                     };
-                    println!("{status} {label} {}: {detail}", file.name);
+                    writeln!(out, "{status} {label} {}: {detail}", file.name)?;
                 }
             }
         }
@@ -469,22 +470,20 @@ pub fn list(global: &GlobalArgs, args: &AssetsListArgs) -> anyhow::Result<()> {
             .and_then(|line| line.split_whitespace().next().map(str::to_owned)),
         size: fs::metadata(dir.join("caas")).ok().map(|m| m.len()),
     });
+    let mut out = io::stdout().lock();
     match args.format {
         Format::Json => {
-            let out = serde_json::json!({
+            let json = serde_json::json!({
                 "releases": releases,
                 "caas": caas,
                 "unmanaged": inventory.unmanaged,
             });
-            print!(
-                "{}",
-                String::from_utf8(write::canonical_json(&out)).expect("JSON is UTF-8")
-            );
+            out.write_all(&write::canonical_json(&json))?;
         }
         Format::Text if global.quiet => {}
         Format::Text => {
             if releases.is_empty() && caas.is_none() {
-                println!("nothing published under {}", root.display());
+                writeln!(out, "nothing published under {}", root.display())?;
             }
             for release in &releases {
                 let m = &release.manifest;
@@ -505,7 +504,7 @@ pub fn list(global: &GlobalArgs, args: &AssetsListArgs) -> anyhow::Result<()> {
                 .into_iter()
                 .flatten()
                 .collect();
-                println!("{head}  {}  {}", facts.join(", "), release.path);
+                writeln!(out, "{head}  {}  {}", facts.join(", "), release.path)?;
                 for file in &m.files {
                     let size = file
                         .size
@@ -518,28 +517,31 @@ pub fn list(global: &GlobalArgs, args: &AssetsListArgs) -> anyhow::Result<()> {
                         (Some(key), Some(pinned)) => format!("signed by {key} ({pinned})"),
                         _ => "unsigned".into(),
                     };
-                    println!(
+                    writeln!(
+                        out,
                         "  {:<6} {}  {size}  {signer}",
                         file.role.as_str(),
                         file.name
-                    );
+                    )?;
                 }
             }
             if let Some(caas) = &caas {
-                println!(
+                writeln!(
+                    out,
                     "caas  {}  {}  sha256 {}",
                     caas.path,
                     caas.size
                         .map(|s| BinaryBytes(s).to_string())
                         .unwrap_or_else(|| "?".into()),
                     caas.sha256.as_deref().unwrap_or("?")
-                );
+                )?;
             }
             for dir in &inventory.unmanaged {
-                println!(
+                writeln!(
+                    out,
                     "{}  (no {MANIFEST_FILE}: not published by caas)",
                     dir.display()
-                );
+                )?;
             }
         }
     }

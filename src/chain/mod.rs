@@ -19,7 +19,6 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result};
 use serde::Serialize;
-use sha2::{Digest as _, Sha256};
 
 use crate::cli::{
     BootUrlArgs, ChainBuildArgs, ChainCommand, ChainDnsmasqArgs, ChainTarget, Format, GlobalArgs,
@@ -249,7 +248,7 @@ pub fn build(global: &GlobalArgs, args: &ChainBuildArgs) -> Result<()> {
     }
     let sums: String = outputs
         .iter()
-        .map(|o| format!("{}  {}\n", hex::encode(Sha256::digest(&o.bytes)), o.name))
+        .map(|o| format!("{}  {}\n", write::sha256_hex(&o.bytes), o.name))
         .collect();
     outputs.push(Output::text(SUMS_NAME, sums));
 

@@ -12,7 +12,7 @@ use serde_json::{Map, Value};
 use super::spec::{Lab, Machine, etcd_vars};
 use crate::error::invalid;
 use crate::ids::Id;
-use crate::ignition::Engine;
+use crate::ignition::{Engine, config_file_name};
 use crate::matchbox::generate::boot_with_args;
 use crate::matchbox::{Boot, DataDir, Group, Profile, Selector};
 use crate::os::OsBoot;
@@ -338,7 +338,7 @@ impl<'a> Files<'a> {
             id: id.to_string(),
             name: name.to_owned(),
             boot: Some(boot),
-            ignition_id: id.with_suffix(".ign")?.to_string(),
+            ignition_id: config_file_name(id)?.to_string(),
             ..Profile::default()
         };
         self.add(self.data_dir.profile_path(id), profile.to_json(), owner)
@@ -366,7 +366,7 @@ impl<'a> Files<'a> {
     fn ignition(&mut self, id: &Id, config: Arc<Vec<u8>>, owner: &str) -> Result<()> {
         let bytes = Arc::try_unwrap(config).unwrap_or_else(|shared| (*shared).clone());
         self.add(
-            self.data_dir.ignition_path(&id.with_suffix(".ign")?),
+            self.data_dir.ignition_path(&config_file_name(id)?),
             bytes,
             owner,
         )

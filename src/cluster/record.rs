@@ -13,11 +13,10 @@ use std::path::{Component, Path, PathBuf};
 
 use anyhow::{Context as _, Result};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest as _, Sha256};
 
 use crate::ids::Id;
 use crate::matchbox::DataDir;
-use crate::write::{FileWrite, canonical_json};
+use crate::write::{FileWrite, canonical_json, sha256_hex};
 
 /// The directory of the records, under the data dir (matchbox reads nothing there).
 pub const RECORDS_DIR: &str = "clusters";
@@ -52,10 +51,6 @@ pub fn read(data_dir: &DataDir, lab: &Id) -> Result<Option<Record>> {
         )
     })?;
     Ok(Some(record))
-}
-
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    hex::encode(Sha256::digest(bytes))
 }
 
 /// Whether `relative` is a path `gen cluster` writes: one of its three directories, then one

@@ -70,7 +70,7 @@ fn build_profile(data_dir: &DataDir, args: &GenProfileArgs) -> Result<Profile> {
     )?;
     let ignition = match &args.ignition {
         Some(name) => name.clone(),
-        None => args.id.with_suffix(".ign")?,
+        None => crate::ignition::config_file_name(&args.id)?,
     };
     Ok(Profile {
         id: args.id.to_string(),

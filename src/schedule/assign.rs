@@ -292,15 +292,6 @@ fn check_state(existing: &[Assignment]) -> Result<(), StateError> {
     Ok(())
 }
 
-/// etcd's `--initial-cluster`: `etcd-0=http://<ip>:2380,…` over every member, by index.
-pub fn initial_cluster(members: &[Assignment]) -> String {
-    members
-        .iter()
-        .map(|m| format!("{}=http://{}:2380", m.id(), m.ip))
-        .collect::<Vec<_>>()
-        .join(",")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -366,8 +357,8 @@ mod tests {
         );
         assert!(schedule.workers.is_empty());
         assert_eq!(
-            initial_cluster(&schedule.members),
-            "etcd-0=http://10.0.0.1:2380,etcd-1=http://10.0.0.2:2380,etcd-2=http://10.0.0.3:2380"
+            schedule.members.iter().map(|m| m.ip).collect::<Vec<_>>(),
+            [1, 2, 3].map(|n| Ipv4Addr::new(10, 0, 0, n))
         );
     }
 
