@@ -1,13 +1,13 @@
 //! Errors and exit codes.
 //!
+//! Exit codes: 0 success, 1 operational failure, 2 invalid usage or input.
+//!
 //! Library code returns `anyhow::Error` with context on every I/O step. An error the user can fix
 //! by changing what they gave caas (a flag, a spec file, a template) carries an [`InvalidInput`]
 //! somewhere in its chain; `main` maps that to exit code 2 and everything else to 1.
 
 use std::fmt::Display;
 
-/// Exit code of a successful run.
-pub const EXIT_SUCCESS: u8 = 0;
 /// Exit code of an operational failure: network, I/O, verification, lint findings.
 pub const EXIT_FAILURE: u8 = 1;
 /// Exit code of invalid usage or invalid input.
@@ -30,6 +30,16 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
     } else {
         EXIT_FAILURE
     }
+}
+
+/// Whether `err` comes from writing to a pipe whose reader has gone (`caas … | head`): not a
+/// failure of caas, so it ends quietly, as other command-line filters do.
+pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }
 
 /// The whole error chain on one line (`outer: inner: root`), as scripts and CI logs want it.

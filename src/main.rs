@@ -1,6 +1,6 @@
 //! The `caas` binary: parse the command line, dispatch, map errors to exit codes.
 
-use std::io::{self, IsTerminal as _};
+use std::io::{self, IsTerminal as _, Write as _};
 use std::process::ExitCode;
 
 use clap::{CommandFactory as _, Parser as _};
@@ -23,6 +23,7 @@ fn main() -> ExitCode {
     init_logging(&cli.global, server_log);
     match run(cli) {
         Ok(code) => code,
+        Err(err) if error::is_broken_pipe(&err) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("error: {}", error::one_line(&err));
             ExitCode::from(error::exit_code(&err))
@@ -50,7 +51,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Gen(GenCommand::Cluster(args)) => done(caas::cluster::gen_cluster(global, args)),
         Command::Completions { shell } => {
-            clap_complete::generate(*shell, &mut Cli::command(), "caas", &mut io::stdout());
+            // Rendered into memory first: clap_complete panics when its writer fails.
+            let mut script = Vec::new();
+            clap_complete::generate(*shell, &mut Cli::command(), "caas", &mut script);
+            io::stdout().lock().write_all(&script)?;
             Ok(ExitCode::SUCCESS)
         }
     }

@@ -55,3 +55,30 @@ fn usage_errors_exit_2() {
     caas().arg("frobnicate").assert().code(2);
     caas().args(["gen", "group", "--id", "x"]).assert().code(2);
 }
+
+#[test]
+fn a_closed_stdout_ends_quietly() {
+    // `caas … | head`: the reader is gone before caas writes a byte.
+    for args in [
+        vec!["completions", "bash"],
+        vec![
+            "gen",
+            "cluster",
+            "--dry-run",
+            "--data-dir",
+            "/nonexistent/caas-test",
+        ],
+    ] {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_caas"))
+            .args(&args)
+            .env("RUST_BACKTRACE", "0")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "{args:?}: {out:?}");
+        assert_eq!(String::from_utf8_lossy(&out.stderr), "", "{args:?}");
+    }
+}

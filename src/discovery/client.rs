@@ -2,6 +2,7 @@
 //! the HTTP client side of the API for other commands (`fetch_machines`).
 
 use std::fs;
+use std::io::{self, Write as _};
 use std::path::Path;
 use std::thread;
 use std::time::Duration;
@@ -44,8 +45,9 @@ fn endpoint(api: &str, path: &str) -> Result<String, crate::error::InvalidInput>
         return Err(bad("it takes no query or fragment"));
     }
     let text = url.as_str().trim_end_matches('/');
-    if text.ends_with("/discovery") && path.starts_with("/discovery") {
-        let base = text.trim_end_matches("/discovery");
+    if let Some(base) = text.strip_suffix("/discovery")
+        && path.starts_with("/discovery")
+    {
         return Ok(format!("{base}{path}"));
     }
     Ok(format!("{text}{path}"))
@@ -259,7 +261,7 @@ pub fn discover(global: &GlobalArgs, args: &DiscoverArgs) -> anyhow::Result<()> 
             tracing::warn!("the API would refuse this report: {err}");
         }
         let pretty = serde_json::to_string_pretty(&report).expect("a report serialises");
-        println!("{pretty}");
+        writeln!(io::stdout().lock(), "{pretty}")?;
         return Ok(());
     }
     let mac = coherent.map_err(|err| {
@@ -280,15 +282,19 @@ pub fn discover(global: &GlobalArgs, args: &DiscoverArgs) -> anyhow::Result<()> 
         },
     )?;
     if !global.quiet {
-        println!(
+        writeln!(
+            io::stdout().lock(),
             "reported {mac} to {url}: {} ({} machine{} known)",
             if answer.update { "updated" } else { "new" },
             answer.total_elt,
             if answer.total_elt == 1 { "" } else { "s" }
-        );
+        )?;
     }
     Ok(())
 }
+
+/// The largest machine list `fetch_machines` accepts: 100,000 machines take about 100 MB.
+const MACHINES_BODY_LIMIT: u64 = 4 << 30;
 
 /// Every machine `caas api` at `api` (its base URL) knows, first seen first.
 pub fn fetch_machines(api: &str, timeout: Duration) -> anyhow::Result<Vec<Machine>> {
@@ -301,7 +307,7 @@ pub fn fetch_machines(api: &str, timeout: Duration) -> anyhow::Result<Vec<Machin
     let bytes = response
         .body_mut()
         .with_config()
-        .limit(u64::MAX)
+        .limit(MACHINES_BODY_LIMIT)
         .read_to_vec()
         .with_context(|| format!("GET {url}"))?;
     if !status.is_success() {

@@ -61,6 +61,12 @@ const MATCHBOX_TIMEOUT: Duration = Duration::from_secs(5);
 const CHUNK: usize = 64 * 1024;
 /// A client that reads nothing of a streamed response for this long is dropped.
 const STREAM_STALL: Duration = Duration::from_secs(60);
+/// The longest one listing may take however steadily its client reads: each holds a blocking
+/// thread and a read snapshot (which keeps the WAL from being checkpointed back).
+const STREAM_DEADLINE: Duration = Duration::from_secs(600);
+/// Listings streamed at once; more are answered 503 (each holds a blocking thread).
+const STREAMS_AT_ONCE: usize = 16;
+static STREAMS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(STREAMS_AT_ONCE);
 
 /// The routes, as `GET /` lists them.
 pub const ROUTES: [&str; 8] = [
@@ -361,19 +367,30 @@ async fn stream_rows(
     close: &'static str,
     render: fn(&Row, &mut String) -> anyhow::Result<()>,
 ) -> Response {
+    let Ok(permit) = STREAMS.try_acquire() else {
+        return error_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("{STREAMS_AT_ONCE} listings are being sent already: try again shortly"),
+        );
+    };
     let (chunks, mut received) = mpsc::channel::<Result<Bytes, io::Error>>(4);
     let inner = state.0.clone();
     let runtime = tokio::runtime::Handle::current();
-    // Waits for room in the channel, but not forever: a client that stops reading must not
-    // keep a blocking thread and a read snapshot.
+    let deadline = tokio::time::Instant::now() + STREAM_DEADLINE;
+    // Waits for room in the channel, but not forever: a client that stops reading, or reads
+    // too slowly, must not keep a blocking thread and a read snapshot.
     let send = move |chunk: Result<Bytes, io::Error>| -> anyhow::Result<()> {
-        match runtime.block_on(tokio::time::timeout(STREAM_STALL, chunks.send(chunk))) {
+        let until = deadline.min(tokio::time::Instant::now() + STREAM_STALL);
+        match runtime.block_on(tokio::time::timeout_at(until, chunks.send(chunk))) {
             Ok(Ok(())) => Ok(()),
             Ok(Err(_)) => Err(anyhow::Error::new(ClientGone("the client went away"))),
-            Err(_) => Err(anyhow::Error::new(ClientGone("the client stopped reading"))),
+            Err(_) => Err(anyhow::Error::new(ClientGone(
+                "the client stopped reading, or took too long",
+            ))),
         }
     };
     tokio::task::spawn_blocking(move || {
+        let _permit = permit;
         let mut buffer = String::with_capacity(CHUNK + 4096);
         buffer.push_str(open);
         let mut first = true;
