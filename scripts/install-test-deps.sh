@@ -23,6 +23,8 @@ NEEDS=(
   "strip binutils"
   # discovery: the POST /discovery load generator of benches/api.rs
   "wrk wrk"
+  # the whole boot path served by a stock HTTP server (tests/boot_e2e.rs)
+  "/usr/sbin/nginx nginx-light"
   # caas assets: an independent OpenPGP oracle (tests/assets.rs)
   "sqv sqv"
   # caas gen ignition / gen cluster: every generated .ign through the real validator

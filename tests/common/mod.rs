@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod api;
+pub mod guest;
 
 use std::collections::BTreeMap;
 use std::fs;
