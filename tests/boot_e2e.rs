@@ -21,7 +21,9 @@ use std::time::{Duration, Instant};
 
 use caas::discovery::store::Store;
 use common::api::Api;
-use common::guest::{API_IN_GUEST, BOOT_LIMIT, initramfs, kernel, module_load_order, strip_ansi};
+use common::guest::{
+    API_IN_GUEST, BOOT_LIMIT, initramfs, kernel, module_load_order, strip_ansi, wait_for_guest,
+};
 use common::{caas_in, ignition_validate_all};
 use serde_json::Value;
 
@@ -182,18 +184,7 @@ fn chain_media_boot_a_generated_profile_that_reports_to_caas_api() {
         .stderr(Stdio::inherit())
         .spawn()
         .expect("qemu-system-x86_64 runs (scripts/install-test-deps.sh installs it)");
-    let started = Instant::now();
-    let exited = loop {
-        if let Some(status) = qemu.try_wait().unwrap() {
-            break Some(status);
-        }
-        if started.elapsed() > BOOT_LIMIT {
-            let _ = qemu.kill();
-            let _ = qemu.wait();
-            break None;
-        }
-        thread::sleep(Duration::from_millis(200));
-    };
+    let exited = wait_for_guest(&mut qemu);
     let context = || {
         format!(
             "serial log:\n{}\nnginx:\n{}\ncaas api:\n{}",

@@ -10,13 +10,12 @@ mod common;
 
 use std::fs;
 use std::process::{Command, Stdio};
-use std::thread;
-use std::time::{Duration, Instant};
 
 use caas::discovery::store::Store;
 use common::api::Api;
 use common::guest::{
     API_IN_GUEST, BOOT_LIMIT, initramfs, kernel, module_load_order, needs, strip_ansi,
+    wait_for_guest,
 };
 
 const GUEST_MAC: &str = "52:54:00:12:34:56";
@@ -72,18 +71,7 @@ fn a_booting_kernel_reports_itself_to_caas_api() {
         .stderr(Stdio::inherit())
         .spawn()
         .unwrap_or_else(|e| needs(&format!("qemu-system-x86_64: {e}")));
-    let started = Instant::now();
-    let exited = loop {
-        if let Some(status) = qemu.try_wait().unwrap() {
-            break Some(status);
-        }
-        if started.elapsed() > BOOT_LIMIT {
-            let _ = qemu.kill();
-            let _ = qemu.wait();
-            break None;
-        }
-        thread::sleep(Duration::from_millis(100));
-    };
+    let exited = wait_for_guest(&mut qemu);
     let api_log = api.log();
     drop(api);
     let log = strip_ansi(&fs::read_to_string(&serial).unwrap_or_default());

@@ -206,3 +206,20 @@ pub fn strip_ansi(text: &str) -> String {
     }
     out
 }
+
+/// Waits for a guest to power off (its /init ends with `reboot -f`, QEMU runs with
+/// `-no-reboot`); kills it after [`BOOT_LIMIT`]. `None` when it had to be killed.
+pub fn wait_for_guest(qemu: &mut std::process::Child) -> Option<std::process::ExitStatus> {
+    let started = std::time::Instant::now();
+    loop {
+        if let Some(status) = qemu.try_wait().unwrap() {
+            return Some(status);
+        }
+        if started.elapsed() > BOOT_LIMIT {
+            let _ = qemu.kill();
+            let _ = qemu.wait();
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
