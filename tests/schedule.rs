@@ -47,6 +47,16 @@ fn schedule(data: &Path, source: &[&str]) -> assert_cmd::assert::Assert {
         .assert()
 }
 
+/// `caas schedule once --matchbox-url … [extra…] --discovery <file>`, not yet run.
+fn schedule_file(data: &Path, file: &Path, extra: &[&str]) -> assert_cmd::Command {
+    let mut cmd = caas_in(data);
+    cmd.args(["schedule", "once", "--matchbox-url", MATCHBOX])
+        .args(extra)
+        .arg("--discovery")
+        .arg(file);
+    cmd
+}
+
 fn read_json(path: PathBuf) -> Value {
     serde_json::from_slice(&fs::read(&path).unwrap())
         .unwrap_or_else(|err| panic!("{}: {err}", path.display()))
@@ -174,15 +184,7 @@ fn more_machines_become_workers_and_members_never_move() {
             (9, None, &time(0)),             // no address yet: skipped
         ],
     );
-    let out = caas_in(&data)
-        .args([
-            "schedule",
-            "once",
-            "--matchbox-url",
-            MATCHBOX,
-            "--discovery",
-        ])
-        .arg(&first)
+    let out = schedule_file(&data, &first, &[])
         .args(["--format", "json"])
         .assert()
         .success();
@@ -224,15 +226,7 @@ fn more_machines_become_workers_and_members_never_move() {
             (10, Some("10.0.0.10"), &time(5)),
         ],
     );
-    let out = caas_in(&data)
-        .args([
-            "schedule",
-            "once",
-            "--matchbox-url",
-            MATCHBOX,
-            "--discovery",
-        ])
-        .arg(&second)
+    let out = schedule_file(&data, &second, &[])
         .args(["--workers", "2"])
         .assert()
         .success();
@@ -322,17 +316,7 @@ fn plan_shows_pending_changes_and_exits_2_until_applied() {
             .all(|f| f["action"] == "created")
     );
 
-    caas_in(&data)
-        .args([
-            "schedule",
-            "once",
-            "--matchbox-url",
-            MATCHBOX,
-            "--discovery",
-        ])
-        .arg(&file)
-        .assert()
-        .success();
+    schedule_file(&data, &file, &[]).assert().success();
     plan().code(0);
     // A changed OS setting is an update the plan shows.
     let out = caas_in(&data)
@@ -400,17 +384,7 @@ fn bad_input_exits_2_and_writes_nothing() {
         .unwrap(),
     )
     .unwrap();
-    let out = caas_in(&data)
-        .args([
-            "schedule",
-            "once",
-            "--matchbox-url",
-            MATCHBOX,
-            "--discovery",
-        ])
-        .arg(&mismatched)
-        .assert()
-        .code(2);
+    let out = schedule_file(&data, &mismatched, &[]).assert().code(2);
     assert_one_line_error(&out.get_output().stderr, "52:54:00:00:00:99");
     // CoreOS Container Linux reads Ignition 2.x only.
     let out = caas_in(&data)
@@ -475,17 +449,7 @@ fn bad_input_exits_2_and_writes_nothing() {
     value["metadata"]["ipv4"] = json!("not an address");
     fs::write(&group, serde_json::to_vec(&value).unwrap()).unwrap();
     let before = tree_state(&data);
-    let out = caas_in(&data)
-        .args([
-            "schedule",
-            "once",
-            "--matchbox-url",
-            MATCHBOX,
-            "--discovery",
-        ])
-        .arg(&three)
-        .assert()
-        .code(2);
+    let out = schedule_file(&data, &three, &[]).assert().code(2);
     assert_one_line_error(&out.get_output().stderr, "groups/etcd-1.json");
     assert_eq!(tree_state(&data), before);
 }
@@ -503,7 +467,7 @@ fn files_the_scheduler_did_not_write_are_never_overwritten() {
             (4, Some("10.0.0.4"), &time(4)),
         ],
     );
-    // A lab whose machines happen to be called etcd-0 and worker.
+    // A lab with a machine that happens to be called etcd-0.
     let lab = dir.path().join("lab.yaml");
     fs::write(
         &lab,
@@ -520,34 +484,14 @@ fn files_the_scheduler_did_not_write_are_never_overwritten() {
         .assert()
         .success();
     let before = tree_state(&data);
-    let out = caas_in(&data)
-        .args([
-            "schedule",
-            "once",
-            "--matchbox-url",
-            MATCHBOX,
-            "--discovery",
-        ])
-        .arg(&three)
-        .assert()
-        .code(2);
+    let out = schedule_file(&data, &three, &[]).assert().code(2);
     assert_one_line_error(&out.get_output().stderr, "groups/etcd-0.json");
     assert_eq!(tree_state(&data), before);
 
     // Without the clashing group, a profile of the same name is still someone else's.
     fs::remove_file(data.join("groups/etcd-0.json")).unwrap();
     let before = tree_state(&data);
-    let out = caas_in(&data)
-        .args([
-            "schedule",
-            "once",
-            "--matchbox-url",
-            MATCHBOX,
-            "--discovery",
-        ])
-        .arg(&three)
-        .assert()
-        .code(2);
+    let out = schedule_file(&data, &three, &[]).assert().code(2);
     assert_one_line_error(&out.get_output().stderr, "etcd-0");
     assert!(
         String::from_utf8_lossy(&out.get_output().stderr).contains("not written by caas schedule")
