@@ -7,7 +7,6 @@
 
 use std::fs;
 use std::io;
-use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result};
 use serde_json::{Map, Value};
@@ -15,6 +14,7 @@ use serde_json::{Map, Value};
 use crate::assets::manifest::Manifest;
 use crate::error::{InvalidInput, invalid};
 use crate::ids::Id;
+use crate::input::UserFile;
 use crate::matchbox::datadir::DataDir;
 use crate::matchbox::group::{Group, Selector, normalize_selector};
 use crate::matchbox::kargs::{self, KernelArg};
@@ -67,7 +67,7 @@ pub struct GroupOptions {
     /// Template metadata, in the order given; values that parse as JSON stay typed.
     pub metadata: Vec<(String, String)>,
     /// A JSON or YAML object of metadata that `metadata` overrides.
-    pub metadata_file: Option<PathBuf>,
+    pub metadata_file: Option<UserFile>,
     /// Write the group even when its profile does not exist yet.
     pub allow_missing_profile: bool,
 }
@@ -256,7 +256,7 @@ pub fn build_group(data_dir: &DataDir, options: &GroupOptions) -> Result<Group> 
         normalize_selector(selector).map_err(|err| invalid(format!("--selector: {err}")))?;
 
     let mut metadata = match &options.metadata_file {
-        Some(path) => read_metadata_file(path)?,
+        Some(file) => file.read_object("metadata")?,
         None => Map::new(),
     };
     let mut from_flags = std::collections::HashSet::new();
@@ -283,35 +283,6 @@ pub fn build_group(data_dir: &DataDir, options: &GroupOptions) -> Result<Group> 
 /// `[1,2]`, `"quoted"`), else the string as given.
 pub fn typed_value(value: &str) -> Value {
     serde_json::from_str(value).unwrap_or_else(|_| Value::String(value.to_owned()))
-}
-
-/// Reads a metadata object: JSON for `.json` files, YAML (a superset of JSON) otherwise.
-pub fn read_metadata_file(path: &Path) -> Result<Map<String, Value>> {
-    let text = match fs::read_to_string(path) {
-        Ok(text) => text,
-        Err(err) if err.kind() == io::ErrorKind::NotFound => {
-            return Err(invalid(format!(
-                "--metadata-file {}: no such file",
-                path.display()
-            )));
-        }
-        Err(err) => return Err(err).with_context(|| format!("reading {}", path.display())),
-    };
-    let is_json = path.extension().is_some_and(|ext| ext == "json");
-    let value: Value = if is_json {
-        serde_json::from_str(&text).map_err(|err| invalid(format!("{}: {err}", path.display())))?
-    } else {
-        serde_saphyr::from_str(&text)
-            .map_err(|err| invalid(format!("{}: {err}", path.display())))?
-    };
-    match value {
-        Value::Object(map) => Ok(map),
-        other => Err(invalid(format!(
-            "{}: metadata must be an object, not {}",
-            path.display(),
-            crate::matchbox::decode::type_name(&other)
-        ))),
-    }
 }
 
 #[cfg(test)]

@@ -1,6 +1,5 @@
 //! `caas schedule once`: read the discovered machines, schedule, report.
 
-use std::fs;
 use std::io;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -12,6 +11,7 @@ use serde::Serialize;
 use crate::cli::{GlobalArgs, ScheduleCommand, ScheduleOnceArgs};
 use crate::discovery;
 use crate::error::{EXIT_INVALID, invalid};
+use crate::input::UserFile;
 use crate::matchbox::DataDir;
 use crate::report::Format;
 use crate::schedule::assign::{Assignment, Schedule};
@@ -110,16 +110,7 @@ fn read_machines(source: &MachineSource) -> Result<Vec<discovery::machine::Machi
         }
         MachineSource::File(path) => path,
     };
-    let bytes = match fs::read(path) {
-        Ok(bytes) => bytes,
-        Err(err) if err.kind() == io::ErrorKind::NotFound => {
-            return Err(invalid(format!(
-                "--discovery {}: no such file",
-                path.display()
-            )));
-        }
-        Err(err) => return Err(err).with_context(|| format!("reading {}", path.display())),
-    };
+    let bytes = UserFile::new("--discovery", path).read()?;
     discovery::machine::machines_from_json(&bytes)
         .map_err(|err| invalid(format!("{}: {err:#}", path.display())))
 }
