@@ -11,12 +11,11 @@ use crate::cli::{GenClusterArgs, GenGroupArgs, GenIgnitionArgs, GenProfileArgs, 
 use crate::cluster::spec::{LabSpec, Overrides, from_yaml};
 use crate::cluster::{self, EXAMPLE, EXAMPLE_ORIGIN};
 use crate::error::invalid;
-use crate::generate::{self, GroupOptions, ProfileOptions, ProfileSource, typed_value};
-use crate::ignition::{Engine, TemplateSet, config_file_name};
+use crate::generate::{self, FileSet, GroupOptions, ProfileOptions, ProfileSource, typed_value};
+use crate::ignition::{Engine, TemplateSet};
 use crate::input::UserFile;
 use crate::matchbox::DataDir;
 use crate::report;
-use crate::write::FileWrite;
 
 /// `caas gen profile`.
 pub fn profile(global: &GlobalArgs, args: &GenProfileArgs) -> Result<()> {
@@ -31,8 +30,13 @@ pub fn profile(global: &GlobalArgs, args: &GenProfileArgs) -> Result<()> {
         compat: args.compat,
     };
     let profile = generate::build_profile(&data_dir, &options)?;
-    let file = FileWrite::new(data_dir.profile_path(&args.id), profile.to_json());
-    report::write_and_report(&[file], &[], &change_report(&args.write, global))?;
+    let mut files = FileSet::new(&data_dir);
+    files.profile(&profile, "gen profile")?;
+    report::write_and_report(
+        &files.into_files(),
+        &[],
+        &change_report(&args.write, global),
+    )?;
     Ok(())
 }
 
@@ -68,8 +72,13 @@ pub fn group(global: &GlobalArgs, args: &GenGroupArgs) -> Result<()> {
         allow_missing_profile: args.allow_missing_profile,
     };
     let group = generate::build_group(&data_dir, &options)?;
-    let file = FileWrite::new(data_dir.group_path(&args.id), group.to_json());
-    report::write_and_report(&[file], &[], &change_report(&args.write, global))?;
+    let mut files = FileSet::new(&data_dir);
+    files.group(&group, "gen group")?;
+    report::write_and_report(
+        &files.into_files(),
+        &[],
+        &change_report(&args.write, global),
+    )?;
     Ok(())
 }
 
@@ -81,8 +90,13 @@ pub fn ignition(global: &GlobalArgs, args: &GenIgnitionArgs) -> Result<()> {
     let engine = Engine::new(templates, args.spec)?;
     let bytes = engine.render(&template, &vars)?;
     let data_dir = DataDir::new(&global.data_dir);
-    let file = FileWrite::new(data_dir.ignition_path(&config_file_name(&args.id)?), bytes);
-    report::write_and_report(&[file], &[], &change_report(&args.write, global))?;
+    let mut files = FileSet::new(&data_dir);
+    files.ignition(&args.id, bytes, "gen ignition")?;
+    report::write_and_report(
+        &files.into_files(),
+        &[],
+        &change_report(&args.write, global),
+    )?;
     Ok(())
 }
 
