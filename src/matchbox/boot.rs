@@ -1,6 +1,10 @@
-//! What a profile's boot section tells lint: the OS it boots, the names of its initrds, the
-//! Ignition URLs on its kernel line and the assets it loads from matchbox
-//! (../shared/reference/anchors.md §0.7, §2.4).
+//! What a profile's boot section means: the OS it boots, the names of its initrds, the
+//! Ignition URLs on its kernel line and the assets it loads from matchbox. `lint` checks these,
+//! `explain` follows them.
+//!
+//! iPXE names an initrd after the last path component of its URI unless `--name` says otherwise
+//! (<https://ipxe.org/cmd/initrd>); matchbox serves `/assets/…` from its assets directory
+//! (<https://matchbox.psdn.io/matchbox/>).
 
 use crate::matchbox::kargs::key_of;
 use crate::matchbox::profile::Boot;
