@@ -8,13 +8,15 @@
 //! rule reads a file itself.
 
 use std::collections::{HashMap, HashSet};
-use std::ffi::OsStr;
+use std::ffi::{OsStr, OsString};
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use anyhow::{Context as _, Result};
 use serde_json::Value;
 
+use crate::lint::Local;
 use crate::matchbox::boot::{self, IgnitionUrl};
 use crate::matchbox::decode::PathSeg;
 use crate::matchbox::ignition::{self as raw, Problem, RawInfo};
@@ -39,7 +41,7 @@ pub struct Tree {
     /// Every profile a group names, by the name the group gives.
     named_profiles: HashMap<String, NamedProfile>,
     /// Every config file read, by the path matchbox resolves its name to.
-    configs: HashMap<PathBuf, Config>,
+    configs: HashMap<OsString, Config>,
 }
 
 /// A profile a group names.
@@ -175,7 +177,7 @@ impl Tree {
     }
 
     /// Every file under `ignition/` (matchbox may be asked for any of them), analysed.
-    fn read_ignition_dir(&self) -> Result<HashMap<PathBuf, Config>> {
+    fn read_ignition_dir(&self) -> Result<HashMap<OsString, Config>> {
         let dir = self.store.root().join("ignition");
         let mut files = Vec::new();
         let mut stack = vec![dir.clone()];
@@ -207,7 +209,7 @@ impl Tree {
                     message: err.to_string(),
                 }),
             };
-            (path, config)
+            (path.into_os_string(), config)
         })
         .into_iter()
         .collect())
@@ -224,7 +226,7 @@ impl Tree {
                     continue;
                 }
                 let path = self.config_path(kind, name);
-                if !self.configs.contains_key(&path) && seen.insert(path.clone()) {
+                if !self.configs.contains_key(path.as_os_str()) && seen.insert(path.clone()) {
                     wanted.push((kind, name, path));
                 }
             }
@@ -235,7 +237,7 @@ impl Tree {
                 Ok((_, bytes)) => Config::analyse(kind, &path, bytes, target),
                 Err(err) => Config::Unreadable(err),
             };
-            (path, config)
+            (path.into_os_string(), config)
         });
         self.configs.extend(read);
     }
@@ -324,6 +326,8 @@ pub struct FileFact<'t> {
     pub path: &'t Path,
     pub source: Option<&'t Source>,
     pub error: Option<&'t LoadError>,
+    /// The file's unknown and misspelled keys, worked out by the first rule that asks.
+    pub keys: OnceLock<Vec<Local>>,
 }
 
 impl<'t> FileFact<'t> {
@@ -337,6 +341,7 @@ impl<'t> FileFact<'t> {
             path: &entry.loaded.path,
             source: entry.loaded.source.as_ref(),
             error: entry.loaded.result.as_ref().err(),
+            keys: OnceLock::new(),
         }
     }
 
@@ -451,11 +456,11 @@ pub struct Facts<'t> {
     pub files: Vec<FileFact<'t>>,
     /// Every profile lint checks, by file: those in `profiles/` and those groups name from
     /// elsewhere.
-    pub profiles: HashMap<&'t Path, ProfileFact<'t>>,
+    profiles: HashMap<&'t OsStr, ProfileFact<'t>>,
     /// The groups matchbox selects from, in the order it lists them.
     pub groups: Vec<GroupFact<'t>>,
     /// Every config file read, by resolved path.
-    pub configs: &'t HashMap<PathBuf, Config>,
+    configs: &'t HashMap<OsString, Config>,
     index: SelectIndex,
 }
 
@@ -470,7 +475,10 @@ impl<'t> Facts<'t> {
         .collect();
         let checked: Vec<_> = tree.checked_profiles().collect();
         let profiles = par_map(checked, |(path, bytes, json, profile)| {
-            (path, profile_fact(tree, path, bytes, json, profile))
+            (
+                path.as_os_str(),
+                profile_fact(tree, path, bytes, json, profile),
+            )
         })
         .into_iter()
         .collect();
@@ -497,12 +505,27 @@ impl<'t> Facts<'t> {
         }
     }
 
+    /// Every profile lint checks, in no particular order.
+    pub fn profiles(&self) -> impl Iterator<Item = &ProfileFact<'t>> {
+        self.profiles.values()
+    }
+
+    /// The checked profile in the file at `path`.
+    pub fn profile(&self, path: &Path) -> Option<&ProfileFact<'t>> {
+        self.profiles.get(path.as_os_str())
+    }
+
     /// The profile a group's machines boot, when it decodes.
     pub fn profile_of(&self, group: &GroupFact<'t>) -> Option<&ProfileFact<'t>> {
         match group.profile {
-            ProfileLink::Loaded(path) => self.profiles.get(path),
+            ProfileLink::Loaded(path) => self.profile(path),
             _ => None,
         }
+    }
+
+    /// Every config file read, by the path matchbox resolves its name to.
+    pub fn configs(&self) -> impl Iterator<Item = (&Path, &Config)> {
+        (self.configs.iter()).map(|(path, config)| (Path::new(path), config))
     }
 
     /// The group matchbox answers a request with these labels with.
@@ -550,7 +573,7 @@ fn profile_fact<'t>(
             let path = tree.config_path(kind, name);
             let config = tree
                 .configs
-                .get(&path)
+                .get(path.as_os_str())
                 .expect("every config a checked profile names is read");
             NamedConfig {
                 kind,

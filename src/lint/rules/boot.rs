@@ -15,7 +15,7 @@ pub const MISSING_ASSET: Rule = Rule {
 };
 
 fn missing_assets(facts: &Facts<'_>, out: &mut Findings) {
-    for fact in facts.profiles.values() {
+    for fact in facts.profiles() {
         for asset in fact.assets.iter().filter(|asset| !asset.exists) {
             out.add(
                 fact.path,
@@ -39,7 +39,7 @@ pub const INITRD_NAME: Rule = Rule {
 
 /// `initrd=` must name an image iPXE registered, or the kernel finds no initramfs.
 fn initrd_names(facts: &Facts<'_>, out: &mut Findings) {
-    for fact in facts.profiles.values() {
+    for fact in facts.profiles() {
         let Some(boot) = &fact.profile.boot else {
             continue;
         };
@@ -82,7 +82,7 @@ pub const MISSING_FIRST_BOOT: Rule = Rule {
 };
 
 fn missing_first_boot(facts: &Facts<'_>, out: &mut Findings) {
-    for fact in facts.profiles.values() {
+    for fact in facts.profiles() {
         let Some(os) = fact.os else { continue };
         let Some(i) = (fact.args.iter()).position(|a| boot::CONFIG_URL_KEYS.contains(&key_of(a)))
         else {

@@ -18,7 +18,7 @@ pub const MISSING_CONFIG: Rule = Rule {
 };
 
 fn missing_configs(facts: &Facts<'_>, out: &mut Findings) {
-    for fact in facts.profiles.values() {
+    for fact in facts.profiles() {
         for named in &fact.configs {
             let Config::Unreadable(err) = named.config else {
                 continue;
@@ -47,7 +47,7 @@ pub const CONFIG_URL_WITHOUT_ID: Rule = Rule {
 };
 
 fn config_urls_without_id(facts: &Facts<'_>, out: &mut Findings) {
-    for fact in facts.profiles.values() {
+    for fact in facts.profiles() {
         if !fact.profile.ignition_id.is_empty() {
             continue;
         }
@@ -82,7 +82,7 @@ fn local(problem: &Problem) -> Local {
 
 /// Each raw-Ignition rule reports the problems that carry its code.
 fn raw_problems(facts: &Facts<'_>, out: &mut Findings) {
-    for (path, config) in facts.configs {
+    for (path, config) in facts.configs() {
         if let Config::Raw { problems, .. } = config {
             out.add_locals(path, problems.iter().map(local));
         }
@@ -125,7 +125,7 @@ pub const IGNITION_VERSION_FOR_OS: Rule = Rule {
 };
 
 fn ignition_versions_for_os(facts: &Facts<'_>, out: &mut Findings) {
-    for fact in facts.profiles.values() {
+    for fact in facts.profiles() {
         let (Some(os), Some(named)) = (fact.os, fact.ignition()) else {
             continue;
         };
@@ -168,7 +168,7 @@ pub const TEMPLATE_SYNTAX: Rule = Rule {
 };
 
 fn template_syntax(facts: &Facts<'_>, out: &mut Findings) {
-    for (path, config) in facts.configs {
+    for (path, config) in facts.configs() {
         let Config::Template(file) = config else {
             continue;
         };
@@ -194,7 +194,7 @@ pub const TEMPLATE_DIALECT: Rule = Rule {
 };
 
 fn template_dialects(facts: &Facts<'_>, out: &mut Findings) {
-    for (path, config) in facts.configs {
+    for (path, config) in facts.configs() {
         let Config::Template(file) = config else {
             continue;
         };

@@ -26,7 +26,8 @@ pub const UNKNOWN_KEY: Rule = Rule {
     check: check_keys,
 };
 
-/// Both rules walk the same keys; each keeps the findings with its code.
+/// Both rules read the same walk of the keys (done once per file); each keeps the findings
+/// with its code.
 fn check_keys(facts: &Facts<'_>, out: &mut Findings) {
     for file in &facts.files {
         let Some((bytes, json)) = file.parsed() else {
@@ -36,7 +37,8 @@ fn check_keys(facts: &Facts<'_>, out: &mut Findings) {
             Dir::Groups => &GROUP,
             Dir::Profiles => &PROFILE,
         };
-        out.add_locals(file.path, check(bytes, json, schema));
+        let found = file.keys.get_or_init(|| check(bytes, json, schema));
+        out.add_locals(file.path, found.iter().cloned());
     }
 }
 

@@ -136,7 +136,9 @@ fn ignition_url_labels(facts: &Facts<'_>, out: &mut Findings) {
         }
     }
     for ((path, arg), affected) in problems {
-        report_url_labels(&facts.profiles[path], arg, affected, out);
+        if let Some(fact) = facts.profile(path) {
+            report_url_labels(fact, arg, affected, out);
+        }
     }
 }
 

@@ -16,6 +16,7 @@ pub mod machines;
 pub mod profiles;
 
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::facts::Facts;
 use super::{Code, Finding, Local, Severity};
@@ -68,19 +69,33 @@ pub static RULES: &[Rule] = &[
     machines::INSTALL_LOOP,
 ];
 
-/// Runs every rule over `facts`; findings in no particular order.
+/// Runs every rule over `facts`, on every core; findings in no particular order.
 pub fn check(facts: &Facts<'_>) -> Vec<Finding> {
-    let mut all = Vec::new();
-    for rule in RULES {
+    let next = AtomicUsize::new(0);
+    let workers = std::thread::available_parallelism()
+        .map_or(1, usize::from)
+        .min(RULES.len());
+    let work = || {
         let mut findings = Findings {
-            code: rule.code,
-            severity: rule.severity,
-            list: all,
+            code: Code::ALL[0],
+            severity: Severity::Error,
+            list: Vec::new(),
         };
-        (rule.check)(facts, &mut findings);
-        all = findings.list;
-    }
-    all
+        while let Some(rule) = RULES.get(next.fetch_add(1, Ordering::Relaxed)) {
+            findings.code = rule.code;
+            findings.severity = rule.severity;
+            (rule.check)(facts, &mut findings);
+        }
+        findings.list
+    };
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (1..workers).map(|_| scope.spawn(work)).collect();
+        let mut all = work();
+        for handle in handles {
+            all.extend(handle.join().expect("a lint rule panicked"));
+        }
+        all
+    })
 }
 
 /// Where one rule reports: findings get the rule's code.

@@ -40,7 +40,7 @@ fn listed<'f, 't>(facts: &'f Facts<'t>) -> impl Iterator<Item = &'f ProfileFact<
         .files
         .iter()
         .filter(|f| f.dir == Dir::Profiles && f.parsed().is_some())
-        .filter_map(|f| facts.profiles.get(f.path))
+        .filter_map(|f| facts.profile(f.path))
 }
 
 pub const ID_MISMATCH: Rule = Rule {
@@ -52,7 +52,7 @@ pub const ID_MISMATCH: Rule = Rule {
 
 fn id_mismatches(facts: &Facts<'_>, out: &mut Findings) {
     for file in facts.files.iter().filter(|f| f.dir == Dir::Profiles) {
-        let Some(fact) = file.parsed().and_then(|_| facts.profiles.get(file.path)) else {
+        let Some(fact) = file.parsed().and_then(|_| facts.profile(file.path)) else {
             continue;
         };
         if fact.profile.id != file.stem {
@@ -102,7 +102,7 @@ pub const MISSING_BOOT: Rule = Rule {
 };
 
 fn missing_boot(facts: &Facts<'_>, out: &mut Findings) {
-    for fact in facts.profiles.values() {
+    for fact in facts.profiles() {
         match &fact.profile.boot {
             None => out.add(
                 fact.path,
@@ -147,7 +147,7 @@ fn cmdline_ignored(facts: &Facts<'_>, out: &mut Findings) {
     if facts.target.reads_cmdline() {
         return;
     }
-    for fact in facts.profiles.values() {
+    for fact in facts.profiles() {
         let Some(boot) = &fact.profile.boot else {
             continue;
         };
@@ -185,7 +185,7 @@ fn args_ignored(facts: &Facts<'_>, out: &mut Findings) {
     if !facts.target.reads_cmdline() {
         return;
     }
-    for fact in facts.profiles.values() {
+    for fact in facts.profiles() {
         if fact.profile.boot.is_none() || !has(fact, "args") {
             continue;
         }
@@ -217,7 +217,7 @@ fn cmdline_types(facts: &Facts<'_>, out: &mut Findings) {
     if !facts.target.reads_cmdline() {
         return;
     }
-    for fact in facts.profiles.values() {
+    for fact in facts.profiles() {
         if fact.profile.boot.is_none() {
             continue;
         }
