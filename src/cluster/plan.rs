@@ -11,9 +11,9 @@ use serde_json::{Map, Value};
 
 use super::spec::{Lab, Machine, etcd_vars};
 use crate::error::invalid;
+use crate::generate::boot_with_args;
 use crate::ids::Id;
 use crate::ignition::{Engine, config_file_name};
-use crate::matchbox::generate::boot_with_args;
 use crate::matchbox::{Boot, DataDir, Group, Profile, Selector};
 use crate::os::OsBoot;
 use crate::write::FileWrite;

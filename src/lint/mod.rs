@@ -13,14 +13,12 @@ pub mod rules;
 
 use std::fmt;
 use std::fs;
-use std::io::{self, Write as _};
+use std::io;
 use std::path::Path;
-use std::process::ExitCode;
 
 use anyhow::{Context as _, Result};
 use serde::{Serialize, Serializer};
 
-use crate::cli::{Format, GlobalArgs, LintArgs};
 use crate::error::invalid;
 use crate::matchbox::spans::Pos;
 use crate::matchbox::target::Target;
@@ -163,49 +161,6 @@ pub struct Local {
     pub message: String,
 }
 
-/// `caas lint`.
-pub fn run(global: &GlobalArgs, args: &LintArgs) -> Result<ExitCode> {
-    let dir = args.dir.as_ref().unwrap_or(&global.data_dir);
-    let (findings, tree) = lint_tree(dir, args.target)?;
-    // The process ends right after printing: freeing tens of thousands of parsed files would
-    // take longer than some of the checks.
-    std::mem::forget(tree);
-    let errors = findings
-        .iter()
-        .filter(|f| f.severity == Severity::Error)
-        .count();
-    let warnings = findings.len() - errors;
-    let mut out = io::stdout().lock();
-    match args.format {
-        Format::Text => {
-            for finding in &findings {
-                writeln!(out, "{finding}")?;
-            }
-        }
-        Format::Json => {
-            serde_json::to_writer_pretty(&mut out, &findings)?;
-            writeln!(out)?;
-        }
-    }
-    out.flush()?;
-    if !global.quiet {
-        let plural = |n: usize, word: &str| format!("{n} {word}{}", if n == 1 { "" } else { "s" });
-        eprintln!(
-            "lint ({}): {}, {} in {}",
-            args.target.name(),
-            plural(errors, "error"),
-            plural(warnings, "warning"),
-            dir.display()
-        );
-    }
-    let fail = errors > 0 || (args.deny.is_some() && warnings > 0);
-    Ok(if fail {
-        ExitCode::FAILURE
-    } else {
-        ExitCode::SUCCESS
-    })
-}
-
 /// Lints the data directory at `root` for `target`; findings sorted by file and position.
 pub fn lint_dir(root: &Path, target: Target) -> Result<Vec<Finding>> {
     Ok(lint_tree(root, target)?.0)
@@ -214,7 +169,8 @@ pub fn lint_dir(root: &Path, target: Target) -> Result<Vec<Finding>> {
 /// What a lint run read, kept for the caller to drop (or not).
 pub use facts::Tree;
 
-fn lint_tree(root: &Path, target: Target) -> Result<(Vec<Finding>, Tree)> {
+/// [`lint_dir`], and what it read: a caller about to exit can leak it rather than free it.
+pub fn lint_tree(root: &Path, target: Target) -> Result<(Vec<Finding>, Tree)> {
     match fs::metadata(root) {
         Ok(meta) if meta.is_dir() => {}
         Ok(_) => {

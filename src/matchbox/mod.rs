@@ -1,12 +1,11 @@
-//! matchbox's data model and data directory: profiles, groups, selectors, and the commands that
-//! generate them. Reading follows matchbox's Go decoding rules; writing is canonical. What the
-//! files mean to the server (boot arguments, templates, raw Ignition, selection) lives here too,
-//! for `lint` and `explain` alike; positions in JSON files come from [`spans`].
+//! matchbox's data model and data directory: profiles, groups, selectors. Reading follows
+//! matchbox's Go decoding rules; writing is canonical. What the files mean to the server (boot
+//! arguments, templates, raw Ignition, selection) lives here too, for `lint` and `explain`
+//! alike; positions in JSON files come from [`spans`].
 
 pub mod boot;
 pub mod datadir;
 pub mod decode;
-pub mod generate;
 pub mod group;
 pub mod ignition;
 pub mod kargs;
