@@ -28,7 +28,7 @@ use crate::matchbox::store::{
 };
 use crate::matchbox::target::Target;
 use crate::matchbox::template::{self, Dialect, SyntaxError, TemplateInfo};
-use crate::matchbox::{Group, Profile, kargs};
+use crate::matchbox::{Group, Profile};
 use crate::os::Os;
 
 /// What a lint run read: owned, so that the caller decides when (or whether) to free it.
@@ -595,12 +595,8 @@ fn profile_fact<'t>(
         },
         os: (profile.boot.as_ref()).and_then(|boot| boot::detect_os(boot, &args)),
         config_urls: boot::ignition_urls(&args, &boot::CONFIG_URL_KEYS),
-        install_url: boot::ignition_urls(&args, &[boot::INSTALL_IGNITION_URL_KEY])
-            .into_iter()
-            .next(),
-        kargs_install: args
-            .iter()
-            .any(|a| kargs::key_of(a) == boot::INSTALL_DEV_KEY),
+        install_url: boot::install_url(&args),
+        kargs_install: boot::live_install(&args),
         assets: if tree.has_assets {
             assets(tree.store.root(), profile)
         } else {

@@ -14,12 +14,15 @@
 //! reports every [`Problem`]; `explain` says what the first one that breaks the config does.
 
 use std::io::Read as _;
+use std::sync::LazyLock;
 
 use base64::Engine as _;
+use memchr::memmem;
 
 use super::decode::PathSeg;
 use super::spans::{self, Part, Pos};
 use super::target::Target;
+use crate::os::Os;
 
 /// An Ignition spec version as written in `ignition.version`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -223,13 +226,6 @@ fn dollar_path(path: &str) -> Vec<PathSeg> {
         .collect()
 }
 
-/// Commands and kernel arguments that install the OS to disk.
-const INSTALLERS: [&str; 3] = [
-    "flatcar-install",
-    "coreos-install",
-    "coreos.inst.install_dev",
-];
-
 /// Whether a config (raw Ignition or a template's text) installs the OS to disk: it mentions
 /// `flatcar-install`, `coreos-install`/`coreos-installer` or `coreos.inst.install_dev`, in the
 /// text or inside a `data:` URL (base64 and gzip included, as in matchbox's own
@@ -241,15 +237,30 @@ pub fn installs_to_disk(bytes: &[u8]) -> bool {
     data_urls(bytes).any(|payload| mentions_installer(&payload))
 }
 
+/// Whether `bytes` mention a command or kernel argument that installs some OS to disk.
 fn mentions_installer(bytes: &[u8]) -> bool {
-    INSTALLERS
-        .iter()
-        .any(|needle| memchr::memmem::find(bytes, needle.as_bytes()).is_some())
+    /// Every OS's installers, without those that contain another (`coreos-installer` is found
+    /// by looking for `coreos-install`).
+    static FINDERS: LazyLock<Vec<memmem::Finder<'static>>> = LazyLock::new(|| {
+        let all: Vec<&str> = Os::ALL
+            .into_iter()
+            .flat_map(|os| os.descriptor().hints.installers)
+            .copied()
+            .collect();
+        all.iter()
+            .filter(|needle| {
+                !all.iter()
+                    .any(|other| other != *needle && needle.contains(other))
+            })
+            .map(|needle| memmem::Finder::new(needle.as_bytes()))
+            .collect()
+    });
+    FINDERS.iter().any(|finder| finder.find(bytes).is_some())
 }
 
 /// The decoded payloads of the `"data:…"` JSON strings in `bytes`.
 fn data_urls(bytes: &[u8]) -> impl Iterator<Item = Vec<u8>> + '_ {
-    let mut starts = memchr::memmem::find_iter(bytes, b"\"data:");
+    let mut starts = memmem::find_iter(bytes, b"\"data:");
     std::iter::from_fn(move || {
         loop {
             let start = starts.next()?;

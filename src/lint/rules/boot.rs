@@ -88,7 +88,7 @@ fn missing_first_boot(facts: &Facts<'_>, out: &mut Findings) {
         else {
             continue;
         };
-        let keys = boot::first_boot_keys(os);
+        let keys = os.descriptor().first_boot_keys;
         if !fact.args.iter().any(|a| keys.contains(&key_of(a))) {
             out.add(
                 fact.path,

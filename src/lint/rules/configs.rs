@@ -149,15 +149,16 @@ fn ignition_versions_for_os(facts: &Facts<'_>, out: &mut Findings) {
 
 /// Raw Ignition whose spec the profile's OS cannot read, on a server that serves it as it is
 /// (matchbox v0.11 rejects those specs itself, see [`ignition::check_raw`]).
-fn spec_problem(os: Os, spec: ignition::Spec, target: Target) -> Option<&'static str> {
-    if target.parses_raw_ignition() {
+fn spec_problem(os: Os, spec: ignition::Spec, target: Target) -> Option<String> {
+    let descriptor = os.descriptor();
+    if target.parses_raw_ignition() || descriptor.ignition.reads(spec.major) {
         return None;
     }
-    match (os, spec.major) {
-        (Os::Coreos, 3) => Some("CoreOS Container Linux reads Ignition spec 2.x only"),
-        (Os::FedoraCoreos, 2) => Some("Fedora CoreOS reads Ignition spec 3.x only"),
-        _ => None,
-    }
+    Some(format!(
+        "{} reads Ignition spec {} only",
+        descriptor.display_name,
+        descriptor.ignition.name()
+    ))
 }
 
 pub const TEMPLATE_SYNTAX: Rule = Rule {
