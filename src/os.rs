@@ -1,5 +1,7 @@
 //! The operating systems caas boots, and what each needs to PXE-boot from matchbox: asset file
-//! names and kernel arguments (../shared/reference/anchors.md §2.1–2.4).
+//! names and kernel arguments, as the vendors document them
+//! (<https://www.flatcar.org/docs/latest/installing/bare-metal/booting-with-ipxe/>,
+//! <https://docs.fedoraproject.org/en-US/fedora-coreos/live-booting-ipxe/>).
 
 use serde::{Deserialize, Serialize};
 

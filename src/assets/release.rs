@@ -1,5 +1,7 @@
 //! Release catalogs: which files make up a release of each OS, and where they and their
-//! signatures live (../shared/reference/anchors.md §2.1–2.3).
+//! signatures live, as each vendor publishes them
+//! (<https://www.flatcar.org/docs/latest/installing/bare-metal/booting-with-ipxe/>,
+//! <https://docs.fedoraproject.org/en-US/fedora-coreos/stream-metadata/>).
 //!
 //! - Flatcar and CoreOS Container Linux: `<base>/<arch>-usr/<version>/<file>` with `<file>.sig`;
 //!   `current` is resolved through `<base>/<arch>-usr/current/version.txt`.
@@ -133,7 +135,8 @@ pub fn parse_version_txt(text: &str, key: &str) -> Result<Id, String> {
 ///
 /// Flatcar's PXE kernel is a symlink to the image kernel since 2024; where its own `.sig` is
 /// missing, the image kernel's signature (which covers the same bytes) is the documented
-/// fallback (anchors.md §2.1; matchbox's get-flatcar uses it).
+/// fallback (matchbox's `scripts/get-flatcar` fetches it too since May 2024:
+/// <https://github.com/poseidon/matchbox/blob/main/scripts/get-flatcar>).
 pub fn container_linux_files(os: Os, dir: &Url) -> Vec<RemoteFile> {
     let (prefix, fallback) = match os {
         Os::Coreos => ("coreos", None),

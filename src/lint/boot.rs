@@ -1,6 +1,9 @@
 //! What a profile's boot section tells lint: the OS it boots, the names of its initrds, the
-//! Ignition URLs on its kernel line and the assets it loads from matchbox
-//! (../shared/reference/anchors.md §0.7, §2.4).
+//! Ignition URLs on its kernel line and the assets it loads from matchbox. Under UEFI the kernel
+//! finds an initrd only by the name the kernel line gives it (`initrd=main` with `initrd --name
+//! main` for Fedora CoreOS, `initrd=flatcar_production_pxe_image.cpio.gz` for Flatcar), and
+//! Ignition runs only with the OS's first-boot argument (`flatcar.first_boot`,
+//! `ignition.firstboot`, `coreos.first_boot`).
 
 use crate::matchbox::kargs::key_of;
 use crate::matchbox::profile::Boot;

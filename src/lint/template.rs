@@ -2,7 +2,8 @@
 //!
 //! matchbox renders them with Go's `text/template` and `missingkey=error`, so a reference to a
 //! key that the group does not provide makes every request for it a 404
-//! (../shared/reference/anchors.md §1.7). The data is the group's metadata, its selectors
+//! (<https://github.com/poseidon/matchbox/tree/v0.8.3/matchbox/http>). The data is the group's
+//! metadata, its selectors
 //! (lower-cased keys, overriding metadata) and `request` (`query`, `raw_query`).
 //!
 //! caas does not run Go templates; it scans the actions (`{{ … }}`) for field references on
