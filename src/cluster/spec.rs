@@ -209,43 +209,7 @@ impl LabSpec {
             }
         };
 
-        let mut machines = Vec::with_capacity(self.machines.len());
-        let mut by_name: HashMap<Id, usize> = HashMap::with_capacity(self.machines.len());
-        let mut by_mac: HashMap<String, Id> = HashMap::with_capacity(self.machines.len());
-        for (i, machine) in self.machines.into_iter().enumerate() {
-            let at = |what: String| bad(format!("machines[{i}] ({}): {what}", machine.name));
-            if by_name.insert(machine.name.clone(), i).is_some() {
-                return Err(at("the name is given to another machine too".to_owned()));
-            }
-            let mac = mac::normalize(&machine.mac).map_err(|err| at(format!("mac: {err}")))?;
-            if let Some(other) = by_mac.insert(mac.clone(), machine.name.clone()) {
-                return Err(at(format!("mac {mac} is machine {other}'s too")));
-            }
-            check_role(&machine.role)
-                .map_err(|why| at(format!("role {:?}: {why}", machine.role)))?;
-            if machine.role == "install" {
-                return Err(at(
-                    "role \"install\": give the role the machine has once installed, with \
-                     `install: true` (caas pairs the installer with an os=installed group)"
-                        .to_owned(),
-                ));
-            }
-            let install_machine = machine.install.unwrap_or(install.is_some());
-            if install_machine && install.is_none() {
-                return Err(at(
-                    "install: true needs the spec's install section (install.device)".to_owned(),
-                ));
-            }
-            machines.push(Machine {
-                name: machine.name,
-                mac,
-                role: machine.role,
-                ip: machine.ip,
-                install: install_machine,
-                args: machine.args,
-                vars: machine.vars,
-            });
-        }
+        let machines = validate_machines(self.machines, install.is_some(), &bad)?;
 
         Ok(Lab {
             name: self.name,
@@ -264,6 +228,52 @@ impl LabSpec {
             machines,
         })
     }
+}
+
+/// Checks and normalises the machines: unique names and MACs, real roles, and an install
+/// section for those that install. `bad` prefixes an error with where the spec came from.
+fn validate_machines(
+    specs: Vec<MachineSpec>,
+    lab_installs: bool,
+    bad: &dyn Fn(String) -> anyhow::Error,
+) -> Result<Vec<Machine>> {
+    let mut machines = Vec::with_capacity(specs.len());
+    let mut by_name: HashMap<Id, usize> = HashMap::with_capacity(specs.len());
+    let mut by_mac: HashMap<String, Id> = HashMap::with_capacity(specs.len());
+    for (i, machine) in specs.into_iter().enumerate() {
+        let at = |what: String| bad(format!("machines[{i}] ({}): {what}", machine.name));
+        if by_name.insert(machine.name.clone(), i).is_some() {
+            return Err(at("the name is given to another machine too".to_owned()));
+        }
+        let mac = mac::normalize(&machine.mac).map_err(|err| at(format!("mac: {err}")))?;
+        if let Some(other) = by_mac.insert(mac.clone(), machine.name.clone()) {
+            return Err(at(format!("mac {mac} is machine {other}'s too")));
+        }
+        check_role(&machine.role).map_err(|why| at(format!("role {:?}: {why}", machine.role)))?;
+        if machine.role == "install" {
+            return Err(at(
+                "role \"install\": give the role the machine has once installed, with \
+                 `install: true` (caas pairs the installer with an os=installed group)"
+                    .to_owned(),
+            ));
+        }
+        let install_machine = machine.install.unwrap_or(lab_installs);
+        if install_machine && !lab_installs {
+            return Err(at(
+                "install: true needs the spec's install section (install.device)".to_owned(),
+            ));
+        }
+        machines.push(Machine {
+            name: machine.name,
+            mac,
+            role: machine.role,
+            ip: machine.ip,
+            install: install_machine,
+            args: machine.args,
+            vars: machine.vars,
+        });
+    }
+    Ok(machines)
 }
 
 /// The API URL: an http(s) base URL, as for matchbox.
