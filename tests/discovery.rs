@@ -975,3 +975,119 @@ fn a_second_api_on_the_same_store_is_refused() {
     // The first one is unaffected.
     assert_eq!(get_json(&format!("{}/healthz", api.url))["db"], true);
 }
+
+/// `report(mac, …)` with an unknown key `deep` holding nested arrays, so that the whole report
+/// nests `depth` levels (the report object being level 1).
+fn deep_report(mac: &str, depth: usize) -> String {
+    let mut value = report(mac, "deep");
+    let inner = depth - 1;
+    let nested = format!("{}{}", "[".repeat(inner), "]".repeat(inner));
+    value["deep"] = json!(null);
+    let with_key = value.to_string();
+    // Built as text: serde_json would refuse to parse the deepest of these itself.
+    let text = with_key.replacen(r#""deep":null"#, &format!(r#""deep":{nested}"#), 1);
+    assert_eq!(
+        caas::discovery::report::nesting_depth(text.as_bytes()),
+        depth
+    );
+    text
+}
+
+#[test]
+fn whatever_the_api_accepts_every_listing_reader_reads() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("caas.db");
+    let api = Api::start(&db, &[]);
+    let post = |body: &str| {
+        request(
+            "POST",
+            &format!("{}/discovery", api.url),
+            None,
+            body.as_bytes(),
+        )
+    };
+    // Just under the limit: accepted, at the top level and inside an interface's unknown key.
+    let (status, body) = post(&deep_report(&mac_of(1), 32));
+    assert_eq!(status, 200, "{body}");
+    let mut in_interface = report(&mac_of(2), "deep-interface");
+    in_interface["interfaces"][1]["extra"] = json!(null);
+    let nested = format!(
+        "{}{}",
+        "{\"k\":".repeat(29),
+        "0".to_owned() + &"}".repeat(29)
+    );
+    let text =
+        in_interface
+            .to_string()
+            .replacen(r#""extra":null"#, &format!(r#""extra":{nested}"#), 1);
+    assert_eq!(caas::discovery::report::nesting_depth(text.as_bytes()), 32);
+    let (status, body) = post(&text);
+    assert_eq!(status, 200, "{body}");
+    // One level more, the depth that used to break every listing, and far beyond serde_json's
+    // own limit: refused as a bad body, nothing stored.
+    for depth in [33, 126, 127, 5000] {
+        let (status, body) = post(&deep_report(&mac_of(100 + depth), depth));
+        assert_eq!(status, 400, "depth {depth}: {body}");
+        assert!(body.contains("nests") && body.contains("32"), "{body}");
+    }
+    let text = format!(
+        "{}{}",
+        "{\"k\":".repeat(40),
+        "0".to_owned() + &"}".repeat(40)
+    );
+    let (status, _) = post(&text);
+    assert_eq!(status, 400);
+
+    // Every listing parses, and every reader of the API and of saved listings reads both.
+    for path in ["/discovery", "/discovery/interfaces", "/discovery/machines"] {
+        let (status, body) = request("GET", &format!("{}{path}", api.url), None, b"");
+        assert_eq!(status, 200, "{path}: {body}");
+        let value: Value = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{path}: {e}"));
+        if path != "/discovery/interfaces" {
+            assert_eq!(value.as_array().unwrap().len(), 2, "{path}");
+            let saved = dir.path().join("saved.json");
+            fs::write(&saved, &body).unwrap();
+            assert_eq!(
+                machines_from_json(body.as_bytes()).unwrap().len(),
+                2,
+                "{path}"
+            );
+            let data = dir.path().join(format!("data{}", path.replace('/', "-")));
+            fs::create_dir(&data).unwrap();
+            let out = common::caas_in(&data)
+                .args([
+                    "schedule",
+                    "once",
+                    "--matchbox-url",
+                    "http://127.0.0.1:9",
+                    "--plan",
+                    "--discovery",
+                ])
+                .arg(&saved)
+                .output()
+                .unwrap();
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert!(matches!(out.status.code(), Some(0 | 2)), "{path}: {stderr}");
+        }
+    }
+    let machines = fetch_machines(&api.url, Duration::from_secs(30)).unwrap();
+    assert_eq!(machines.len(), 2);
+    assert_eq!(machines[0].mac, mac_of(1));
+    let data = dir.path().join("data-api");
+    fs::create_dir(&data).unwrap();
+    let out = common::caas_in(&data)
+        .args([
+            "schedule",
+            "once",
+            "--matchbox-url",
+            "http://127.0.0.1:9",
+            "--plan",
+            "--api",
+            &api.url,
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(matches!(out.status.code(), Some(0 | 2)), "{stderr}");
+    assert!(!stderr.contains("recursion"), "{stderr}");
+}

@@ -3,7 +3,8 @@
 //! Routes (`GET /` lists them):
 //! - `POST /discovery`: store a report. 200 `{"total_elt": n, "update": bool}` once it is on
 //!   disk; 400 when the body is not JSON (whatever its content type: every body is tried as
-//!   JSON, as in 2016); 406 when the report is incoherent (no boot MAC, or not one of its
+//!   JSON, as in 2016, or when it nests arrays and objects more than 32 levels deep, so that
+//!   every listing stays readable); 406 when the report is incoherent (no boot MAC, or not one of its
 //!   interfaces'); 413 over 1 MiB.
 //! - `GET /discovery`: every stored report, first seen first (`[]` when none).
 //! - `GET /discovery/interfaces`: `{"interfaces": [[…machine 1…], […machine 2…]]}` (2016 shape).
@@ -44,7 +45,7 @@ use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
 
 use super::machine::record_json;
-use super::report::Report;
+use super::report::{MAX_DEPTH, Report, nesting_depth};
 use super::store::{Readers, Row, Store, Writer};
 use crate::matchbox::server::MatchboxUrl;
 
@@ -330,6 +331,13 @@ async fn list_routes() -> Response {
 }
 
 async fn post_report(State(state): State<AppState>, body: Bytes) -> Response {
+    let depth = nesting_depth(&body);
+    if depth > MAX_DEPTH {
+        return error_response(
+            StatusCode::BAD_REQUEST,
+            format!("the body nests {depth} levels deep; a report may nest {MAX_DEPTH} at most"),
+        );
+    }
     let value: Value = match serde_json::from_slice(&body) {
         Ok(value) => value,
         Err(err) => {
