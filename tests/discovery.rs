@@ -1091,3 +1091,91 @@ fn whatever_the_api_accepts_every_listing_reader_reads() {
     assert!(matches!(out.status.code(), Some(0 | 2)), "{stderr}");
     assert!(!stderr.contains("recursion"), "{stderr}");
 }
+
+/// Starts `caas api --db <a>` and `caas api --db <b>` at the same instant; returns the
+/// (first line of stdout, exit code if it exited, stderr) of each, the survivor killed.
+fn two_apis_at_once(a: &Path, b: &Path) -> Vec<(String, Option<i32>, String)> {
+    let barrier = Arc::new(std::sync::Barrier::new(2));
+    let runs: Vec<_> = [a.to_owned(), b.to_owned()]
+        .into_iter()
+        .map(|db| {
+            let barrier = barrier.clone();
+            thread::spawn(move || {
+                let mut command = Command::new(env!("CARGO_BIN_EXE_caas"));
+                command
+                    .env_remove("CAAS_DB")
+                    .env_remove("CAAS_LOG")
+                    .args(["api", "--listen", "127.0.0.1:0", "--db"])
+                    .arg(&db)
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::piped());
+                barrier.wait();
+                let mut child = command.spawn().unwrap();
+                let mut line = String::new();
+                BufReader::new(child.stdout.take().unwrap())
+                    .read_line(&mut line)
+                    .unwrap();
+                (child, line)
+            })
+        })
+        .collect();
+    let started: Vec<_> = runs.into_iter().map(|t| t.join().unwrap()).collect();
+    started
+        .into_iter()
+        .map(|(mut child, line)| {
+            if line.starts_with("listening on ") {
+                let _ = child.kill();
+            }
+            let status = child.wait().unwrap();
+            let mut stderr = String::new();
+            child
+                .stderr
+                .take()
+                .unwrap()
+                .read_to_string(&mut stderr)
+                .unwrap();
+            (line, status.code(), stderr)
+        })
+        .collect()
+}
+
+#[test]
+fn a_symlink_or_a_hard_link_does_not_let_a_second_api_in() {
+    let dir = tempfile::tempdir().unwrap();
+    for round in 0..6 {
+        let db = dir.path().join(format!("caas-{round}.db"));
+        let other = dir.path().join(format!("other-{round}.db"));
+        if round % 2 == 0 {
+            std::os::unix::fs::symlink(&db, &other).unwrap();
+        } else {
+            // A hard link needs the file: an empty one is a new store to SQLite.
+            fs::write(&db, b"").unwrap();
+            fs::hard_link(&db, &other).unwrap();
+        }
+        let runs = two_apis_at_once(&db, &other);
+        let started = runs
+            .iter()
+            .filter(|(line, _, _)| line.starts_with("listening"))
+            .count();
+        assert_eq!(started, 1, "round {round}: {runs:?}");
+        let (_, code, stderr) = runs
+            .iter()
+            .find(|(line, _, _)| !line.starts_with("listening"))
+            .unwrap();
+        assert_eq!(*code, Some(1), "round {round}: {stderr}");
+        assert!(
+            stderr.contains("another process (caas api) is writing to it"),
+            "{stderr}"
+        );
+        // Through the winner's path: after its SIGKILL, its WAL is named after that path.
+        let winner = if runs[0].0.starts_with("listening") {
+            &db
+        } else {
+            &other
+        };
+        Store::open_read_only(winner)
+            .unwrap()
+            .integrity_check()
+            .unwrap();
+    }
+}

@@ -126,6 +126,8 @@ pub struct ApiOptions {
 pub fn api(args: &ApiOptions, quiet: bool) -> anyhow::Result<()> {
     let store = Store::open(&args.db)?;
     let machines = store.count()?;
+    // Held until every connection to the file in this process is closed (see DbFile).
+    let db_file = store.db_file();
     let (writer, writer_thread) = Writer::spawn(store)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -178,6 +180,7 @@ pub fn api(args: &ApiOptions, quiet: bool) -> anyhow::Result<()> {
     let joined = writer_thread.join();
     served?;
     joined.map_err(|_| anyhow::anyhow!("the store writer thread panicked"))?;
+    drop(db_file);
     tracing::info!("caas api stopped");
     Ok(())
 }

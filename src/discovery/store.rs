@@ -17,8 +17,8 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::sync::mpsc as std_mpsc;
+use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, SystemTime};
 
@@ -68,32 +68,83 @@ pub struct Store {
     path: PathBuf,
     /// Rows in the table; kept by the (single) writer.
     count: u64,
-    /// `<db>-lock`, locked by the one process that writes (not by readers).
-    _lock: Option<fs::File>,
+    /// The database file itself, locked by the one process that writes (not by readers).
+    lock: Option<Arc<DbFile>>,
+}
+
+/// The database file a writer opened and locked: an exclusive `flock` on the file itself, so
+/// that no other path to it (a symlink, a hard link, `..`) lets a second writer in, and its
+/// identity (device, inode), to tell whether the path still names it.
+///
+/// `flock` locks are separate from the POSIX record locks SQLite takes on the same file, but
+/// closing any descriptor of a file drops every POSIX lock the process holds on it: this one
+/// must be closed after the process's last SQLite connection to the file (whoever holds the
+/// last clone of the `Arc` decides).
+#[derive(Debug)]
+pub struct DbFile {
+    _file: fs::File,
+    path: PathBuf,
+    dev: u64,
+    ino: u64,
+}
+
+impl DbFile {
+    /// Checks that the path still names this file (same device and inode).
+    pub fn check(&self) -> Result<(), String> {
+        use std::os::unix::fs::MetadataExt as _;
+        let gone = |why: String| {
+            Err(format!(
+                "the database file {} {why} while caas api was writing to it: restart caas api",
+                self.path.display()
+            ))
+        };
+        match fs::metadata(&self.path) {
+            Ok(meta) if meta.dev() == self.dev && meta.ino() == self.ino => Ok(()),
+            Ok(_) => gone("was replaced by another file".into()),
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => gone("was deleted".into()),
+            Err(err) => gone(format!("cannot be checked ({err})")),
+        }
+    }
+
+    /// Opens (creating if needed) and locks the file `path` names; refused while another
+    /// process holds the lock, whatever path it used.
+    fn lock(path: &Path) -> anyhow::Result<DbFile> {
+        use std::os::unix::fs::MetadataExt as _;
+        let file = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .read(true)
+            .write(true)
+            .open(path)
+            .context("opening it")?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(fs::TryLockError::WouldBlock) => {
+                bail!("another process (caas api) is writing to it")
+            }
+            Err(fs::TryLockError::Error(err)) => return Err(err).context("locking it"),
+        }
+        let meta = file.metadata().context("reading its metadata")?;
+        let locked = DbFile {
+            _file: file,
+            path: path.to_owned(),
+            dev: meta.dev(),
+            ino: meta.ino(),
+        };
+        // Replaced between the open and the lock: the lock is on a file nobody else will open.
+        locked
+            .check()
+            .map_err(|_| anyhow::anyhow!("it was replaced while being opened: try again"))?;
+        Ok(locked)
+    }
 }
 
 impl Store {
     /// Opens (creating if needed) the store for writing: WAL, synchronous=FULL, schema. One
-    /// process at a time: a second writer is refused (`<db>-lock`).
+    /// process at a time: a second writer is refused, whichever path names the file.
     pub fn open(path: &Path) -> anyhow::Result<Store> {
         let context = || format!("opening the discovery store {}", path.display());
-        let mut lock_path = path.as_os_str().to_owned();
-        lock_path.push("-lock");
-        let lock = fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .with_context(|| format!("{}: creating {lock_path:?}", context()))?;
-        match lock.try_lock() {
-            Ok(()) => {}
-            Err(fs::TryLockError::WouldBlock) => {
-                bail!("{}: another process (caas api) is writing to it", context())
-            }
-            Err(fs::TryLockError::Error(err)) => {
-                return Err(err).with_context(|| format!("{}: locking {lock_path:?}", context()));
-            }
-        }
+        let lock = Arc::new(DbFile::lock(path).with_context(context)?);
         let conn = Connection::open(path).with_context(context)?;
         conn.busy_timeout(std::time::Duration::from_secs(10))
             .with_context(context)?;
@@ -127,7 +178,7 @@ impl Store {
             conn,
             path: path.to_owned(),
             count: 0,
-            _lock: Some(lock),
+            lock: Some(lock),
         };
         store.count = store.count()?;
         Ok(store)
@@ -160,12 +211,17 @@ impl Store {
             conn,
             path: path.to_owned(),
             count: 0,
-            _lock: None,
+            lock: None,
         })
     }
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The locked database file of a store opened for writing.
+    pub fn db_file(&self) -> Option<Arc<DbFile>> {
+        self.lock.clone()
     }
 
     /// The number of stored machines.
@@ -514,6 +570,24 @@ mod tests {
         assert_eq!(Store::open_read_only(&path).unwrap().count().unwrap(), 0);
         drop(first);
         Store::open(&path).unwrap();
+    }
+
+    #[test]
+    fn no_other_path_to_the_file_lets_a_second_writer_in() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("caas.db");
+        let first = Store::open(&path).unwrap();
+        let symlink = dir.path().join("symlink.db");
+        std::os::unix::fs::symlink(&path, &symlink).unwrap();
+        let hard = dir.path().join("hard.db");
+        std::fs::hard_link(&path, &hard).unwrap();
+        let dotted = dir.path().join(".").join("caas.db");
+        for other in [&symlink, &hard, &dotted] {
+            let err = Store::open(other).err().unwrap();
+            assert!(format!("{err:#}").contains("another process"), "{err:#}");
+        }
+        drop(first);
+        Store::open(&hard).unwrap();
     }
 
     #[test]
