@@ -1179,3 +1179,89 @@ fn a_symlink_or_a_hard_link_does_not_let_a_second_api_in() {
             .unwrap();
     }
 }
+
+#[test]
+fn a_database_deleted_or_replaced_under_the_api_gets_no_more_acknowledgements() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("caas.db");
+    let api = Api::start(&db, &[]);
+    let post = |i: usize| {
+        request(
+            "POST",
+            &format!("{}/discovery", api.url),
+            None,
+            report(&mac_of(i), "h").to_string().as_bytes(),
+        )
+    };
+    assert_eq!(post(1).0, 200);
+    // Deleted: every POST is refused with 503 and /healthz says the database is down.
+    fs::remove_file(&db).unwrap();
+    let (status, body) = post(2);
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("was deleted"), "{body}");
+    let (status, body) = request("GET", &format!("{}/healthz", api.url), None, b"");
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(serde_json::from_str::<Value>(&body).unwrap()["db"], false);
+    assert_eq!(api.terminate().code(), Some(0));
+
+    // Replaced (a new store renamed over it) while POSTs keep coming: a POST sent after the
+    // replacement is acknowledged only if it is in the file the next start opens.
+    let api = Api::start(&db, &[]);
+    let url = format!("{}/discovery", api.url);
+    let stop = Arc::new(AtomicBool::new(false));
+    let poster = {
+        let stop = stop.clone();
+        thread::spawn(move || {
+            let mut answers = Vec::new();
+            for i in 10..5_000 {
+                if stop.load(Ordering::SeqCst) {
+                    break;
+                }
+                let body = report(&mac_of(i), "h").to_string();
+                let sent = Instant::now();
+                let status = request("POST", &url, None, body.as_bytes()).0;
+                assert!(matches!(status, 200 | 503), "POST answered {status}");
+                answers.push((sent, mac_of(i), status));
+            }
+            answers
+        })
+    };
+    thread::sleep(Duration::from_millis(300));
+    let replacement = dir.path().join("replacement.db");
+    drop(Store::open(&replacement).unwrap());
+    fs::rename(&replacement, &db).unwrap();
+    let replaced = Instant::now();
+    thread::sleep(Duration::from_millis(300));
+    stop.store(true, Ordering::SeqCst);
+    let answers = poster.join().unwrap();
+    assert_eq!(
+        request("GET", &format!("{}/healthz", api.url), None, b"").0,
+        503
+    );
+    assert_eq!(api.terminate().code(), Some(0));
+    let stored: BTreeSet<String> = Store::open_read_only(&db)
+        .unwrap()
+        .machines()
+        .unwrap()
+        .into_iter()
+        .map(|m| m.mac)
+        .collect();
+    let before = answers
+        .iter()
+        .filter(|(sent, _, status)| *sent < replaced && *status == 200);
+    assert!(
+        before.count() > 0,
+        "nothing was acknowledged before the replacement"
+    );
+    let after: Vec<_> = answers
+        .iter()
+        .filter(|(sent, _, _)| *sent > replaced)
+        .collect();
+    assert!(!after.is_empty());
+    for (_, mac, status) in after {
+        assert!(
+            *status == 503 || stored.contains(mac),
+            "{mac}: 200, and not in the store"
+        );
+    }
+}

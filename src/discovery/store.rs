@@ -88,21 +88,35 @@ pub struct DbFile {
     ino: u64,
 }
 
+/// Why the store cannot take a report.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    /// The path no longer names the file being written (deleted, or replaced): what is
+    /// committed now would not be found by the next start. The server answers 503.
+    #[error("{0}")]
+    Gone(String),
+    /// Anything else (a full disk, an I/O error, the writer stopped): 500.
+    #[error("{0}")]
+    Failed(String),
+}
+
 impl DbFile {
     /// Checks that the path still names this file (same device and inode).
-    pub fn check(&self) -> Result<(), String> {
+    pub fn check(&self) -> Result<(), StoreError> {
         use std::os::unix::fs::MetadataExt as _;
         let gone = |why: String| {
-            Err(format!(
+            StoreError::Gone(format!(
                 "the database file {} {why} while caas api was writing to it: restart caas api",
                 self.path.display()
             ))
         };
         match fs::metadata(&self.path) {
             Ok(meta) if meta.dev() == self.dev && meta.ino() == self.ino => Ok(()),
-            Ok(_) => gone("was replaced by another file".into()),
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => gone("was deleted".into()),
-            Err(err) => gone(format!("cannot be checked ({err})")),
+            Ok(_) => Err(gone("was replaced by another file".into())),
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+                Err(gone("was deleted".into()))
+            }
+            Err(err) => Err(gone(format!("cannot be checked ({err})"))),
         }
     }
 
@@ -224,6 +238,11 @@ impl Store {
         self.lock.clone()
     }
 
+    /// Whether the path still names the file being written (always true for a reader).
+    pub fn check_file(&self) -> Result<(), StoreError> {
+        self.lock.as_ref().map_or(Ok(()), |lock| lock.check())
+    }
+
     /// The number of stored machines.
     pub fn count(&self) -> anyhow::Result<u64> {
         let n: i64 = self
@@ -334,7 +353,7 @@ impl Store {
 struct Job {
     mac: String,
     report: String,
-    reply: oneshot::Sender<Result<Ack, String>>,
+    reply: oneshot::Sender<Result<Ack, StoreError>>,
 }
 
 /// The single writer: a thread that owns the read-write connection and commits reports in
@@ -378,17 +397,22 @@ impl Writer {
                         .iter()
                         .map(|job| (job.mac.as_str(), job.report.as_str()))
                         .collect();
-                    match store.upsert_batch(&items, SystemTime::now()) {
+                    // Committed, and into the file the path names (the one the next start
+                    // opens): only then is a report acknowledged.
+                    let stored = store
+                        .upsert_batch(&items, SystemTime::now())
+                        .map_err(|err| StoreError::Failed(crate::error::one_line(&err)))
+                        .and_then(|acks| store.check_file().map(|()| acks));
+                    match stored {
                         Ok(acks) => {
                             for (job, ack) in batch.drain(..).zip(acks) {
                                 let _ = job.reply.send(Ok(ack));
                             }
                         }
                         Err(err) => {
-                            let message = crate::error::one_line(&err);
-                            tracing::error!("{message}");
+                            tracing::error!("{err}");
                             for job in batch.drain(..) {
-                                let _ = job.reply.send(Err(message.clone()));
+                                let _ = job.reply.send(Err(err.clone()));
                             }
                         }
                     }
@@ -404,17 +428,15 @@ impl Writer {
         Ok((Writer { jobs }, handle))
     }
 
-    /// Stores one report; resolves once it is durable.
-    pub async fn upsert(&self, mac: String, report: String) -> anyhow::Result<Ack> {
+    /// Stores one report; resolves once it is durable in the file the store's path names.
+    pub async fn upsert(&self, mac: String, report: String) -> Result<Ack, StoreError> {
+        let stopped = || StoreError::Failed("the store writer has stopped".into());
         let (reply, answer) = oneshot::channel();
         self.jobs
             .send(Job { mac, report, reply })
             .await
-            .map_err(|_| anyhow::anyhow!("the store writer has stopped"))?;
-        answer
-            .await
-            .map_err(|_| anyhow::anyhow!("the store writer has stopped"))?
-            .map_err(anyhow::Error::msg)
+            .map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())?
     }
 }
 
@@ -588,6 +610,39 @@ mod tests {
         }
         drop(first);
         Store::open(&hard).unwrap();
+    }
+
+    #[test]
+    fn nothing_is_acknowledged_into_a_file_the_path_no_longer_names() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("caas.db");
+        let (writer, handle) = Writer::spawn(Store::open(&path).unwrap()).unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let mac = |i: u32| format!("52:54:00:00:00:{i:02x}");
+        let post = |i: u32| runtime.block_on(writer.upsert(mac(i), report(&mac(i), "h")));
+        assert!(post(1).is_ok());
+        // Moved away: the path names nothing.
+        let aside = dir.path().join("aside.db");
+        std::fs::rename(&path, &aside).unwrap();
+        let err = post(2).unwrap_err();
+        assert!(
+            matches!(&err, StoreError::Gone(m) if m.contains("was deleted")),
+            "{err:?}"
+        );
+        // Another file in its place.
+        std::fs::write(&path, b"").unwrap();
+        let err = post(3).unwrap_err();
+        assert!(
+            matches!(&err, StoreError::Gone(m) if m.contains("replaced")),
+            "{err:?}"
+        );
+        // Back where it was: acknowledged again.
+        std::fs::rename(&aside, &path).unwrap();
+        assert!(post(4).is_ok());
+        drop(writer);
+        handle.join().unwrap();
     }
 
     #[test]
