@@ -1265,3 +1265,42 @@ fn a_database_deleted_or_replaced_under_the_api_gets_no_more_acknowledgements() 
         );
     }
 }
+
+#[test]
+fn half_closed_clients_get_their_answer() {
+    let dir = tempfile::tempdir().unwrap();
+    let api = Api::start(&dir.path().join("caas.db"), &[]);
+    let half_closed = |request: String| {
+        let mut stream = TcpStream::connect(("127.0.0.1", api.port())).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
+        stream.write_all(request.as_bytes()).unwrap();
+        stream.shutdown(std::net::Shutdown::Write).unwrap();
+        let mut answer = Vec::new();
+        stream.read_to_end(&mut answer).unwrap();
+        String::from_utf8_lossy(&answer).into_owned()
+    };
+    let answers: Vec<String> = thread::scope(|scope| {
+        let posts: Vec<_> = (0..20)
+            .map(|i| {
+                scope.spawn(move || {
+                    let body = report(&mac_of(i), "half").to_string();
+                    half_closed(format!(
+                        "POST /discovery HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+                         Content-Length: {}\r\n\r\n{body}",
+                        body.len()
+                    ))
+                })
+            })
+            .collect();
+        posts.into_iter().map(|p| p.join().unwrap()).collect()
+    });
+    for answer in &answers {
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer:?}");
+        assert!(answer.contains("\"total_elt\""), "{answer:?}");
+    }
+    let answer = half_closed("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n".into());
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer:?}");
+    assert_eq!(get_json(&format!("{}/healthz", api.url))["machines"], 20);
+}

@@ -223,6 +223,9 @@ async fn serve(
 ) {
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
+        // A client that shuts its side down once its request is sent still gets the answer
+        // (the report is stored either way: it must learn that).
+        .half_close(true)
         .header_read_timeout(limits.header_timeout)
         .max_header_size(MAX_HEADER_BYTES)
         .max_headers(MAX_HEADERS);
