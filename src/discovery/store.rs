@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc as std_mpsc;
 use std::sync::{Arc, Mutex};
 use std::thread;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context as _, bail};
 use rusqlite::{Connection, OpenFlags, TransactionBehavior, params};
@@ -28,6 +28,9 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::machine::{Machine, from_millis, to_millis};
 use super::report::Report;
+
+/// How long a connection waits for a lock another one holds.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The schema version this caas writes (`PRAGMA user_version`).
 const SCHEMA_VERSION: i64 = 1;
@@ -160,8 +163,7 @@ impl Store {
         let context = || format!("opening the discovery store {}", path.display());
         let lock = Arc::new(DbFile::lock(path).with_context(context)?);
         let conn = Connection::open(path).with_context(context)?;
-        conn.busy_timeout(std::time::Duration::from_secs(10))
-            .with_context(context)?;
+        conn.busy_timeout(BUSY_TIMEOUT).with_context(context)?;
         let mode: String = conn
             .query_row("PRAGMA journal_mode=WAL", [], |row| row.get(0))
             .with_context(context)?;
@@ -337,6 +339,39 @@ impl Store {
         Ok(machines)
     }
 
+    /// Copies the WAL back into the database, from the writer's connection between two
+    /// batches. Under sustained load the checkpointer thread alone never catches up: the WAL
+    /// only starts over when a transaction begins with all of it copied back, and the writer
+    /// keeps appending. Run by the writer, the copy finishes (nothing is appended meanwhile),
+    /// so the next commit starts the WAL over (and `journal_size_limit` cuts the file back).
+    ///
+    /// Readers holding an old snapshot (a long listing) keep their part of the WAL: past
+    /// [`WAL_FRAMES_HIGH`] frames, at most once per [`RESTART_EVERY`], the writer waits up to
+    /// [`RESTART_WAIT`] for them (a RESTART checkpoint) rather than let the WAL grow.
+    fn checkpoint(&self, last_restart: &mut Instant) -> anyhow::Result<()> {
+        let frames = |mode: &str| {
+            self.conn
+                .query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |row| {
+                    Ok((row.get::<_, i64>(1)?, row.get::<_, i64>(2)?))
+                })
+                .with_context(|| format!("{mode} checkpoint"))
+        };
+        let (log, _) = frames("PASSIVE")?;
+        if log > WAL_FRAMES_HIGH && last_restart.elapsed() >= RESTART_EVERY {
+            *last_restart = Instant::now();
+            self.conn.busy_timeout(RESTART_WAIT)?;
+            let restarted = frames("RESTART");
+            self.conn.busy_timeout(BUSY_TIMEOUT)?;
+            let (log, copied) = restarted?;
+            tracing::debug!(
+                log,
+                copied,
+                "WAL over {WAL_FRAMES_HIGH} frames: restart checkpoint"
+            );
+        }
+        Ok(())
+    }
+
     /// SQLite's own consistency check of the whole file.
     pub fn integrity_check(&self) -> anyhow::Result<()> {
         let result: String = self
@@ -371,9 +406,12 @@ impl Writer {
     /// them: after the last `Writer` is dropped, the writer commits what it has, and the
     /// database is checkpointed and closed.
     ///
-    /// Checkpoints (copying the WAL back into the database file, and its fsync) run on their
-    /// own connection every second instead of inside a commit, so they do not stall the POSTs
-    /// waiting for that commit.
+    /// Checkpoints (copying the WAL back into the database file, and its fsync) never run
+    /// inside a commit, so they do not stall the POSTs waiting for that commit: the
+    /// checkpointer's connection copies every second, and the writer itself, after every
+    /// [`CHECKPOINT_AFTER_REPORTS`] reports or [`CHECKPOINT_AFTER_COMMITS`] commits, between
+    /// two batches (see [`Store::checkpoint`]),
+    /// which is what keeps the WAL bounded under sustained load.
     pub fn spawn(mut store: Store) -> anyhow::Result<(Writer, thread::JoinHandle<()>)> {
         store
             .conn
@@ -385,6 +423,9 @@ impl Writer {
             .name("caas-store".into())
             .spawn(move || {
                 let mut batch = Vec::with_capacity(MAX_BATCH);
+                let mut written = 0;
+                let mut commits = 0;
+                let mut last_restart = Instant::now();
                 while let Some(job) = queue.blocking_recv() {
                     batch.push(job);
                     while batch.len() < MAX_BATCH {
@@ -397,6 +438,7 @@ impl Writer {
                         .iter()
                         .map(|job| (job.mac.as_str(), job.report.as_str()))
                         .collect();
+                    let items_len = items.len();
                     // Committed, and into the file the path names (the one the next start
                     // opens): only then is a report acknowledged.
                     let stored = store
@@ -414,6 +456,17 @@ impl Writer {
                             for job in batch.drain(..) {
                                 let _ = job.reply.send(Err(err.clone()));
                             }
+                        }
+                    }
+                    // Between two batches, nothing is appended to the WAL while it is copied
+                    // back: the checkpoint can finish, and the next commit starts the WAL over.
+                    written += items_len;
+                    commits += 1;
+                    if written >= CHECKPOINT_AFTER_REPORTS || commits >= CHECKPOINT_AFTER_COMMITS {
+                        written = 0;
+                        commits = 0;
+                        if let Err(err) = store.checkpoint(&mut last_restart) {
+                            tracing::warn!("checkpointing the discovery store: {err:#}");
                         }
                     }
                 }
@@ -439,6 +492,16 @@ impl Writer {
         answer.await.map_err(|_| stopped())?
     }
 }
+
+/// The writer checkpoints after this many reports, or this many commits (each commit appends
+/// the pages it changed: a few for a lone report), whichever comes first: a few MiB of WAL.
+const CHECKPOINT_AFTER_REPORTS: usize = 2000;
+const CHECKPOINT_AFTER_COMMITS: usize = 256;
+/// WAL frames (pages) past which the writer waits a little for readers to leave the WAL.
+const WAL_FRAMES_HIGH: i64 = 16 * 1024;
+/// How long the writer waits for them, and how often at most.
+const RESTART_WAIT: Duration = Duration::from_millis(20);
+const RESTART_EVERY: Duration = Duration::from_secs(1);
 
 /// How often the checkpointer copies the WAL into the database.
 const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
@@ -643,6 +706,53 @@ mod tests {
         assert!(post(4).is_ok());
         drop(writer);
         handle.join().unwrap();
+    }
+
+    #[test]
+    fn the_wal_stays_bounded_under_sustained_reports() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("caas.db");
+        let (writer, handle) = Writer::spawn(Store::open(&path).unwrap()).unwrap();
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .build()
+            .unwrap();
+        // 40,000 reports of about 1 KiB (40 MiB of rows) from 256 clients that never pause:
+        // the writer is never idle, so only its own checkpoints can start the WAL over.
+        let padding = "x".repeat(900);
+        runtime.block_on(async {
+            let tasks: Vec<_> = (0..256u32)
+                .map(|client| {
+                    let writer = writer.clone();
+                    let padding = padding.clone();
+                    tokio::spawn(async move {
+                        for k in 0..(40_000 / 256) {
+                            let n = k * 256 + client;
+                            let mac = format!(
+                                "52:54:00:{:02x}:{:02x}:{:02x}",
+                                n >> 16,
+                                (n >> 8) & 0xff,
+                                n & 0xff
+                            );
+                            let json = report(&mac, &padding);
+                            writer.upsert(mac, json).await.unwrap();
+                        }
+                    })
+                })
+                .collect();
+            for task in tasks {
+                task.await.unwrap();
+            }
+        });
+        let mut wal = path.as_os_str().to_owned();
+        wal.push("-wal");
+        // The file only grows until a checkpoint starts the log over: its size is the peak.
+        let wal_size = std::fs::metadata(&wal).unwrap().len();
+        let db_size = std::fs::metadata(&path).unwrap().len();
+        drop(writer);
+        handle.join().unwrap();
+        assert!(wal_size < 16 << 20, "the WAL reached {wal_size} bytes");
+        assert!(db_size + wal_size > 30 << 20, "{db_size} + {wal_size}");
     }
 
     #[test]
