@@ -1208,31 +1208,43 @@ fn a_database_deleted_or_replaced_under_the_api_gets_no_more_acknowledgements() 
     // replacement is acknowledged only if it is in the file the next start opens.
     let api = Api::start(&db, &[]);
     let url = format!("{}/discovery", api.url);
-    let stop = Arc::new(AtomicBool::new(false));
+    let replaced_at: Arc<Mutex<Option<Instant>>> = Arc::new(Mutex::new(None));
+    let acknowledged = Arc::new(AtomicUsize::new(0));
     let poster = {
-        let stop = stop.clone();
+        let replaced_at = replaced_at.clone();
+        let acknowledged = acknowledged.clone();
         thread::spawn(move || {
             let mut answers = Vec::new();
-            for i in 10..5_000 {
-                if stop.load(Ordering::SeqCst) {
+            let mut after = 0;
+            // Until 20 POSTs were sent after the replacement (bounded).
+            for i in 10..20_000 {
+                if after >= 20 {
                     break;
                 }
                 let body = report(&mac_of(i), "h").to_string();
                 let sent = Instant::now();
+                if replaced_at.lock().unwrap().is_some_and(|at| sent > at) {
+                    after += 1;
+                }
                 let status = request("POST", &url, None, body.as_bytes()).0;
                 assert!(matches!(status, 200 | 503), "POST answered {status}");
+                if status == 200 {
+                    acknowledged.fetch_add(1, Ordering::SeqCst);
+                }
                 answers.push((sent, mac_of(i), status));
             }
             answers
         })
     };
-    thread::sleep(Duration::from_millis(300));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while acknowledged.load(Ordering::SeqCst) < 5 && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(20));
+    }
     let replacement = dir.path().join("replacement.db");
     drop(Store::open(&replacement).unwrap());
     fs::rename(&replacement, &db).unwrap();
     let replaced = Instant::now();
-    thread::sleep(Duration::from_millis(300));
-    stop.store(true, Ordering::SeqCst);
+    *replaced_at.lock().unwrap() = Some(replaced);
     let answers = poster.join().unwrap();
     assert_eq!(
         request("GET", &format!("{}/healthz", api.url), None, b"").0,
