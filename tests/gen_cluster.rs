@@ -574,3 +574,35 @@ fn a_bad_api_url_flag_is_blamed_on_the_flag_not_the_spec() {
     assert!(!stderr.contains("example"), "{stderr}");
     assert!(tree_state(dir.path()).is_empty());
 }
+
+#[test]
+fn ipxe_commands_in_spec_args_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let example = caas::cluster::EXAMPLE;
+    for (at, word) in [("spec", ";"), ("machine", "||"), ("spec", "#x")] {
+        let spec = if at == "spec" {
+            example.replacen(
+                "  - console=tty0\n",
+                &format!("  - {word:?}\n  - echo\n"),
+                1,
+            )
+        } else {
+            example.replacen(
+                "      - flatcar.autologin\n",
+                &format!("      - {word:?}\n"),
+                1,
+            )
+        };
+        assert_ne!(spec, example);
+        let path = dir.path().join("lab.yaml");
+        fs::write(&path, spec).unwrap();
+        let data = dir.path().join("bootcfg");
+        let out = caas_in(&data)
+            .args(["gen", "cluster", "-f"])
+            .arg(&path)
+            .assert()
+            .code(2);
+        assert_one_line_error(&out.get_output().stderr, &format!("{word:?}"));
+        assert!(tree_state(&data).is_empty(), "{at} {word}");
+    }
+}

@@ -646,3 +646,33 @@ fn bad_inputs_exit_2_with_one_line_and_write_nothing() {
         .code(2);
     assert_eq!(tree_state(dir.path()), before);
 }
+
+#[test]
+fn ipxe_commands_in_kernel_arguments_are_refused() {
+    // matchbox writes the arguments into iPXE's `kernel` line word for word: these words would
+    // end the command and run `echo X` (or comment the rest out) on every machine.
+    let dir = tempfile::tempdir().unwrap();
+    for injected in [
+        &[";", "echo", "X"][..],
+        &["||", "echo", "X"],
+        &["&&", "echo", "X"],
+        &["#", "X"],
+        &["#X"],
+    ] {
+        let out = caas_in(dir.path())
+            .args([
+                "gen", "profile", "--id", "x", "--kernel", "/k", "--arg", "quiet",
+            ])
+            .args(injected.iter().flat_map(|arg| ["--arg", arg]))
+            .assert()
+            .code(2);
+        assert_one_line_error(&out.get_output().stderr, &format!("{:?}", injected[0]));
+        assert!(tree_state(dir.path()).is_empty(), "{injected:?}");
+    }
+    // Those characters inside a word are the kernel's business.
+    caas_in(dir.path())
+        .args(["-q", "gen", "profile", "--id", "x", "--kernel", "/k"])
+        .args(["--arg", "a;b", "--arg", "x=a||b", "--arg", "y=#1"])
+        .assert()
+        .success();
+}

@@ -1005,3 +1005,29 @@ fn lint_writes_nothing() {
     caas().arg("lint").arg(dir.path()).output().unwrap();
     assert_eq!(common::tree_state(dir.path()), before);
 }
+
+#[test]
+fn ipxe_command() {
+    // A hand-written profile may hold several words in one string, or the words one by one.
+    for (from, to) in [
+        (
+            "\"flatcar.first_boot=yes\"",
+            "\"flatcar.first_boot=yes ; echo X\"",
+        ),
+        (
+            "\"flatcar.first_boot=yes\"",
+            "\"flatcar.first_boot=yes\", \"||\"",
+        ),
+        (
+            "\"flatcar.first_boot=yes\"",
+            "\"flatcar.first_boot=yes\", \"#x\"",
+        ),
+    ] {
+        let profile = profile_with(from, to);
+        let dir = tree_with(&[("profiles/flatcar.json", Some(&profile))]);
+        let findings = lint(dir.path(), Target::Matchbox011);
+        assert_eq!(codes(&findings), vec![Code::IpxeCommand], "{to}");
+        assert_eq!(findings[0].severity, Severity::Error);
+        assert!(findings[0].message.contains("iPXE"), "{}", findings[0]);
+    }
+}

@@ -498,3 +498,24 @@ fn files_the_scheduler_did_not_write_are_never_overwritten() {
     );
     assert_eq!(tree_state(&data), before);
 }
+
+#[test]
+fn ipxe_commands_in_arg_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("bootcfg");
+    let file = machines_file(
+        dir.path(),
+        &[
+            (1, Some("10.0.0.1"), &time(1)),
+            (2, Some("10.0.0.2"), &time(2)),
+            (3, Some("10.0.0.3"), &time(3)),
+        ],
+    );
+    for word in [";", "||", "&&", "#echo"] {
+        let out = schedule_file(&data, &file, &["--arg", word, "--arg", "echo"])
+            .assert()
+            .code(2);
+        assert_one_line_error(&out.get_output().stderr, &format!("{word:?}"));
+        assert!(tree_state(&data).is_empty(), "{word}");
+    }
+}

@@ -116,6 +116,9 @@ codes! {
     InitrdName = "initrd-name",
     /// An Ignition URL without the OS's first-boot argument: Ignition does not run.
     MissingFirstBoot = "missing-first-boot",
+    /// A kernel argument iPXE reads as its own (`;`, `||`, `&&`, `#…`, a control character):
+    /// the machine runs iPXE commands from the profile.
+    IpxeCommand = "ipxe-command",
     /// An Ignition URL whose labels make matchbox pick another group (or none).
     IgnitionUrlLabels = "ignition-url-labels",
     /// A profile that installs to disk with nothing that stops it reinstalling.

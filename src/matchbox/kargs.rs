@@ -2,7 +2,9 @@
 //!
 //! matchbox joins `boot.args` with spaces into iPXE's `kernel` line, so one argument must never
 //! contain white space (it would become two) or a control character (a newline would start a
-//! new iPXE command).
+//! new iPXE command). iPXE also reads some whole words of a line as its own: `;`, `||` and `&&`
+//! end one command and start the next, and a word starting with `#` ends the line, so such a
+//! word among the arguments would run iPXE commands instead of passing text to the kernel.
 
 use std::collections::BTreeMap;
 
@@ -49,7 +51,29 @@ pub fn validate(arg: &str) -> Result<(), InvalidInput> {
     if arg.starts_with('=') {
         return Err(bad("it has no key"));
     }
+    if let Some(why) = ipxe_control(arg) {
+        return Err(bad(&why));
+    }
     Ok(())
+}
+
+/// Why `arg`, on iPXE's `kernel` line, would be read by iPXE rather than passed to the kernel:
+/// a control character, or a word (`arg` split at white space, as iPXE splits the line) that is
+/// `;`, `||` or `&&` (they end the command and run what follows) or starts with `#` (the rest of
+/// the line is a comment).
+pub fn ipxe_control(arg: &str) -> Option<String> {
+    if let Some(c) = arg.chars().find(|c| c.is_control()) {
+        return Some(format!("{c:?} would end iPXE's kernel command"));
+    }
+    arg.split_whitespace().find_map(|word| match word {
+        ";" | "||" | "&&" => Some(format!(
+            "iPXE reads {word:?} as the end of the kernel command and runs what follows"
+        )),
+        _ if word.starts_with('#') => Some(format!(
+            "iPXE reads {word:?} as the start of a comment and drops the rest of the kernel line"
+        )),
+        _ => None,
+    })
 }
 
 /// Merges the user's arguments into the OS defaults: a user `key=value` (or bare `key`)
@@ -172,6 +196,25 @@ mod tests {
             let err = validate(bad).unwrap_err().to_string();
             assert!(err.contains(&format!("{bad:?}")), "{err}");
         }
+    }
+
+    #[test]
+    fn ipxe_command_words_are_refused_and_others_pass() {
+        for ok in ["a;b", "x||y", "k=&&", "a#b", "console=ttyS0", "|", "&"] {
+            assert!(validate(ok).is_ok(), "{ok}");
+            assert_eq!(ipxe_control(ok), None, "{ok}");
+        }
+        for bad in [";", "||", "&&", "#", "#echo"] {
+            let err = validate(bad).unwrap_err().to_string();
+            assert!(
+                err.contains("iPXE") && err.contains(&format!("{bad:?}")),
+                "{err}"
+            );
+        }
+        // In a hand-written profile one JSON string may hold several words.
+        assert!(ipxe_control("quiet ; echo X").is_some());
+        assert!(ipxe_control("quiet #x").is_some());
+        assert!(ipxe_control("a\nb").is_some());
     }
 
     #[test]

@@ -1,10 +1,11 @@
-//! A profile's kernel line and the files it loads: assets, initrd names, first-boot arguments.
+//! A profile's kernel line and the files it loads: assets, initrd names, first-boot arguments,
+//! words iPXE would run.
 
 use super::{Findings, Rule};
 use crate::lint::facts::Facts;
 use crate::lint::{Code, Severity};
 use crate::matchbox::boot::{self, Initrd};
-use crate::matchbox::kargs::key_of;
+use crate::matchbox::kargs::{ipxe_control, key_of};
 use crate::matchbox::spans::Part;
 
 pub const MISSING_ASSET: Rule = Rule {
@@ -99,6 +100,29 @@ fn missing_first_boot(facts: &Facts<'_>, out: &mut Findings) {
                     keys[0]
                 ),
             );
+        }
+    }
+}
+
+pub const IPXE_COMMAND: Rule = Rule {
+    code: Code::IpxeCommand,
+    severity: Severity::Error,
+    summary: "a kernel argument iPXE reads as a command separator, a comment or a line end",
+    check: ipxe_commands,
+};
+
+/// matchbox writes the arguments into iPXE's `kernel` line as they are: a word iPXE reads as
+/// its own runs commands on every machine the profile boots.
+fn ipxe_commands(facts: &Facts<'_>, out: &mut Findings) {
+    for fact in facts.profiles() {
+        for (i, arg) in fact.args.iter().enumerate() {
+            if let Some(why) = ipxe_control(arg) {
+                out.add(
+                    fact.path,
+                    fact.arg_pos(i),
+                    format!("kernel argument {arg:?}: {why}"),
+                );
+            }
         }
     }
 }

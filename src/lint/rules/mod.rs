@@ -50,6 +50,7 @@ pub static RULES: &[Rule] = &[
     boot::MISSING_ASSET,
     boot::INITRD_NAME,
     boot::MISSING_FIRST_BOOT,
+    boot::IPXE_COMMAND,
     configs::MISSING_CONFIG,
     configs::CONFIG_URL_WITHOUT_ID,
     configs::RAW_JSON_SYNTAX,
