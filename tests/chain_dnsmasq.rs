@@ -255,3 +255,52 @@ fn out_is_written_through_the_write_path() {
     let second: serde_json::Value = serde_json::from_slice(&run().get_output().stdout).unwrap();
     assert_eq!(second["files"][0]["action"], "unchanged");
 }
+
+#[test]
+fn a_tftp_root_dnsmasq_would_misread_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("dnsmasq.conf");
+    let run = |root: &str| {
+        caas()
+            .args([
+                "chain",
+                "dnsmasq",
+                "--server",
+                "10.0.0.2",
+                "--range",
+                "10.0.0.0/24",
+            ])
+            .args(["--tftp-root", root, "--out"])
+            .arg(&file)
+            .assert()
+    };
+    // Each of these was written as it is; dnsmasq then failed (an unbalanced quote) or read
+    // another path (quotes removed, white space squeezed, a comment or a list cut it).
+    for root in [
+        "/srv/\"a",
+        "/srv/a\\\"",
+        "/srv/a\"b\"c",
+        "/srv/a\\b",
+        "/srv/a b",
+        "/srv/a\nb",
+        "/srv/a,b",
+        "/srv/a#b",
+    ] {
+        let out = run(root).code(2);
+        assert_one_line_error(&out.get_output().stderr, &format!("--tftp-root {root:?}"));
+        assert!(!file.exists(), "{root}");
+    }
+    // What is accepted is written as given and passes dnsmasq's own check.
+    for root in ["/srv/tftp", "/srv/it's", "/srv/a;b", "/srv/é", "/srv/$x"] {
+        run(root).success();
+        let text = fs::read_to_string(&file).unwrap();
+        assert!(text.contains(&format!("\ntftp-root={root}\n")), "{text}");
+        let check = dnsmasq_test(&file);
+        assert!(
+            check.status.success(),
+            "{root}: {}",
+            String::from_utf8_lossy(&check.stderr)
+        );
+        fs::remove_file(&file).unwrap();
+    }
+}

@@ -260,6 +260,18 @@ fn check_tftp_root(path: &str) -> Result<String, InvalidInput> {
     if path.ends_with(char::is_whitespace) {
         return Err(bad("trailing whitespace would be dropped by dnsmasq"));
     }
+    // dnsmasq reads its configuration lines with quoting (`"`) and, inside quotes, backslash
+    // escapes, and squeezes or drops white space outside quotes: such a path would be read as
+    // another one, or not at all (an unbalanced quote fails `dnsmasq --test`).
+    if let Some(c) = path
+        .chars()
+        .find(|c| matches!(c, '"' | '\\') || c.is_whitespace())
+    {
+        return Err(bad(&format!(
+            "{c:?} is not allowed: dnsmasq reads it as quoting, escaping or a separator, not as \
+             part of the path"
+        )));
+    }
     let trimmed = path.trim_end_matches('/');
     Ok(if trimmed.is_empty() { "/" } else { trimmed }.to_owned())
 }
