@@ -1144,3 +1144,87 @@ fn bad_flags_are_usage_errors() {
     assert_eq!(output.status.code(), Some(2));
     assert_one_line_error(&output.stderr, "not a usable OpenPGP keyring");
 }
+
+/// Serves a signed Fedora CoreOS stream under /fcos whose kernel, initramfs and rootfs have the
+/// given file names.
+fn serve_fcos_named(server: &Server, names: [&str; 3]) {
+    let version = "43.20261101.3.0";
+    let build = format!("prod/streams/stable/builds/{version}/x86_64");
+    let mut pxe = serde_json::Map::new();
+    for (i, (name, key)) in names
+        .iter()
+        .zip(["kernel", "initramfs", "rootfs"])
+        .enumerate()
+    {
+        let bytes = payload(40 + i as u32, 50_000);
+        let location = server.url(&format!("/fcos/{build}/{name}"));
+        server.put(&format!("/fcos/{build}/{name}"), bytes.clone());
+        server.put(
+            &format!("/fcos/{build}/{name}.sig"),
+            keys().sign(Signer::Good, &bytes),
+        );
+        pxe.insert(
+            key.into(),
+            serde_json::json!({
+                "location": location,
+                "sha256": sha256(&bytes),
+                "signature": format!("{location}.sig"),
+            }),
+        );
+    }
+    let stream = serde_json::json!({
+        "stream": "stable",
+        "metadata": {"last-modified": "2026-11-20T10:00:00Z", "generator": "test"},
+        "architectures": {"x86_64": {"artifacts": {"metal": {
+            "release": version,
+            "formats": {"pxe": pxe}
+        }}}}
+    });
+    server.put(
+        "/fcos/streams/stable.json",
+        serde_json::to_vec(&stream).unwrap(),
+    );
+}
+
+#[test]
+fn stream_names_that_collide_with_what_caas_writes_are_refused() {
+    // Each of these used to publish a release its own `assets verify` rejected (a kernel that
+    // held the manifest, or a download renamed over another file).
+    let cases = [
+        ["initrd.img.part", "initrd.img", "rootfs.img"],
+        ["caas-assets.json", "initrd.img", "rootfs.img"],
+        ["kernel", "kernel.sig", "rootfs.img"],
+        ["kernel", "initrd.img", "initrd.img.sig"],
+    ];
+    for names in cases {
+        let lab = Lab::new();
+        serve_fcos_named(&lab.server, names);
+        let collided = names
+            .iter()
+            .find(|name| {
+                **name == "caas-assets.json"
+                    || names.iter().any(|o| name.starts_with(&format!("{o}.")))
+            })
+            .unwrap();
+        assert_fails_closed(
+            &lab,
+            &mut lab.fetch("fedora-coreos", "/fcos"),
+            &["formats.pxe", &format!("{collided:?}")],
+        );
+        assert!(
+            !lab.assets().join("fedora-coreos/43.20261101.3.0").exists(),
+            "{names:?}"
+        );
+    }
+    // Distinct names publish.
+    let lab = Lab::new();
+    serve_fcos_named(&lab.server, ["kernel", "initrd.img", "rootfs.img"]);
+    let output = lab.fetch("fedora-coreos", "/fcos").output().unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    let output = caas_in(lab.data_dir())
+        .args(["assets", "verify", "--keyring"])
+        .arg(&lab.keyring)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+}

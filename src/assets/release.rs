@@ -17,7 +17,7 @@ use serde::Deserialize;
 use url::Url;
 
 use crate::assets::http::{Http, Progress};
-use crate::assets::manifest::Role;
+use crate::assets::manifest::{MANIFEST_FILE, Role};
 use crate::ids::Id;
 use crate::os::{Arch, Catalog, ContainerLinuxCatalog, Os};
 
@@ -268,7 +268,32 @@ pub fn parse_fcos_stream(
     if files[1..].iter().any(|f| f.name == files[0].name) || files[1].name == files[2].name {
         return Err(format!("{path}.formats.pxe names one file twice"));
     }
+    check_names(&files).map_err(|err| format!("{path}.formats.pxe: {err}"))?;
     Ok((version, files))
+}
+
+/// Names from metadata become files beside the ones caas derives from them: the download
+/// `<name>.part`, the signature `<name>.sig` and the manifest `caas-assets.json`. Each must be
+/// a plain file name (an [`Id`]: no `/`, no leading `.`) and all of them distinct, or one file
+/// would land on another (a kernel named `<initramfs>.part` is renamed over by the initramfs).
+fn check_names(files: &[RemoteFile]) -> Result<(), String> {
+    let mut taken: Vec<(String, String)> = vec![(MANIFEST_FILE.to_owned(), "the manifest".into())];
+    for file in files {
+        let name = file.name.as_str();
+        for (suffix, what) in [("", "file"), (".part", "download"), (".sig", "signature")] {
+            let derived = format!("{name}{suffix}");
+            Id::new(&derived)
+                .map_err(|err| format!("the {} {what} name: {err}", file.role.as_str()))?;
+            if let Some((_, owner)) = taken.iter().find(|(taken, _)| *taken == derived) {
+                return Err(format!(
+                    "the {} file {name:?} would write {derived:?}, which is {owner}'s name",
+                    file.role.as_str()
+                ));
+            }
+            taken.push((derived, format!("the {} {what}", file.role.as_str())));
+        }
+    }
+    Ok(())
 }
 
 /// Resolves `request` to a release, fetching the metadata it needs (none for a Flatcar or
@@ -425,6 +450,35 @@ mod tests {
               "rootfs": {{"location": "rootfs.img", "signature": "rootfs.img.sig", "sha256": "{sha}"}}
             }}}}}}}}}}}}}}"#
         )
+    }
+
+    #[test]
+    fn fcos_names_that_collide_with_derived_names_are_refused() {
+        let sha = "ab".repeat(32);
+        let url =
+            Url::parse("https://builds.coreos.fedoraproject.org/streams/stable.json").unwrap();
+        let initramfs = "fedora-coreos-43.20261101.3.0-live-initramfs.x86_64.img";
+        for kernel in [
+            format!("{initramfs}.part"),
+            format!("{initramfs}.sig"),
+            "caas-assets.json".to_owned(),
+            "rootfs.img.part".to_owned(),
+            "rootfs.img.sig".to_owned(),
+        ] {
+            let err = parse_fcos_stream(stream(&kernel, &sha).as_bytes(), &url, Arch::Amd64, None)
+                .unwrap_err();
+            assert!(err.contains("formats.pxe"), "{kernel}: {err}");
+            assert!(err.contains(&format!("{kernel:?}")), "{kernel}: {err}");
+        }
+        // The rootfs named after the kernel's signature.
+        let text = stream("k", &sha).replace("\"rootfs.img\"", "\"k.sig\"");
+        let err = parse_fcos_stream(text.as_bytes(), &url, Arch::Amd64, None).unwrap_err();
+        assert!(err.contains("\"k.sig\""), "{err}");
+        // A name too long to take `.part` is refused before any download.
+        let long = "k".repeat(crate::ids::MAX_ID_LEN);
+        let err =
+            parse_fcos_stream(stream(&long, &sha).as_bytes(), &url, Arch::Amd64, None).unwrap_err();
+        assert!(err.contains("download name"), "{err}");
     }
 
     #[test]
