@@ -420,6 +420,201 @@ pub fn replace_symlink(link: &Path, target: &Path) -> Result<Action> {
     Ok(action)
 }
 
+/// The lock file every writer of a directory holds: at the data directory's root, which
+/// matchbox never lists (it reads `groups/`, `profiles/`… by name), and hidden.
+pub const LOCK_FILE: &str = ".caas.lock";
+
+/// Whether [`DirLock::acquire`] waits for another holder.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LockWait {
+    /// Wait, saying so on stderr unless `quiet`.
+    Wait { quiet: bool },
+    /// Fail at once, naming the holder.
+    NoWait,
+}
+
+/// One writer at a time on a directory: an exclusive `flock` on `<dir>/.caas.lock`, held for
+/// the whole read-plan-write of a command, so two commands never plan from one state and
+/// write over each other. The file names its holder (`pid N: caas gen cluster`) while held and
+/// is removed on release; one left behind was held by a process that was killed, and the next
+/// holder removes the temp files that process may have left (see [`DirLock::acquire`]).
+#[derive(Debug)]
+pub struct DirLock {
+    path: PathBuf,
+    /// The directories created to hold the lock file, deepest first.
+    created_dirs: Vec<PathBuf>,
+    _file: File,
+}
+
+impl DirLock {
+    /// Locks `dir` for `holder` (`caas gen cluster`) with the lock file in `dir/<within>`
+    /// (created if missing; `within` is empty for `dir` itself). When the previous holder was
+    /// killed, removes the stale caas temp files under `dir` (not under the top-level entries
+    /// `skip`, which another lock covers).
+    pub fn acquire(
+        dir: &Path,
+        within: &str,
+        holder: &str,
+        wait: LockWait,
+        skip: &[&str],
+    ) -> Result<DirLock> {
+        let lock_dir = dir.join(within);
+        let path = lock_dir.join(LOCK_FILE);
+        let mut said = false;
+        loop {
+            let mut created_dirs = Vec::new();
+            let mut next = lock_dir.as_path();
+            while !next.as_os_str().is_empty() && fs::symlink_metadata(next).is_err() {
+                created_dirs.push(next.to_owned());
+                next = parent_of(next);
+            }
+            create_dirs(&lock_dir)?;
+            let (mut file, found) = match fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create_new(true)
+                .open(&path)
+            {
+                Ok(file) => (file, false),
+                Err(err) if err.kind() == io::ErrorKind::AlreadyExists => {
+                    match fs::OpenOptions::new().read(true).write(true).open(&path) {
+                        Ok(file) => (file, true),
+                        Err(err) if err.kind() == io::ErrorKind::NotFound => continue,
+                        Err(err) => {
+                            return Err(err).with_context(|| format!("opening {}", path.display()));
+                        }
+                    }
+                }
+                Err(err) if err.kind() == io::ErrorKind::NotFound => continue,
+                Err(err) => {
+                    return Err(err).with_context(|| format!("creating {}", path.display()));
+                }
+            };
+            match file.try_lock() {
+                Ok(()) => {}
+                Err(fs::TryLockError::WouldBlock) => {
+                    let held_by = holder_of(&mut file);
+                    match wait {
+                        LockWait::NoWait => {
+                            return Err(anyhow::anyhow!(
+                                "{} is locked by {held_by}: another caas is writing {}; run again \
+                                 when it is done, or without --no-wait to wait for it",
+                                path.display(),
+                                dir.display()
+                            ));
+                        }
+                        LockWait::Wait { quiet } => {
+                            if !quiet && !said {
+                                eprintln!("waiting for {held_by} to release {} …", path.display());
+                                said = true;
+                            }
+                            file.lock()
+                                .with_context(|| format!("locking {}", path.display()))?;
+                        }
+                    }
+                }
+                Err(fs::TryLockError::Error(err)) => {
+                    return Err(err).with_context(|| format!("locking {}", path.display()));
+                }
+            }
+            // The holder before may have removed the file we locked: lock the one at `path`.
+            let ours = file.metadata()?;
+            match fs::symlink_metadata(&path) {
+                Ok(meta) if meta.dev() == ours.dev() && meta.ino() == ours.ino() => {}
+                _ => continue,
+            }
+            // A lock file that was there unlocked (or was released without being removed)
+            // belonged to a killed process: its temp files are stale now.
+            if found {
+                remove_stale_temps(dir, skip)?;
+            }
+            file.set_len(0)
+                .and_then(|()| {
+                    use std::io::{Seek as _, SeekFrom};
+                    file.seek(SeekFrom::Start(0))?;
+                    writeln!(file, "pid {}: {holder}", std::process::id())
+                })
+                .with_context(|| format!("writing {}", path.display()))?;
+            return Ok(DirLock {
+                path,
+                created_dirs,
+                _file: file,
+            });
+        }
+    }
+}
+
+impl Drop for DirLock {
+    fn drop(&mut self) {
+        // Removed while still locked: a waiter that opened it sees it gone and opens anew.
+        let _ = fs::remove_file(&self.path);
+        for dir in &self.created_dirs {
+            if fs::remove_dir(dir).is_err() {
+                break; // something was written into it
+            }
+        }
+    }
+}
+
+fn holder_of(file: &mut File) -> String {
+    use std::io::Read as _;
+    let mut text = String::new();
+    let _ = file.take(200).read_to_string(&mut text);
+    match text.trim() {
+        "" => "another caas process".to_owned(),
+        holder => holder.to_owned(),
+    }
+}
+
+/// Whether `name` is one of caas's own temp files (a file or symlink being written).
+pub fn is_temp_name(name: &str) -> bool {
+    name.starts_with(".caas-") && (name.ends_with(".tmp") || name.ends_with(".link"))
+}
+
+/// Removes caas temp files under `dir` (every level, not following symlinks, leaving out the
+/// top-level entries named in `skip`). Only a holder of `dir`'s lock may call it: no other
+/// writer is at work there.
+fn remove_stale_temps(dir: &Path, skip: &[&str]) -> Result<()> {
+    let mut stack = vec![dir.to_owned()];
+    let mut touched = Vec::new();
+    while let Some(current) = stack.pop() {
+        let entries = match fs::read_dir(&current) {
+            Ok(entries) => entries,
+            Err(err) if err.kind() == io::ErrorKind::NotFound => continue,
+            Err(err) => return Err(err).with_context(|| format!("listing {}", current.display())),
+        };
+        let mut removed = false;
+        for entry in entries {
+            let entry = entry.with_context(|| format!("listing {}", current.display()))?;
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            if current == dir && skip.contains(&name.as_ref()) {
+                continue;
+            }
+            let kind = entry.file_type()?;
+            if kind.is_dir() {
+                stack.push(entry.path());
+            } else if is_temp_name(&name) {
+                match fs::remove_file(entry.path()) {
+                    Ok(()) => removed = true,
+                    Err(err) if err.kind() == io::ErrorKind::NotFound => {}
+                    Err(err) => {
+                        return Err(err)
+                            .with_context(|| format!("removing {}", entry.path().display()));
+                    }
+                }
+            }
+        }
+        if removed {
+            touched.push(current);
+        }
+    }
+    for dir in touched {
+        sync_dir(&dir)?;
+    }
+    Ok(())
+}
+
 /// Whether a run changes the disk or only compares with it.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct WriteOptions {

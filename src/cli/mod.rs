@@ -53,6 +53,10 @@ pub struct GlobalArgs {
     /// Print nothing but errors
     #[arg(short, long, global = true)]
     pub quiet: bool,
+    /// When another caas is writing the same data (or assets) directory, fail with exit 1
+    /// instead of waiting for it
+    #[arg(long, global = true)]
+    pub no_wait: bool,
 }
 
 #[derive(Debug, Subcommand)]

@@ -81,6 +81,7 @@ fn fetch(global: &GlobalArgs, target: &FetchTarget) -> Result<()> {
         ),
     };
     let options = fetch_options(global, args);
+    let _lock = super::lock_dir(global, &options.dest, ".partial", "caas assets fetch", &[])?;
     let reporter = Reporter::new(args.format, global.quiet);
     let result = fetch::fetch_release(&request, &options, &reporter);
     if let Err(err) = &result {
@@ -104,7 +105,9 @@ fn fetch_options(global: &GlobalArgs, args: &FetchArgs) -> FetchOptions {
 
 /// `caas assets fetch caas`: the running binary under `assets/caas/`, then a report.
 fn publish_caas(global: &GlobalArgs, args: &CaasFetchArgs) -> Result<()> {
-    let dir = assets_dir(global, args.dest.as_deref()).join("caas");
+    let root = assets_dir(global, args.dest.as_deref());
+    let _lock = super::lock_dir(global, &root, ".partial", "caas assets fetch caas", &[])?;
+    let dir = root.join("caas");
     let (outcomes, sha256) = fetch::publish_caas(&dir)?;
     let mut out = std::io::stdout().lock();
     match args.format {

@@ -6,7 +6,7 @@ use std::io::{self, Write as _};
 use anyhow::{Context as _, Result};
 use serde_json::{Map, Value};
 
-use super::change_report;
+use super::{change_report, lock_data_dir};
 use crate::cli::{GenClusterArgs, GenGroupArgs, GenIgnitionArgs, GenProfileArgs, GlobalArgs};
 use crate::cluster::spec::{LabSpec, Overrides, from_yaml};
 use crate::cluster::{self, EXAMPLE, EXAMPLE_ORIGIN};
@@ -19,6 +19,7 @@ use crate::report;
 
 /// `caas gen profile`.
 pub fn profile(global: &GlobalArgs, args: &GenProfileArgs) -> Result<()> {
+    let _lock = lock_data_dir(global, "caas gen profile", args.write.dry_run)?;
     let data_dir = DataDir::new(&global.data_dir);
     let options = ProfileOptions {
         id: args.id.clone(),
@@ -58,6 +59,7 @@ fn profile_source(args: &GenProfileArgs) -> Result<ProfileSource> {
 
 /// `caas gen group`.
 pub fn group(global: &GlobalArgs, args: &GenGroupArgs) -> Result<()> {
+    let _lock = lock_data_dir(global, "caas gen group", args.write.dry_run)?;
     let data_dir = DataDir::new(&global.data_dir);
     let options = GroupOptions {
         id: args.id.clone(),
@@ -89,6 +91,7 @@ pub fn ignition(global: &GlobalArgs, args: &GenIgnitionArgs) -> Result<()> {
     let vars = template_vars(args)?;
     let engine = Engine::new(templates, args.spec)?;
     let bytes = engine.render(&template, &vars)?;
+    let _lock = lock_data_dir(global, "caas gen ignition", args.write.dry_run)?;
     let data_dir = DataDir::new(&global.data_dir);
     let mut files = FileSet::new(&data_dir);
     files.ignition(&args.id, bytes, "gen ignition")?;
@@ -136,6 +139,7 @@ pub fn cluster(global: &GlobalArgs, args: &GenClusterArgs) -> Result<()> {
         api_url: args.api_url.clone(),
     };
     let lab = from_yaml::<LabSpec>(&text, &origin)?.validate(&origin, &overrides)?;
+    let _lock = lock_data_dir(global, "caas gen cluster", args.write.dry_run)?;
     let data_dir = DataDir::new(&global.data_dir);
     let changes = cluster::changes(&data_dir, &lab, args.templates.dir.as_deref(), args.prune)?;
     report::write_and_report(

@@ -10,6 +10,7 @@ mod lint;
 mod schedule;
 
 use std::io::{self, Write as _};
+use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::Result;
@@ -17,6 +18,7 @@ use clap::CommandFactory as _;
 
 use crate::cli::{Cli, Command, GenCommand, GlobalArgs, WriteArgs};
 use crate::report::ChangeReport;
+use crate::write::{DirLock, LockWait};
 
 /// Runs the parsed command line. Commands that decide their own exit code (lint findings,
 /// explain with no match, a pending schedule plan) return it; the others succeed with 0.
@@ -43,6 +45,35 @@ pub fn run(cli: &Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// Holds the lock of `dir` (see [`DirLock`]) for `holder`, waiting for another holder unless
+/// `--no-wait`; the stale temp files of a killed writer are removed under it, except in the
+/// top-level entries `skip` (locked on their own).
+fn lock_dir(
+    global: &GlobalArgs,
+    dir: &Path,
+    within: &str,
+    holder: &str,
+    skip: &[&str],
+) -> Result<DirLock> {
+    let wait = if global.no_wait {
+        LockWait::NoWait
+    } else {
+        LockWait::Wait {
+            quiet: global.quiet,
+        }
+    };
+    DirLock::acquire(dir, within, holder, wait, skip)
+}
+
+/// The data directory's lock for a command that writes it; `None` for a dry run, which
+/// writes nothing (not even the lock file). `assets/` has a lock of its own.
+fn lock_data_dir(global: &GlobalArgs, holder: &str, dry_run: bool) -> Result<Option<DirLock>> {
+    if dry_run {
+        return Ok(None);
+    }
+    lock_dir(global, &global.data_dir, "", holder, &["assets"]).map(Some)
 }
 
 /// How a command that writes files runs and reports, from its `--dry-run`/`--format` and `-q`.

@@ -83,6 +83,7 @@ fn once(global: &GlobalArgs, args: &ScheduleOnceArgs) -> Result<ExitCode> {
         api_url: args.api_url.clone(),
         plan: args.plan,
     };
+    let _lock = super::lock_data_dir(global, "caas schedule once", args.plan)?;
     let run = schedule::once(&data_dir, &discovered, &options)?;
     let changes = ChangeReport {
         dry_run: args.plan,
