@@ -1031,3 +1031,52 @@ fn ipxe_command() {
         assert!(findings[0].message.contains("iPXE"), "{}", findings[0]);
     }
 }
+
+#[test]
+fn caas_leftover() {
+    // What a killed `gen cluster` leaves: thousands of temp files, some half-written JSON.
+    let mut changes: Vec<(String, Option<&str>)> = Vec::new();
+    for i in 0..300 {
+        changes.push((
+            format!("groups/.caas-{i:06}.tmp"),
+            Some("{\"id\": \"x\", \"pro"),
+        ));
+        changes.push((format!("profiles/.caas-{i:06}.tmp"), Some("")));
+        changes.push((
+            format!("ignition/.caas-{i:06}.tmp"),
+            Some("{\"ignition\": {"),
+        ));
+    }
+    let borrowed: Vec<(&str, Option<&str>)> = changes
+        .iter()
+        .map(|(path, text)| (path.as_str(), *text))
+        .collect();
+    let dir = tree_with(&borrowed);
+    let findings = lint(dir.path(), Target::Matchbox011);
+    assert_eq!(codes(&findings), vec![Code::CaasLeftover], "{findings:?}");
+    let f = &findings[0];
+    assert_eq!(f.severity, Severity::Warning);
+    assert!(f.message.contains("900 temp files"), "{f}");
+    assert!(f.path.ends_with("groups/.caas-000000.tmp"), "{f}");
+    // The next write removes them, after a killed writer's lock file.
+    fs::write(dir.path().join(".caas.lock"), "pid 1: caas gen cluster\n").unwrap();
+    caas_in(dir.path())
+        .args([
+            "-q",
+            "gen",
+            "group",
+            "--id",
+            "node1",
+            "--profile",
+            "flatcar",
+        ])
+        .args([
+            "--selector",
+            "mac=52:54:00:a1:9c:ae",
+            "--metadata",
+            "hostname=node1.lab",
+        ])
+        .assert()
+        .success();
+    assert_eq!(lint(dir.path(), Target::Matchbox011), vec![]);
+}

@@ -42,6 +42,9 @@ pub struct Tree {
     named_profiles: HashMap<String, NamedProfile>,
     /// Every config file read, by the path matchbox resolves its name to.
     configs: HashMap<OsString, Config>,
+    /// caas's own temp files (`.caas-*.tmp`) a killed write left in `groups/`, `profiles/` or
+    /// `ignition/`: not part of the data, reported once as leftovers, checked by no other rule.
+    leftovers: Vec<PathBuf>,
 }
 
 /// A profile a group names.
@@ -112,8 +115,24 @@ impl Tree {
     /// Reads the data directory at `root` (which must exist) as matchbox would serve it.
     pub fn read(root: &Path, target: Target) -> Result<Tree> {
         let store = Store::new(root);
-        let groups = listed(store.groups(), &root.join("groups"))?;
-        let profiles = listed(store.profiles(), &root.join("profiles"))?;
+        let mut groups = listed(store.groups(), &root.join("groups"))?;
+        let mut profiles = listed(store.profiles(), &root.join("profiles"))?;
+        let mut leftovers = Vec::new();
+        let temp = |name: &OsStr| crate::write::is_temp_name(&name.to_string_lossy());
+        groups.retain(|e| {
+            let keep = !temp(&e.name);
+            if !keep {
+                leftovers.push(root.join("groups").join(&e.name));
+            }
+            keep
+        });
+        profiles.retain(|e| {
+            let keep = !temp(&e.name);
+            if !keep {
+                leftovers.push(root.join("profiles").join(&e.name));
+            }
+            keep
+        });
         let mut tree = Tree {
             has_assets: root.join("assets").is_dir(),
             store,
@@ -122,9 +141,11 @@ impl Tree {
             profiles,
             named_profiles: HashMap::new(),
             configs: HashMap::new(),
+            leftovers,
         };
         tree.named_profiles = tree.read_named_profiles();
         tree.configs = tree.read_ignition_dir()?;
+        tree.leftovers.sort();
         tree.read_named_configs();
         Ok(tree)
     }
@@ -177,9 +198,10 @@ impl Tree {
     }
 
     /// Every file under `ignition/` (matchbox may be asked for any of them), analysed.
-    fn read_ignition_dir(&self) -> Result<HashMap<OsString, Config>> {
+    fn read_ignition_dir(&mut self) -> Result<HashMap<OsString, Config>> {
         let dir = self.store.root().join("ignition");
         let mut files = Vec::new();
+        let leftovers = &mut self.leftovers;
         let mut stack = vec![dir.clone()];
         while let Some(current) = stack.pop() {
             let entries = match list_dir(&current) {
@@ -195,6 +217,8 @@ impl Tree {
                 let path = current.join(&name);
                 if is_dir {
                     stack.push(path);
+                } else if crate::write::is_temp_name(&name.to_string_lossy()) {
+                    leftovers.push(path);
                 } else {
                     files.push(path);
                 }
@@ -462,6 +486,8 @@ pub struct Facts<'t> {
     /// Every config file read, by resolved path.
     configs: &'t HashMap<OsString, Config>,
     index: SelectIndex,
+    /// caas's temp files a killed write left behind, sorted.
+    pub leftovers: &'t [PathBuf],
 }
 
 impl<'t> Facts<'t> {
@@ -502,6 +528,7 @@ impl<'t> Facts<'t> {
             index: SelectIndex::new(&groups),
             groups,
             configs: &tree.configs,
+            leftovers: &tree.leftovers,
         }
     }
 

@@ -70,6 +70,8 @@ codes! {
     /// A non-`.json` entry or a subdirectory in `groups/` or `profiles/`, or a file that
     /// cannot be read.
     StrayEntry = "stray-entry",
+    /// caas's own temp files (`.caas-*.tmp`) left by a killed write, reported once.
+    CaasLeftover = "caas-leftover",
     /// A value of the wrong type (a non-string selector value, …): matchbox skips the file.
     WrongType = "wrong-type",
     /// A key matchbox does not read.

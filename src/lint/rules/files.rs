@@ -55,6 +55,31 @@ fn stray_entries(facts: &Facts<'_>, out: &mut Findings) {
     }
 }
 
+pub const CAAS_LEFTOVER: Rule = Rule {
+    code: Code::CaasLeftover,
+    severity: Severity::Warning,
+    summary: "temp files a killed caas write left behind (.caas-*.tmp), reported once",
+    check: caas_leftovers,
+};
+
+/// One finding for all of them: they are caas's, not the operator's data.
+fn caas_leftovers(facts: &Facts<'_>, out: &mut Findings) {
+    let Some(first) = facts.leftovers.first() else {
+        return;
+    };
+    let count = facts.leftovers.len();
+    out.add(
+        first,
+        Pos::START,
+        format!(
+            "{count} temp file{} left by a caas write that was killed (.caas-*.tmp, this one \
+             first): not part of the data; the next caas command that writes this directory \
+             removes them",
+            if count == 1 { "" } else { "s" }
+        ),
+    );
+}
+
 pub const JSON_SYNTAX: Rule = Rule {
     code: Code::JsonSyntax,
     severity: Severity::Error,

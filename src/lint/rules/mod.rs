@@ -36,6 +36,7 @@ pub struct Rule {
 /// Every rule, by family.
 pub static RULES: &[Rule] = &[
     files::STRAY_ENTRY,
+    files::CAAS_LEFTOVER,
     files::JSON_SYNTAX,
     files::WRONG_TYPE,
     keys::MISSPELLED_KEY,
