@@ -128,7 +128,7 @@ fn machines_file(dir: &Path, name: &str, macs: &[u8]) -> PathBuf {
             let mac = format!("52:54:00:00:00:{n:02x}");
             json!({
                 "mac": mac,
-                "first_seen": format!("2026-11-26T10:00:{i:02}.000Z"),
+                "first_seen": format!("2026-11-26T10:{:02}:{:02}.000Z", i / 60, i % 60),
                 "report": {
                     "boot-info": {"mac": mac, "uuid": format!("uuid-{n}")},
                     "interfaces": [{"name": "eth0", "mac": mac, "ipv4": format!("10.0.0.{n}"), "netmask": 24}]
@@ -145,8 +145,11 @@ fn machines_file(dir: &Path, name: &str, macs: &[u8]) -> PathBuf {
 fn two_schedule_once_at_once_never_put_a_mac_in_two_groups() {
     let dir = tempfile::tempdir().unwrap();
     // Two views of the fleet in different orders: each alone would pick other members.
-    let one = machines_file(dir.path(), "one.json", &[1, 2, 3, 4, 5, 6]);
-    let two = machines_file(dir.path(), "two.json", &[6, 5, 4, 3, 2, 1, 7, 8]);
+    // Enough machines that each run takes a while.
+    let forward: Vec<u8> = (1..=150).collect();
+    let backward: Vec<u8> = (1..=200).rev().collect();
+    let one = machines_file(dir.path(), "one.json", &forward);
+    let two = machines_file(dir.path(), "two.json", &backward);
     for round in 0..6 {
         let data = dir.path().join(format!("bootcfg-{round}"));
         let run = |file: &Path| {
