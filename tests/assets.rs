@@ -911,7 +911,10 @@ fn container_linux_comes_from_a_mirror() {
         fs::read(dir.join("coreos_production_pxe.vmlinuz")).unwrap(),
         kernel
     );
-    assert_eq!(read_manifest(&dir).os, caas::os::Os::Coreos);
+    assert_eq!(
+        read_manifest(&dir).os,
+        caas::assets::manifest::Product::Coreos
+    );
     assert!(
         lab.server
             .paths()

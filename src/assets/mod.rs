@@ -5,9 +5,11 @@
 //! - [`http`]: downloads with resume and retries;
 //! - [`pgp`]: pinned keys and signature verification;
 //! - [`fetch`]: the fetch command (download, verify, publish);
+//! - [`etcd`]: etcd releases (the binaries the etcd roles run), fetched and resolved;
 //! - [`inventory`]: the verify and list commands;
 //! - [`manifest`]: `caas-assets.json`, read by `gen profile` too.
 
+pub mod etcd;
 pub mod fetch;
 pub mod http;
 pub mod inventory;
