@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::Command;
 
 use caas::matchbox::{Group, Profile};
-use common::{assert_one_line_error, caas_in, ignition_validate_all, tree_state};
+use common::{assert_one_line_error, caas_in, ignition_validate_all, publish_etcd, tree_state};
 use serde_json::{Value, json};
 
 fn group(dir: &Path, id: &str) -> Group {
@@ -36,6 +36,7 @@ fn names(dir: &Path, sub: &str) -> Vec<String> {
 #[test]
 fn the_built_in_example_is_a_whole_lab_and_a_rerun_touches_nothing() {
     let dir = tempfile::tempdir().unwrap();
+    publish_etcd(dir.path());
     let out = caas_in(dir.path())
         .args(["gen", "cluster"])
         .assert()
@@ -121,9 +122,7 @@ fn the_built_in_example_is_a_whole_lab_and_a_rerun_touches_nothing() {
         "{unit}"
     );
     let member = config(dir.path(), "node2");
-    let dropin = member["systemd"]["units"][0]["dropins"][0]["contents"]
-        .as_str()
-        .unwrap();
+    let dropin = member["systemd"]["units"][0]["contents"].as_str().unwrap();
     assert!(dropin.contains("Environment=\"ETCD_ADVERTISE_CLIENT_URLS=http://10.0.0.12:2379\""));
     assert!(dropin.contains("Environment=\"ETCD_INITIAL_CLUSTER_TOKEN=example\""));
     assert_eq!(
@@ -147,11 +146,9 @@ fn the_built_in_example_is_a_whole_lab_and_a_rerun_touches_nothing() {
         ]
     );
     let gateway = config(dir.path(), "node4");
-    let dropin = gateway["systemd"]["units"][0]["dropins"][0]["contents"]
-        .as_str()
-        .unwrap();
+    let dropin = gateway["systemd"]["units"][0]["contents"].as_str().unwrap();
     assert!(dropin.contains(
-        "--endpoints=http://10.0.0.11:2379,http://10.0.0.12:2379,http://10.0.0.13:2379\""
+        "Environment=\"CAAS_ETCD_ENDPOINTS=10.0.0.11:2379,10.0.0.12:2379,10.0.0.13:2379\""
     ));
     assert_eq!(profile(dir.path(), "node1").ignition_id, "node1.ign");
 
@@ -173,6 +170,7 @@ fn the_built_in_example_is_a_whole_lab_and_a_rerun_touches_nothing() {
 
     // The example file in the repository is the one built in.
     let from_file = tempfile::tempdir().unwrap();
+    publish_etcd(from_file.path());
     caas_in(from_file.path())
         .args(["-q", "gen", "cluster", "-f"])
         .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/lab.yaml"))
@@ -195,6 +193,7 @@ fn the_built_in_example_is_a_whole_lab_and_a_rerun_touches_nothing() {
 #[test]
 fn published_assets_pin_the_release_in_every_profile_and_the_installer() {
     let dir = tempfile::tempdir().unwrap();
+    publish_etcd(dir.path());
     let release = dir.path().join("assets/flatcar/4081.2.0");
     fs::create_dir_all(&release).unwrap();
     std::os::unix::fs::symlink("4081.2.0", dir.path().join("assets/flatcar/current")).unwrap();
@@ -221,6 +220,7 @@ fn published_assets_pin_the_release_in_every_profile_and_the_installer() {
 #[test]
 fn a_bad_spec_exits_2_names_file_and_line_and_writes_nothing() {
     let dir = tempfile::tempdir().unwrap();
+    publish_etcd(dir.path());
     caas_in(dir.path())
         .args(["-q", "gen", "cluster"])
         .assert()
@@ -307,6 +307,7 @@ fn removed_machines_are_reported_then_pruned_and_nothing_else_is_touched() {
     let root = tempfile::tempdir().unwrap();
     let data = root.path().join("data");
     let dir = &data;
+    publish_etcd(dir);
     let work = tempfile::tempdir().unwrap();
     let spec = work.path().join("lab.yaml");
     fs::write(&spec, caas::cluster::EXAMPLE).unwrap();
@@ -434,6 +435,7 @@ fn removed_machines_are_reported_then_pruned_and_nothing_else_is_touched() {
 #[test]
 fn flags_override_the_spec_urls() {
     let dir = tempfile::tempdir().unwrap();
+    publish_etcd(dir.path());
     caas_in(dir.path())
         .args([
             "-q",
@@ -486,6 +488,7 @@ fn print_example_prints_the_built_in_spec() {
 #[test]
 fn the_example_makefile_writes_the_lab() {
     let dir = tempfile::tempdir().unwrap();
+    publish_etcd(dir.path());
     let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
     let status = Command::new("make")
         .arg("-C")
@@ -538,6 +541,7 @@ fn a_lab_larger_than_the_open_file_limit_is_written() {
 #[test]
 fn caas_lint_finds_nothing_in_the_built_in_example_on_any_matchbox() {
     let dir = tempfile::tempdir().unwrap();
+    publish_etcd(dir.path());
     caas_in(dir.path())
         .args(["gen", "cluster"])
         .assert()

@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result};
 
+use crate::assets::etcd;
 use crate::cli::{GenClusterArgs, GlobalArgs};
 use crate::error::invalid;
 use crate::ignition::{Engine, TemplateSet};
@@ -83,6 +84,19 @@ pub fn gen_cluster(global: &GlobalArgs, args: &GenClusterArgs) -> Result<()> {
     Ok(())
 }
 
+/// Whether a role of the lab runs the published etcd binary (its template takes
+/// `etcd_binary_url`) without the spec's `vars` giving it.
+fn runs_etcd(engine: &Engine, lab: &Lab) -> bool {
+    if lab.vars.contains_key(etcd::URL_VAR) && lab.vars.contains_key(etcd::HASH_VAR) {
+        return false;
+    }
+    lab.default_role
+        .iter()
+        .chain(lab.machines.iter().map(|m| &m.role))
+        .filter_map(|role| engine.variables(role))
+        .any(|vars| vars.referenced.contains(etcd::URL_VAR))
+}
+
 fn read_spec(path: &Path) -> Result<String> {
     match fs::read_to_string(path) {
         Ok(text) => Ok(text),
@@ -112,12 +126,23 @@ pub fn changes(
         lab.arch,
         Some(&lab.matchbox_url),
     )?;
+    let etcd_binary = if runs_etcd(&engine, lab) {
+        Some(etcd::published_binary(
+            &data_dir.assets_dir(),
+            &lab.etcd_version,
+            lab.arch,
+            &lab.matchbox_url,
+        )?)
+    } else {
+        None
+    };
     let mut files = plan::plan(&plan::PlanInput {
         lab,
         data_dir,
         os_version: &os_version,
         boot: &boot,
         engine: &engine,
+        etcd_binary: etcd_binary.as_ref(),
     })?;
 
     let planned: BTreeSet<String> = files

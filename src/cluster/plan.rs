@@ -10,6 +10,7 @@ use anyhow::{Context as _, Result};
 use serde_json::{Map, Value};
 
 use super::spec::{Lab, Machine, etcd_vars};
+use crate::assets::etcd;
 use crate::error::invalid;
 use crate::ids::Id;
 use crate::ignition::{Engine, config_file_name};
@@ -32,6 +33,8 @@ pub struct PlanInput<'a> {
     pub os_version: &'a Id,
     pub boot: &'a OsBoot,
     pub engine: &'a Engine,
+    /// The published etcd release, when a role runs etcd.
+    pub etcd_binary: Option<&'a etcd::Binary>,
 }
 
 /// One Ignition config to render: who needs it (for errors), the template and its variables.
@@ -198,6 +201,9 @@ fn common_vars(input: &PlanInput<'_>) -> Map<String, Value> {
         }
     }
     vars.insert("cluster".into(), lab.name.as_str().into());
+    if let Some(binary) = input.etcd_binary {
+        vars.extend(binary.vars());
+    }
     vars.extend(lab.vars.clone());
     vars
 }

@@ -30,6 +30,9 @@ pub struct LabSpec {
     pub version: Id,
     #[serde(default)]
     pub arch: Arch,
+    /// The etcd release the etcd roles run, published under assets/etcd/ (default `current`).
+    #[serde(default = "default_version")]
+    pub etcd_version: Id,
     #[serde(default)]
     pub matchbox_url: Option<String>,
     #[serde(default)]
@@ -101,6 +104,7 @@ pub struct Lab {
     pub channel: Option<String>,
     pub version: Id,
     pub arch: Arch,
+    pub etcd_version: Id,
     pub matchbox_url: MatchboxUrl,
     pub api_url: Option<MatchboxUrl>,
     pub spec: Spec,
@@ -266,6 +270,7 @@ impl LabSpec {
             channel: self.channel,
             version: self.version,
             arch: self.arch,
+            etcd_version: self.etcd_version,
             matchbox_url,
             api_url,
             spec,

@@ -21,13 +21,16 @@ use anyhow::{Context as _, Result};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
+use crate::assets::etcd;
 use crate::cli::{Format, GlobalArgs, ScheduleCommand, ScheduleOnceArgs};
 use crate::discovery;
 use crate::error::{EXIT_INVALID, invalid};
+use crate::ids::Id;
 use crate::ignition::{Engine, TemplateSet};
 use crate::matchbox::DataDir;
 use crate::matchbox::generate::{boot_with_args, os_boot};
 use crate::matchbox::server::MatchboxUrl;
+use crate::os::Arch;
 use crate::write::{self, Action, Outcome};
 use assign::{Assignment, Params, Schedule};
 
@@ -188,6 +191,14 @@ fn render(
         args.spec,
     )?;
     let mut vars = Map::new();
+    let etcd_version = Id::new("current")?;
+    vars.extend(etcd_binary_vars(
+        data_dir,
+        &engine,
+        &etcd_version,
+        args.arch,
+        base,
+    )?);
     if !args.ssh_authorized_keys.is_empty() {
         vars.insert(
             "ssh_authorized_keys".into(),
@@ -204,6 +215,29 @@ fn render(
             api_url: args.api_url.as_ref().map(MatchboxUrl::as_str),
         },
     )
+}
+
+/// The published etcd binary's URL and digest, when the role templates run it.
+fn etcd_binary_vars(
+    data_dir: &DataDir,
+    engine: &Engine,
+    version: &Id,
+    arch: Arch,
+    matchbox_url: Option<&MatchboxUrl>,
+) -> Result<Map<String, Value>> {
+    let runs_etcd = [plan::MEMBER_TEMPLATE, plan::WORKER_TEMPLATE]
+        .iter()
+        .filter_map(|template| engine.variables(template))
+        .any(|vars| vars.referenced.contains(etcd::URL_VAR));
+    if !runs_etcd {
+        return Ok(Map::new());
+    }
+    let Some(matchbox_url) = matchbox_url else {
+        return Err(invalid(
+            "--matchbox-url is needed: the etcd roles download etcd from matchbox",
+        ));
+    };
+    Ok(etcd::published_binary(&data_dir.assets_dir(), version, arch, matchbox_url)?.vars())
 }
 
 #[derive(Serialize)]

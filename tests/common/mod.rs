@@ -147,3 +147,44 @@ pub fn ignition_validate(path: &Path) {
         fs::read_to_string(path).unwrap_or_default()
     );
 }
+
+/// The etcd release [`publish_etcd`] publishes.
+pub const ETCD_VERSION: &str = "v3.5.21";
+
+/// Publishes a stand-in etcd release under `<data>/assets/etcd/` as `caas assets fetch etcd`
+/// leaves one (binaries, `caas-assets.json`, the `current` link), so configs of the etcd roles
+/// render; returns the `sha256-…` hash the configs carry. The binaries are placeholders: these
+/// configs are checked, not booted (tests/assets.rs fetches a real one).
+pub fn publish_etcd(data: &Path) -> String {
+    use sha2::Digest as _;
+    let etcd_dir = data.join("assets/etcd");
+    let dir = etcd_dir.join(ETCD_VERSION);
+    fs::create_dir_all(&dir).unwrap();
+    let mut files = Vec::new();
+    let mut etcd_hash = String::new();
+    for name in ["etcd", "etcdctl"] {
+        let bytes = format!("#!/bin/sh\n# stand-in {name} {ETCD_VERSION}\n").into_bytes();
+        let sha256 = hex::encode(sha2::Sha256::digest(&bytes));
+        if name == "etcd" {
+            etcd_hash = format!("sha256-{sha256}");
+        }
+        fs::write(dir.join(name), &bytes).unwrap();
+        files.push(serde_json::json!({
+            "role": name, "name": name, "sha256": sha256, "size": bytes.len(),
+        }));
+    }
+    let manifest = serde_json::json!({
+        "os": "etcd", "version": ETCD_VERSION, "arch": "amd64", "files": files,
+        "archive": {"name": format!("etcd-{ETCD_VERSION}-linux-amd64.tar.gz"),
+                    "sha256": "00".repeat(32), "checked_against": "pinned"},
+    });
+    fs::write(
+        dir.join("caas-assets.json"),
+        serde_json::to_vec_pretty(&manifest).unwrap(),
+    )
+    .unwrap();
+    let link = etcd_dir.join("current");
+    let _ = fs::remove_file(&link);
+    std::os::unix::fs::symlink(ETCD_VERSION, &link).unwrap();
+    etcd_hash
+}
