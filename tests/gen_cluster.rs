@@ -563,3 +563,93 @@ fn caas_lint_finds_nothing_in_the_built_in_example_on_any_matchbox() {
     fs::write(&installed, serde_json::to_vec(&group).unwrap()).unwrap();
     caas_in(dir.path()).args(["lint"]).assert().code(1);
 }
+
+/// The disk an installer config wipes.
+fn install_device(dir: &Path, id: &str) -> String {
+    let unit = config(dir, id)["systemd"]["units"][0]["contents"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let line = unit
+        .lines()
+        .find(|line| line.starts_with("Environment=\"CAAS_INSTALL_DEVICE="))
+        .unwrap_or_else(|| panic!("no install device in {unit}"));
+    line.trim_start_matches("Environment=\"CAAS_INSTALL_DEVICE=")
+        .trim_end_matches('"')
+        .to_owned()
+}
+
+#[test]
+fn a_machine_with_its_own_install_disk_gets_its_own_installer() {
+    let dir = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let spec = work.path().join("lab.yaml");
+    fs::write(
+        &spec,
+        "name: disks\nos: flatcar\nmatchbox_url: http://m:8080\ndefault: null\n\
+         install: {device: /dev/sda}\nssh_authorized_keys: [\"ssh-ed25519 AAAA k\"]\nmachines:\n\
+         \x20 - {name: a, mac: \"52:54:00:00:00:01\", role: ssh}\n\
+         \x20 - {name: b, mac: \"52:54:00:00:00:02\", role: ssh, vars: {install_device: /dev/nvme0n1}}\n\
+         \x20 - {name: c, mac: \"52:54:00:00:00:03\", role: ssh}\n\
+         \x20 - {name: d, mac: \"52:54:00:00:00:04\", role: ssh, install: {device: /dev/vdb}}\n",
+    )
+    .unwrap();
+    caas_in(dir.path())
+        .args(["-q", "gen", "cluster", "-f"])
+        .arg(&spec)
+        .assert()
+        .success();
+
+    // The lab's disk stays shared; b and d each get an installer of their own.
+    assert_eq!(
+        names(dir.path(), "ignition"),
+        [
+            "a.ign",
+            "b.ign",
+            "c.ign",
+            "d.ign",
+            "install-b.ign",
+            "install-d.ign",
+            "install.ign"
+        ]
+    );
+    assert_eq!(install_device(dir.path(), "install"), "/dev/sda");
+    assert_eq!(install_device(dir.path(), "install-b"), "/dev/nvme0n1");
+    assert_eq!(install_device(dir.path(), "install-d"), "/dev/vdb");
+    for (machine, installer) in [
+        ("a", "install"),
+        ("b", "install-b"),
+        ("c", "install"),
+        ("d", "install-d"),
+    ] {
+        assert_eq!(group(dir.path(), machine).profile, installer, "{machine}");
+        assert_eq!(
+            profile(dir.path(), installer).ignition_id,
+            format!("{installer}.ign")
+        );
+        // Installed, every machine gets its role, not an installer.
+        assert_eq!(
+            group(dir.path(), &format!("{machine}-installed")).profile,
+            machine
+        );
+    }
+    assert_eq!(ignition_validate_all(dir.path()), 7);
+    caas_in(dir.path())
+        .args(["lint", "--deny", "warnings"])
+        .assert()
+        .success();
+
+    // A disk named for a machine that does not install is an error, never ignored.
+    fs::write(
+        &spec,
+        "os: flatcar\nmatchbox_url: http://m:8080\nmachines:\n\
+         \x20 - {name: a, mac: \"52:54:00:00:00:01\", role: ssh, vars: {install_device: /dev/nvme0n1}}\n",
+    )
+    .unwrap();
+    let out = caas_in(dir.path())
+        .args(["gen", "cluster", "-f"])
+        .arg(&spec)
+        .assert()
+        .code(2);
+    assert_one_line_error(&out.get_output().stderr, "does not install to disk");
+}

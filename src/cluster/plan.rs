@@ -9,7 +9,7 @@ use std::thread;
 use anyhow::{Context as _, Result};
 use serde_json::{Map, Value};
 
-use super::spec::{Lab, Machine, etcd_vars};
+use super::spec::{INSTALL_DEVICE_VAR, Lab, Machine, etcd_vars};
 use crate::assets::etcd;
 use crate::error::invalid;
 use crate::ids::Id;
@@ -44,8 +44,9 @@ struct Render {
     vars: Map<String, Value>,
 }
 
-/// Every file of the lab, in a stable order: the default group's, the installer's, then each
-/// machine's (profile, groups, Ignition config).
+/// Every file of the lab, in a stable order: the default group's, the shared installer's, the
+/// installers of machines with a disk of their own, then each machine's (profile, groups,
+/// Ignition config).
 pub fn plan(input: &PlanInput<'_>) -> Result<Vec<FileWrite>> {
     let lab = input.lab;
     let data_dir = input.data_dir;
@@ -64,7 +65,12 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Vec<FileWrite>> {
             vars,
         });
     }
-    let installs = lab.machines.iter().any(|m| m.install);
+    // The shared installer serves every installing machine without a disk of its own; a
+    // machine with one gets its own installer (`install-<name>`), never the shared disk.
+    let installs = lab
+        .machines
+        .iter()
+        .any(|m| m.install && m.install_device.is_none());
     if installs {
         let owner = "the installer".to_owned();
         let vars = pick(engine, INSTALL, &owner, &[&common])?;
@@ -73,6 +79,18 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Vec<FileWrite>> {
             template: INSTALL.to_owned(),
             vars,
         });
+    }
+    for machine in &lab.machines {
+        if let Some(device) = &machine.install_device {
+            let owner = format!("the installer of machine {} ({device})", machine.name);
+            let disk = Map::from_iter([(INSTALL_DEVICE_VAR.to_owned(), device.clone().into())]);
+            let vars = pick(engine, INSTALL, &owner, &[&disk, &machine.vars, &common])?;
+            renders.push(Render {
+                owner,
+                template: INSTALL.to_owned(),
+                vars,
+            });
+        }
     }
     let no_vars = Map::new();
     for machine in &lab.machines {
@@ -128,6 +146,22 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Vec<FileWrite>> {
         )?;
         files.ignition(&install_id, config, "the installer")?;
     }
+    let mut own_installers = HashMap::new();
+    for machine in &lab.machines {
+        if let Some(device) = &machine.install_device {
+            let owner = format!("machine {}", machine.name);
+            let id = own_installer_id(&machine.name)?;
+            let config = configs.next().expect("one config per render");
+            files.profile(
+                &id,
+                &format!("install {} to {device}", machine.name),
+                base_boot.clone(),
+                &owner,
+            )?;
+            files.ignition(&id, config, &owner)?;
+            own_installers.insert(machine.name.clone(), id);
+        }
+    }
     for machine in &lab.machines {
         let owner = format!("machine {}", machine.name);
         let config = configs.next().expect("one config per render");
@@ -143,10 +177,11 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Vec<FileWrite>> {
         let mut selector = Selector::new();
         selector.insert("mac".into(), machine.mac.clone());
         if machine.install {
+            let installer = own_installers.get(&machine.name).unwrap_or(&install_id);
             files.group(
                 &machine.name,
                 &format!("{} (install)", machine.name),
-                &install_id,
+                installer,
                 selector.clone(),
                 metadata.clone(),
                 &owner,
@@ -173,6 +208,11 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Vec<FileWrite>> {
         }
     }
     Ok(files.into_vec())
+}
+
+/// The profile and config id of the installer of a machine with a disk of its own.
+pub fn own_installer_id(machine: &Id) -> Result<Id> {
+    Ok(Id::new(&format!("{INSTALL}-{machine}"))?)
 }
 
 /// The variables every template gets (a template only sees those it refers to).
