@@ -29,7 +29,17 @@ NEEDS=(
   "sqv sqv"
   # caas gen ignition / gen cluster: every generated .ign through the real validator
   "ignition-validate ignition"
+  # caas assets fetch etcd: a real etcd binary in the test release (tests/assets_etcd.rs)
+  "/usr/bin/etcd etcd-server"
+  # make static: the musl C toolchain for the C parts (SQLite, ring) of the static caas
+  "musl-gcc musl-tools"
 )
+
+# make static: Rust's standard library for the musl target comes from rustup, not from Debian.
+if command -v rustup >/dev/null 2>&1 \
+  && ! rustup target list --installed | grep -qx x86_64-unknown-linux-musl; then
+  rustup target add x86_64-unknown-linux-musl
+fi
 
 missing=()
 backports=()

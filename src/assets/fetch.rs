@@ -30,7 +30,9 @@ use crate::assets::pgp::{
 };
 use crate::assets::progress::{Event, Reporter};
 use crate::assets::release::{self, Release, ReleaseRequest, RemoteFile};
-use crate::cli::{CaasFetchArgs, FetchArgs, FetchTarget, Format, GlobalArgs, value_name};
+use crate::cli::{
+    CaasFetchArgs, EtcdFetchArgs, FetchArgs, FetchTarget, Format, GlobalArgs, value_name,
+};
 use crate::clock;
 use crate::error::invalid;
 use crate::ids::Id;
@@ -47,6 +49,7 @@ const READ_CHUNK: usize = 1 << 20;
 pub fn fetch(global: &GlobalArgs, target: &FetchTarget) -> anyhow::Result<()> {
     let (request, args) = match target {
         FetchTarget::Caas(args) => return publish_caas(global, args),
+        FetchTarget::Etcd(args) => return fetch_etcd(global, args),
         FetchTarget::Flatcar(a) => (
             ReleaseRequest {
                 os: Os::Flatcar,
@@ -740,23 +743,37 @@ pub(crate) fn clean_partial(partial: &Path) {
     }
 }
 
-/// `caas assets fetch caas`: publishes the running binary as `assets/caas/caas` (mode 0755)
-/// and `assets/caas/caas.sha256` (`sha256sum` format).
+/// `caas assets fetch etcd`.
+fn fetch_etcd(global: &GlobalArgs, args: &EtcdFetchArgs) -> anyhow::Result<()> {
+    let reporter = Reporter::new(args.format, global.quiet);
+    crate::assets::etcd::fetch(
+        &crate::assets::etcd::FetchOptions {
+            version: args.version.clone(),
+            arch: args.arch,
+            base_url: args.base_url.clone(),
+            sha256: args.sha256.clone(),
+            dest: assets_dir(global, &args.dest),
+            retries: args.retries,
+            retry_delay: Duration::from_millis(args.retry_delay_ms),
+            read_timeout: Duration::from_millis(args.read_timeout_ms),
+        },
+        &reporter,
+    )
+}
+
+/// `caas assets fetch caas`: publishes a static caas binary (`--binary`, default the running
+/// one) as `assets/caas/caas` (mode 0755) and `assets/caas/caas.sha256` (`sha256sum` format).
 fn publish_caas(global: &GlobalArgs, args: &CaasFetchArgs) -> anyhow::Result<()> {
-    let exe = std::env::current_exe().context("finding the running caas binary")?;
-    let bytes = fs::read(&exe).with_context(|| format!("reading {}", exe.display()))?;
-    let sha256 = write::sha256_hex(&bytes);
-    let dir = assets_dir(global, &args.dest).join("caas");
-    let mut binary = FileWrite::new(dir.join("caas"), bytes);
-    binary.mode = 0o755;
-    let files = [
-        binary,
-        FileWrite::new(
-            dir.join("caas.sha256"),
-            format!("{sha256}  caas\n").into_bytes(),
-        ),
-    ];
-    let outcomes = write::apply(&files)?;
+    let binary = match &args.binary {
+        Some(path) => path.clone(),
+        None => std::env::current_exe().context("finding the running caas binary")?,
+    };
+    let published =
+        crate::assets::static_binary::publish(&crate::assets::static_binary::PublishOptions {
+            binary,
+            dest: assets_dir(global, &args.dest),
+        })?;
+    let (dir, sha256, outcomes) = (&published.dir, &published.sha256, &published.outcomes);
     let mut out = std::io::stdout().lock();
     match args.format {
         Format::Json => {
@@ -766,13 +783,14 @@ fn publish_caas(global: &GlobalArgs, args: &CaasFetchArgs) -> anyhow::Result<()>
                 "version": env!("CARGO_PKG_VERSION"),
                 "path": dir.display().to_string(),
                 "sha256": sha256,
+                "size": published.size,
                 "files": outcomes,
             });
             writeln!(out, "{event}")?;
         }
         Format::Text if global.quiet => {}
         Format::Text => {
-            for outcome in &outcomes {
+            for outcome in outcomes {
                 writeln!(
                     out,
                     "{} {}",
@@ -780,7 +798,12 @@ fn publish_caas(global: &GlobalArgs, args: &CaasFetchArgs) -> anyhow::Result<()>
                     outcome.path.display()
                 )?;
             }
-            writeln!(out, "caas {} sha256 {sha256}", env!("CARGO_PKG_VERSION"))?;
+            writeln!(
+                out,
+                "caas {} sha256 {sha256}, {} bytes, statically linked",
+                env!("CARGO_PKG_VERSION"),
+                published.size
+            )?;
         }
     }
     Ok(())

@@ -7,7 +7,8 @@
 //! - [`fetch`]: the fetch command (download, verify, publish);
 //! - [`etcd`]: etcd releases (the binaries the etcd roles run), fetched and resolved;
 //! - [`inventory`]: the verify and list commands;
-//! - [`manifest`]: `caas-assets.json`, read by `gen profile` too.
+//! - [`manifest`]: `caas-assets.json`, read by `gen profile` too;
+//! - [`static_binary`]: the static caas binary booting machines download.
 
 pub mod etcd;
 pub mod fetch;
@@ -17,6 +18,7 @@ pub mod manifest;
 pub mod pgp;
 pub mod progress;
 pub mod release;
+pub mod static_binary;
 
 use crate::cli::{AssetsCommand, GlobalArgs};
 

@@ -191,11 +191,10 @@ fn render(
         args.spec,
     )?;
     let mut vars = Map::new();
-    let etcd_version = Id::new("current")?;
     vars.extend(etcd_binary_vars(
         data_dir,
         &engine,
-        &etcd_version,
+        &args.etcd_version,
         args.arch,
         base,
     )?);

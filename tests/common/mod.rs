@@ -188,3 +188,41 @@ pub fn publish_etcd(data: &Path) -> String {
     std::os::unix::fs::symlink(ETCD_VERSION, &link).unwrap();
     etcd_hash
 }
+
+/// The static caas build `make static` leaves (`--profile static`, musl): what `caas assets
+/// fetch caas` publishes for booting machines. `make check` builds it before the tests; when it
+/// is missing (a plain `cargo test`), it is built here once, into the same target directory.
+pub fn static_caas() -> PathBuf {
+    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            // <target>/debug/caas → <target>
+            let target_dir = Path::new(env!("CARGO_BIN_EXE_caas"))
+                .parent()
+                .and_then(Path::parent)
+                .expect("the test binary lives in <target>/<profile>/")
+                .to_owned();
+            let path = target_dir.join("x86_64-unknown-linux-musl/static/caas");
+            if path.is_file() {
+                return path;
+            }
+            let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+            let status = std::process::Command::new(cargo)
+                .args(["build", "--locked", "--profile", "static"])
+                .args(["--target", "x86_64-unknown-linux-musl", "--bin", "caas"])
+                .arg("--target-dir")
+                .arg(&target_dir)
+                .current_dir(env!("CARGO_MANIFEST_DIR"))
+                .status()
+                .expect("cargo runs");
+            assert!(
+                status.success() && path.is_file(),
+                "the static caas build failed, and the tests need it at {}: run `make static` \
+                 (it needs `rustup target add x86_64-unknown-linux-musl` and Debian's musl-tools; \
+                 scripts/install-test-deps.sh installs both)",
+                path.display()
+            );
+            path
+        })
+        .clone()
+}
