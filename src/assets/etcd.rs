@@ -151,7 +151,7 @@ fn fetch_inner(options: &FetchOptions, reporter: &Reporter) -> anyhow::Result<()
         .map(check_sha256)
         .transpose()
         .map_err(|err| invalid(format!("--sha256: {err}")))?;
-    let arch_name = crate::cli::value_name(&options.arch);
+    let arch_name = options.arch.board_name().to_owned();
     let name = archive_name(&version, options.arch);
     let dir_url = release_dir(options, &version)?;
     let archive_url = dir_url
@@ -213,7 +213,7 @@ fn fetch_inner(options: &FetchOptions, reporter: &Reporter) -> anyhow::Result<()
                 "{} holds the {} build of etcd {version}; fetching {arch_name} would replace \
                  it: pass --dest to keep architectures apart",
                 published.display(),
-                crate::cli::value_name(&arch),
+                arch.board_name(),
             )));
         }
         if is_fresh(
@@ -533,7 +533,7 @@ pub fn published_binary(
             "publish one with `caas assets fetch etcd --version {v}{}`",
             match arch {
                 Arch::Amd64 => String::new(),
-                other => format!(" --arch {}", crate::cli::value_name(&other)),
+                other => format!(" --arch {}", other.board_name()),
             }
         )
     };
@@ -584,8 +584,8 @@ pub fn published_binary(
         return Err(invalid(format!(
             "{} holds etcd for {}, and the machines are {}: {}",
             dir.display(),
-            crate::cli::value_name(&have),
-            crate::cli::value_name(&arch),
+            have.board_name(),
+            arch.board_name(),
             fetch_hint(resolved.as_str())
         )));
     }

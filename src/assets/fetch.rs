@@ -30,13 +30,9 @@ use crate::assets::pgp::{
 };
 use crate::assets::progress::{Event, Reporter};
 use crate::assets::release::{self, Release, ReleaseRequest, RemoteFile};
-use crate::cli::{
-    CaasFetchArgs, EtcdFetchArgs, FetchArgs, FetchTarget, Format, GlobalArgs, value_name,
-};
 use crate::clock;
 use crate::error::invalid;
 use crate::ids::Id;
-use crate::matchbox::datadir::DataDir;
 use crate::os::Os;
 use crate::write::{self, FileWrite};
 
@@ -45,55 +41,21 @@ pub const PARTIAL_DIR: &str = ".partial";
 pub(crate) const LOCK_FILE: &str = ".lock";
 const READ_CHUNK: usize = 1 << 20;
 
-/// Runs `caas assets fetch <target>`.
-pub fn fetch(global: &GlobalArgs, target: &FetchTarget) -> anyhow::Result<()> {
-    let (request, args) = match target {
-        FetchTarget::Caas(args) => return publish_caas(global, args),
-        FetchTarget::Etcd(args) => return fetch_etcd(global, args),
-        FetchTarget::Flatcar(a) => (
-            ReleaseRequest {
-                os: Os::Flatcar,
-                channel: value_name(&a.channel),
-                version: a.version.clone(),
-                arch: a.arch,
-                base_url: a.fetch.base_url.clone(),
-            },
-            &a.fetch,
-        ),
-        FetchTarget::FedoraCoreos(a) => (
-            ReleaseRequest {
-                os: Os::FedoraCoreos,
-                channel: value_name(&a.stream),
-                version: a.version.clone(),
-                arch: a.arch,
-                base_url: a.fetch.base_url.clone(),
-            },
-            &a.fetch,
-        ),
-        FetchTarget::Coreos(a) => (
-            ReleaseRequest {
-                os: Os::Coreos,
-                channel: value_name(&a.channel),
-                version: a.version.clone(),
-                arch: a.arch,
-                base_url: a.fetch.base_url.clone(),
-            },
-            &a.fetch,
-        ),
-    };
-    let reporter = Reporter::new(args.format, global.quiet);
-    let result = fetch_release(global, &request, args, &reporter);
-    if let Err(err) = &result {
-        reporter.event(Event::Failed {
-            error: crate::error::one_line(err),
-        });
-    }
-    result
-}
-
-fn assets_dir(global: &GlobalArgs, dest: &Option<PathBuf>) -> PathBuf {
-    dest.clone()
-        .unwrap_or_else(|| DataDir::new(&global.data_dir).assets_dir())
+/// How `caas assets fetch` runs, besides the release it asks for.
+#[derive(Clone, Debug)]
+pub struct FetchOptions {
+    /// Where releases are published (`<data-dir>/assets` by default).
+    pub dest: PathBuf,
+    /// An OpenPGP keyring whose certificates replace the embedded keys.
+    pub keyring: Option<PathBuf>,
+    /// Retries of a request on 408, 429, 5xx and connection errors.
+    pub retries: u32,
+    /// The first wait between retries (doubles each time).
+    pub retry_delay: Duration,
+    /// Give up on a connection that sends nothing for this long.
+    pub read_timeout: Duration,
+    /// Check published digests only, not OpenPGP signatures.
+    pub insecure_skip_signature: bool,
 }
 
 /// Logs what the pinned keys' expiry means for this fetch. An expired key is expected for the
@@ -120,19 +82,20 @@ fn check_key_expiry(os: Os, keyring: &Keyring, now: SystemTime) {
     }
 }
 
-fn fetch_release(
-    global: &GlobalArgs,
+/// Resolves the release `request` names, downloads and verifies every file, publishes it
+/// under `options.dest` and points `current` at it; every step is an event on `reporter`.
+pub fn fetch_release(
     request: &ReleaseRequest,
-    args: &FetchArgs,
+    options: &FetchOptions,
     reporter: &Reporter,
 ) -> anyhow::Result<()> {
     let os = request.os;
-    let dest = assets_dir(global, &args.dest);
-    let keyring = match &args.keyring {
+    let dest = &options.dest;
+    let keyring = match &options.keyring {
         Some(path) => Keyring::from_file(path)?,
         None => Keyring::embedded(os),
     };
-    if args.insecure_skip_signature {
+    if options.insecure_skip_signature {
         tracing::warn!(
             "--insecure-skip-signature: OpenPGP signatures will NOT be checked; anyone who can \
              tamper with the server or the network can make these machines boot what they want"
@@ -141,10 +104,10 @@ fn fetch_release(
         check_key_expiry(os, &keyring, SystemTime::now());
     }
     let http = Http::new(
-        args.base_url.is_none(),
-        args.retries,
-        Duration::from_millis(args.retry_delay_ms),
-        Duration::from_millis(args.read_timeout_ms),
+        request.base_url.is_none(),
+        options.retries,
+        options.retry_delay,
+        options.read_timeout,
     );
     let metadata_progress = |p| reporter.download_progress("metadata", "", &Mutex::new(None), p);
     let release = release::resolve(&http, request, &metadata_progress)
@@ -152,7 +115,7 @@ fn fetch_release(
     reporter.event(Event::Resolved {
         os: os.dir_name().into(),
         version: release.version.to_string(),
-        arch: value_name(&release.arch),
+        arch: release.arch.board_name().into(),
         channel: Some(release.channel.clone()),
         metadata_url: release.metadata_url.clone(),
     });
@@ -166,7 +129,7 @@ fn fetch_release(
             &release,
             m,
             &published,
-            args.insecure_skip_signature,
+            options.insecure_skip_signature,
             &keyring.primaries(),
         )
     }) {
@@ -177,7 +140,7 @@ fn fetch_release(
                 published.display(),
                 os.dir_name(),
                 release.version,
-                value_name(&release.arch),
+                release.arch.board_name(),
             )));
         }
         Some(Freshness::UpToDate) => {
@@ -211,7 +174,7 @@ fn fetch_release(
     fs::create_dir_all(&stage)
         .with_context(|| format!("creating directory {}", stage.display()))?;
 
-    let signatures = if args.insecure_skip_signature {
+    let signatures = if options.insecure_skip_signature {
         vec![None; release.files.len()]
     } else {
         release
@@ -275,7 +238,7 @@ fn fetch_release(
         &release,
         &verified,
         &keyring,
-        args.insecure_skip_signature,
+        options.insecure_skip_signature,
         &stage,
         &published,
     )
@@ -312,7 +275,7 @@ fn freshness(
     if let Some(arch) = manifest.arch
         && arch != release.arch
     {
-        return Freshness::OtherArch(value_name(&arch));
+        return Freshness::OtherArch(arch.board_name().into());
     }
     if manifest.os != Product::from(release.os)
         || manifest.version != release.version
@@ -741,72 +704,6 @@ pub(crate) fn clean_partial(partial: &Path) {
             tracing::warn!("could not remove {}: {err}", path.display());
         }
     }
-}
-
-/// `caas assets fetch etcd`.
-fn fetch_etcd(global: &GlobalArgs, args: &EtcdFetchArgs) -> anyhow::Result<()> {
-    let reporter = Reporter::new(args.format, global.quiet);
-    crate::assets::etcd::fetch(
-        &crate::assets::etcd::FetchOptions {
-            version: args.version.clone(),
-            arch: args.arch,
-            base_url: args.base_url.clone(),
-            sha256: args.sha256.clone(),
-            dest: assets_dir(global, &args.dest),
-            retries: args.retries,
-            retry_delay: Duration::from_millis(args.retry_delay_ms),
-            read_timeout: Duration::from_millis(args.read_timeout_ms),
-        },
-        &reporter,
-    )
-}
-
-/// `caas assets fetch caas`: publishes a static caas binary (`--binary`, default the running
-/// one) as `assets/caas/caas` (mode 0755) and `assets/caas/caas.sha256` (`sha256sum` format).
-fn publish_caas(global: &GlobalArgs, args: &CaasFetchArgs) -> anyhow::Result<()> {
-    let binary = match &args.binary {
-        Some(path) => path.clone(),
-        None => std::env::current_exe().context("finding the running caas binary")?,
-    };
-    let published =
-        crate::assets::static_binary::publish(&crate::assets::static_binary::PublishOptions {
-            binary,
-            dest: assets_dir(global, &args.dest),
-        })?;
-    let (dir, sha256, outcomes) = (&published.dir, &published.sha256, &published.outcomes);
-    let mut out = std::io::stdout().lock();
-    match args.format {
-        Format::Json => {
-            let event = serde_json::json!({
-                "event": "published",
-                "os": "caas",
-                "version": env!("CARGO_PKG_VERSION"),
-                "path": dir.display().to_string(),
-                "sha256": sha256,
-                "size": published.size,
-                "files": outcomes,
-            });
-            writeln!(out, "{event}")?;
-        }
-        Format::Text if global.quiet => {}
-        Format::Text => {
-            for outcome in outcomes {
-                writeln!(
-                    out,
-                    "{} {}",
-                    outcome.action.as_str(),
-                    outcome.path.display()
-                )?;
-            }
-            writeln!(
-                out,
-                "caas {} sha256 {sha256}, {} bytes, statically linked",
-                env!("CARGO_PKG_VERSION"),
-                published.size
-            )?;
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -4,9 +4,10 @@
 //! - [`release`]: which files make up a release and where they live (pure parsers);
 //! - [`http`]: downloads with resume and retries;
 //! - [`pgp`]: pinned keys and signature verification;
-//! - [`fetch`]: the fetch command (download, verify, publish);
+//! - [`fetch`]: download, verify, publish (`caas assets fetch`);
 //! - [`etcd`]: etcd releases (the binaries the etcd roles run), fetched and resolved;
-//! - [`inventory`]: the verify and list commands;
+//! - [`inventory`]: what is published, re-verified and listed (`verify`, `list`);
+//! - [`progress`]: the events of a fetch, as progress bars, lines or JSON;
 //! - [`manifest`]: `caas-assets.json`, read by `gen profile` too;
 //! - [`static_binary`]: the static caas binary booting machines download.
 
@@ -19,14 +20,3 @@ pub mod pgp;
 pub mod progress;
 pub mod release;
 pub mod static_binary;
-
-use crate::cli::{AssetsCommand, GlobalArgs};
-
-/// Runs `caas assets …`.
-pub fn run(global: &GlobalArgs, command: &AssetsCommand) -> anyhow::Result<()> {
-    match command {
-        AssetsCommand::Fetch(target) => fetch::fetch(global, target),
-        AssetsCommand::Verify(args) => inventory::verify(global, args),
-        AssetsCommand::List(args) => inventory::list(global, args),
-    }
-}

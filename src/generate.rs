@@ -1,80 +1,111 @@
-//! `caas gen profile` and `caas gen group`: flags in, one canonical file out.
+//! Profiles and groups from plain options (`caas gen profile`, `caas gen group`), and the boot
+//! settings of a published release that every generator of profiles starts from. It sits above
+//! [`crate::matchbox`] (the file formats), [`crate::os`] and [`crate::assets`] (the releases).
 //!
-//! Everything is validated and rendered before the one write, so bad input writes nothing.
+//! Everything is validated and built in memory; the caller writes the one file, so bad input
+//! writes nothing.
 
 use std::fs;
 use std::io;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result};
 use serde_json::{Map, Value};
 
-use super::datadir::DataDir;
-use super::group::{Group, Selector, normalize_selector};
-use super::kargs::{self, KernelArg};
-use super::profile::{Boot, Profile};
-use super::server::MatchboxUrl;
 use crate::assets::manifest::Manifest;
-use crate::cli::{Compat, GenGroupArgs, GenProfileArgs, GlobalArgs};
 use crate::error::{InvalidInput, invalid};
 use crate::ids::Id;
+use crate::matchbox::datadir::DataDir;
+use crate::matchbox::group::{Group, Selector, normalize_selector};
+use crate::matchbox::kargs::{self, KernelArg};
+use crate::matchbox::profile::{Boot, Profile};
+use crate::matchbox::server::MatchboxUrl;
 use crate::os::{self, Arch, Os, ReleaseFiles};
-use crate::write::{FileWrite, write_and_report};
 
-/// `caas gen profile`.
-pub fn gen_profile(global: &GlobalArgs, args: &GenProfileArgs) -> Result<()> {
-    let data_dir = DataDir::new(&global.data_dir);
-    let profile = build_profile(&data_dir, args)?;
-    let file = FileWrite::new(data_dir.profile_path(&args.id), profile.to_json());
-    write_and_report(&[file], &args.write, global.quiet)?;
-    Ok(())
+/// The kernel-argument format of the profile.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Compat {
+    /// bootcfg before matchbox v0.5: write the `boot.cmdline` map instead of `boot.args`
+    #[value(name = "bootcfg-0.4")]
+    Bootcfg04,
 }
 
-/// `caas gen group`.
-pub fn gen_group(global: &GlobalArgs, args: &GenGroupArgs) -> Result<()> {
-    let data_dir = DataDir::new(&global.data_dir);
-    let group = build_group(&data_dir, args)?;
-    let file = FileWrite::new(data_dir.group_path(&args.id), group.to_json());
-    write_and_report(&[file], &args.write, global.quiet)?;
-    Ok(())
+/// Where a profile's kernel and initrd come from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ProfileSource {
+    /// A published release under `assets/<os>/<version>/`, with the arguments the OS needs.
+    Os { os: Os, version: Id, arch: Arch },
+    /// Explicit URLs (relative ones resolve against matchbox), no default arguments.
+    Urls { kernel: String, initrd: Vec<String> },
 }
 
-fn build_profile(data_dir: &DataDir, args: &GenProfileArgs) -> Result<Profile> {
-    let (kernel, initrd, defaults) = match (args.os, &args.kernel) {
-        (Some(os), _) => {
-            let (_, boot) = os_boot(
-                data_dir,
-                os,
-                &args.version,
-                args.arch,
-                args.matchbox_url.as_ref(),
-            )?;
+/// Everything a profile is made from.
+#[derive(Clone, Debug)]
+pub struct ProfileOptions {
+    pub id: Id,
+    /// Human-readable name; the id when `None`.
+    pub name: Option<String>,
+    /// The Ignition file under `ignition/`; `<id>.ign` when `None`.
+    pub ignition: Option<Id>,
+    pub source: ProfileSource,
+    /// Kernel arguments to add; `key=value` replaces the default with that key.
+    pub args: Vec<String>,
+    /// matchbox's base URL as machines reach it: makes server URLs absolute.
+    pub matchbox_url: Option<MatchboxUrl>,
+    pub compat: Option<Compat>,
+}
+
+/// Everything a group is made from.
+#[derive(Clone, Debug)]
+pub struct GroupOptions {
+    pub id: Id,
+    pub profile: Id,
+    /// Human-readable name; the id when `None`.
+    pub name: Option<String>,
+    /// Labels the machine must carry, in the order given; `mac` is normalised.
+    pub selectors: Vec<(String, String)>,
+    /// Template metadata, in the order given; values that parse as JSON stay typed.
+    pub metadata: Vec<(String, String)>,
+    /// A JSON or YAML object of metadata that `metadata` overrides.
+    pub metadata_file: Option<PathBuf>,
+    /// Write the group even when its profile does not exist yet.
+    pub allow_missing_profile: bool,
+}
+
+/// The profile `options` describe, with every input checked; reads the data dir's published
+/// assets for [`ProfileSource::Os`].
+pub fn build_profile(data_dir: &DataDir, options: &ProfileOptions) -> Result<Profile> {
+    let (kernel, initrd, defaults) = match &options.source {
+        ProfileSource::Os { os, version, arch } => {
+            let (_, boot) = os_boot(data_dir, *os, version, *arch, options.matchbox_url.as_ref())?;
             (boot.kernel, boot.initrd, boot.args)
         }
-        (None, Some(kernel)) => {
+        ProfileSource::Urls { kernel, initrd } => {
             check_boot_line("--kernel", kernel, false)?;
-            for initrd in &args.initrd {
+            for initrd in initrd {
                 check_boot_line("--initrd", initrd, true)?;
             }
-            (kernel.clone(), args.initrd.clone(), Vec::new())
+            (kernel.clone(), initrd.clone(), Vec::new())
         }
-        (None, None) => unreachable!("clap requires --os or --kernel"),
     };
     let boot = boot_with_args(
         kernel,
         initrd,
         defaults,
-        &args.args,
-        args.matchbox_url.as_ref(),
-        args.compat,
+        &options.args,
+        options.matchbox_url.as_ref(),
+        options.compat,
     )?;
-    let ignition = match &args.ignition {
+    let ignition = match &options.ignition {
         Some(name) => name.clone(),
-        None => crate::ignition::config_file_name(&args.id)?,
+        None => crate::ignition::config_file_name(&options.id)?,
     };
     Ok(Profile {
-        id: args.id.to_string(),
-        name: args.name.clone().unwrap_or_else(|| args.id.to_string()),
+        id: options.id.to_string(),
+        name: options
+            .name
+            .clone()
+            .unwrap_or_else(|| options.id.to_string()),
         boot: Some(boot),
         ignition_id: ignition.to_string(),
         ..Profile::default()
@@ -201,20 +232,22 @@ fn resolve_release(data_dir: &DataDir, os: Os, version: &Id, arch: Arch) -> Resu
     Ok(Release { version, files })
 }
 
-fn build_group(data_dir: &DataDir, args: &GenGroupArgs) -> Result<Group> {
-    let profile_path = data_dir.profile_path(&args.profile);
-    if !args.allow_missing_profile && !profile_path.is_file() {
+/// The group `options` describe, with every input checked; the profile must exist unless
+/// `allow_missing_profile`.
+pub fn build_group(data_dir: &DataDir, options: &GroupOptions) -> Result<Group> {
+    let profile_path = data_dir.profile_path(&options.profile);
+    if !options.allow_missing_profile && !profile_path.is_file() {
         return Err(invalid(format!(
             "profile {:?} does not exist ({} is missing): write it first with `caas gen profile \
              --id {}`, or pass --allow-missing-profile",
-            args.profile.as_str(),
+            options.profile.as_str(),
             profile_path.display(),
-            args.profile
+            options.profile
         )));
     }
 
     let mut selector = Selector::new();
-    for (key, value) in &args.selectors {
+    for (key, value) in &options.selectors {
         if selector.insert(key.clone(), value.clone()).is_some() {
             return Err(invalid(format!("--selector {key} is given more than once")));
         }
@@ -222,12 +255,12 @@ fn build_group(data_dir: &DataDir, args: &GenGroupArgs) -> Result<Group> {
     let selector =
         normalize_selector(selector).map_err(|err| invalid(format!("--selector: {err}")))?;
 
-    let mut metadata = match &args.metadata_file {
+    let mut metadata = match &options.metadata_file {
         Some(path) => read_metadata_file(path)?,
         None => Map::new(),
     };
     let mut from_flags = std::collections::HashSet::new();
-    for (key, value) in &args.metadata {
+    for (key, value) in &options.metadata {
         if !from_flags.insert(key) {
             return Err(invalid(format!("--metadata {key} is given more than once")));
         }
@@ -235,9 +268,12 @@ fn build_group(data_dir: &DataDir, args: &GenGroupArgs) -> Result<Group> {
     }
 
     Ok(Group {
-        id: args.id.to_string(),
-        name: args.name.clone().unwrap_or_else(|| args.id.to_string()),
-        profile: args.profile.to_string(),
+        id: options.id.to_string(),
+        name: options
+            .name
+            .clone()
+            .unwrap_or_else(|| options.id.to_string()),
+        profile: options.profile.to_string(),
         selector,
         metadata,
     })
@@ -273,7 +309,7 @@ pub fn read_metadata_file(path: &Path) -> Result<Map<String, Value>> {
         other => Err(invalid(format!(
             "{}: metadata must be an object, not {}",
             path.display(),
-            super::decode::type_name(&other)
+            crate::matchbox::decode::type_name(&other)
         ))),
     }
 }
