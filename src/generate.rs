@@ -1,13 +1,15 @@
-//! Profiles and groups from plain options (`caas gen profile`, `caas gen group`), and the boot
-//! settings of a published release that every generator of profiles starts from. It sits above
+//! Profiles and groups from plain options (`caas gen profile`, `caas gen group`), the boot
+//! settings of a published release that every generator of profiles starts from, and
+//! [`FileSet`], the one builder of the profile, group and Ignition files a run writes. It sits above
 //! [`crate::matchbox`] (the file formats), [`crate::os`] and [`crate::assets`] (the releases).
 //!
 //! Everything is validated and built in memory; the caller writes the one file, so bad input
 //! writes nothing.
 
+use std::collections::HashMap;
 use std::fs;
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::{Context as _, Result};
 use serde_json::{Map, Value};
@@ -15,12 +17,15 @@ use serde_json::{Map, Value};
 use crate::assets::manifest::Manifest;
 use crate::error::{InvalidInput, invalid};
 use crate::ids::Id;
+use crate::ignition::config_file_name;
+use crate::input::UserFile;
 use crate::matchbox::datadir::DataDir;
 use crate::matchbox::group::{Group, Selector, normalize_selector};
 use crate::matchbox::kargs::{self, KernelArg};
 use crate::matchbox::profile::{Boot, Profile};
 use crate::matchbox::server::MatchboxUrl;
 use crate::os::{self, Arch, Os, ReleaseFiles};
+use crate::write::FileWrite;
 
 /// The kernel-argument format of the profile.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -67,7 +72,7 @@ pub struct GroupOptions {
     /// Template metadata, in the order given; values that parse as JSON stay typed.
     pub metadata: Vec<(String, String)>,
     /// A JSON or YAML object of metadata that `metadata` overrides.
-    pub metadata_file: Option<PathBuf>,
+    pub metadata_file: Option<UserFile>,
     /// Write the group even when its profile does not exist yet.
     pub allow_missing_profile: bool,
 }
@@ -98,7 +103,7 @@ pub fn build_profile(data_dir: &DataDir, options: &ProfileOptions) -> Result<Pro
     )?;
     let ignition = match &options.ignition {
         Some(name) => name.clone(),
-        None => crate::ignition::config_file_name(&options.id)?,
+        None => config_file_name(&options.id)?,
     };
     Ok(Profile {
         id: options.id.to_string(),
@@ -256,7 +261,7 @@ pub fn build_group(data_dir: &DataDir, options: &GroupOptions) -> Result<Group> 
         normalize_selector(selector).map_err(|err| invalid(format!("--selector: {err}")))?;
 
     let mut metadata = match &options.metadata_file {
-        Some(path) => read_metadata_file(path)?,
+        Some(file) => file.read_object("metadata")?,
         None => Map::new(),
     };
     let mut from_flags = std::collections::HashSet::new();
@@ -279,45 +284,93 @@ pub fn build_group(data_dir: &DataDir, options: &GroupOptions) -> Result<Group> 
     })
 }
 
+/// What a file of a [`FileSet`] is for: which kind of matchbox file, with which id. The path
+/// follows from it (`profiles/<id>.json`, `groups/<id>.json`, `ignition/<id>.ign`).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Purpose {
+    Profile(Id),
+    Group(Id),
+    /// The Ignition config `<id>.ign` (an id that ends in `.ign` is the file name).
+    Ignition(Id),
+}
+
+impl Purpose {
+    /// Where the file lives in `data_dir`.
+    pub fn path(&self, data_dir: &DataDir) -> Result<PathBuf> {
+        Ok(match self {
+            Purpose::Profile(id) => data_dir.profile_path(id),
+            Purpose::Group(id) => data_dir.group_path(id),
+            Purpose::Ignition(id) => data_dir.ignition_path(&config_file_name(id)?),
+        })
+    }
+}
+
+/// The profiles, groups and Ignition configs one run writes, each added for what it is and by
+/// whom (an owner, for errors): `gen`, `gen cluster` and `schedule` all build their files here.
+/// A file two owners would write is an error naming both, before anything is written.
+pub struct FileSet<'a> {
+    data_dir: &'a DataDir,
+    files: Vec<FileWrite>,
+    owners: HashMap<PathBuf, String>,
+}
+
+impl<'a> FileSet<'a> {
+    pub fn new(data_dir: &'a DataDir) -> FileSet<'a> {
+        FileSet {
+            data_dir,
+            files: Vec::new(),
+            owners: HashMap::new(),
+        }
+    }
+
+    /// `profiles/<id>.json`.
+    pub fn profile(&mut self, profile: &Profile, owner: &str) -> Result<()> {
+        let purpose = Purpose::Profile(Id::new(&profile.id)?);
+        self.add(&purpose, profile.to_json(), owner)
+    }
+
+    /// `groups/<id>.json`.
+    pub fn group(&mut self, group: &Group, owner: &str) -> Result<()> {
+        let purpose = Purpose::Group(Id::new(&group.id)?);
+        self.add(&purpose, group.to_json(), owner)
+    }
+
+    /// `ignition/<id>.ign`: a rendered config.
+    pub fn ignition(&mut self, id: &Id, config: Vec<u8>, owner: &str) -> Result<()> {
+        self.add(&Purpose::Ignition(id.clone()), config, owner)
+    }
+
+    fn add(&mut self, purpose: &Purpose, bytes: Vec<u8>, owner: &str) -> Result<()> {
+        let path = purpose.path(self.data_dir)?;
+        if let Some(other) = self.owners.insert(path.clone(), owner.to_owned()) {
+            return Err(invalid(format!(
+                "{other} and {owner} would both write {}: rename one of them",
+                path.strip_prefix(self.data_dir.root())
+                    .unwrap_or(&path)
+                    .display()
+            )));
+        }
+        self.files.push(FileWrite::new(path, bytes));
+        Ok(())
+    }
+
+    /// The files, in the order they were added.
+    pub fn into_files(self) -> Vec<FileWrite> {
+        self.files
+    }
+}
+
 /// A metadata value from the command line: JSON when it parses as JSON (`3`, `true`,
 /// `[1,2]`, `"quoted"`), else the string as given.
 pub fn typed_value(value: &str) -> Value {
     serde_json::from_str(value).unwrap_or_else(|_| Value::String(value.to_owned()))
 }
 
-/// Reads a metadata object: JSON for `.json` files, YAML (a superset of JSON) otherwise.
-pub fn read_metadata_file(path: &Path) -> Result<Map<String, Value>> {
-    let text = match fs::read_to_string(path) {
-        Ok(text) => text,
-        Err(err) if err.kind() == io::ErrorKind::NotFound => {
-            return Err(invalid(format!(
-                "--metadata-file {}: no such file",
-                path.display()
-            )));
-        }
-        Err(err) => return Err(err).with_context(|| format!("reading {}", path.display())),
-    };
-    let is_json = path.extension().is_some_and(|ext| ext == "json");
-    let value: Value = if is_json {
-        serde_json::from_str(&text).map_err(|err| invalid(format!("{}: {err}", path.display())))?
-    } else {
-        serde_saphyr::from_str(&text)
-            .map_err(|err| invalid(format!("{}: {err}", path.display())))?
-    };
-    match value {
-        Value::Object(map) => Ok(map),
-        other => Err(invalid(format!(
-            "{}: metadata must be an object, not {}",
-            path.display(),
-            crate::matchbox::decode::type_name(&other)
-        ))),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+    use std::path::Path;
 
     #[test]
     fn metadata_values_keep_json_types() {
@@ -339,5 +392,29 @@ mod tests {
         assert!(check_boot_line("--kernel", "/a b", false).is_err());
         assert!(check_boot_line("--initrd", "/i\nshell", true).is_err());
         assert!(check_boot_line("--initrd", " ", true).is_err());
+    }
+
+    #[test]
+    fn a_file_set_names_both_owners_of_one_file() {
+        let data_dir = DataDir::new("/srv/bootcfg");
+        let id = Id::new("node1").unwrap();
+        assert_eq!(
+            Purpose::Ignition(id.clone()).path(&data_dir).unwrap(),
+            Path::new("/srv/bootcfg/ignition/node1.ign")
+        );
+        let mut files = FileSet::new(&data_dir);
+        files
+            .ignition(&id, b"{}".to_vec(), "machine node1")
+            .unwrap();
+        let err = files
+            .ignition(&id, b"{}".to_vec(), "the default group")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "machine node1 and the default group would both write ignition/node1.ign: rename \
+             one of them"
+        );
+        assert_eq!(files.into_files().len(), 1);
     }
 }

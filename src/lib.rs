@@ -19,6 +19,7 @@ pub mod explain;
 pub mod generate;
 pub mod ids;
 pub mod ignition;
+pub mod input;
 pub mod lint;
 pub mod matchbox;
 pub mod os;

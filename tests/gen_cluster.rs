@@ -653,3 +653,18 @@ fn a_machine_with_its_own_install_disk_gets_its_own_installer() {
         .code(2);
     assert_one_line_error(&out.get_output().stderr, "does not install to disk");
 }
+
+#[test]
+fn a_bad_api_url_flag_is_blamed_on_the_flag_not_the_spec() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = caas_in(dir.path())
+        .args(["gen", "cluster", "--api-url", "ftp://x"])
+        .assert()
+        .code(2)
+        .get_output()
+        .clone();
+    assert_one_line_error(&out.stderr, "--api-url");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("example"), "{stderr}");
+    assert!(tree_state(dir.path()).is_empty());
+}

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use clap::Args;
 
 use super::{TemplatesArgs, WriteArgs, parse_key_value};
+use crate::cluster::spec::parse_api_url;
 use crate::generate::Compat;
 use crate::ids::Id;
 use crate::ignition::Spec;
@@ -110,8 +111,8 @@ pub struct GenClusterArgs {
     #[arg(long, env = "CAAS_MATCHBOX_URL", value_name = "URL")]
     pub matchbox_url: Option<MatchboxUrl>,
     /// caas API URL as machines reach it, instead of the spec's `api_url`
-    #[arg(long, env = "CAAS_API_URL", value_name = "URL")]
-    pub api_url: Option<String>,
+    #[arg(long, env = "CAAS_API_URL", value_name = "URL", value_parser = parse_api_url)]
+    pub api_url: Option<MatchboxUrl>,
     /// Remove the files an earlier run wrote that the spec no longer names
     #[arg(long)]
     pub prune: bool,

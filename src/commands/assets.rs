@@ -15,7 +15,7 @@ use crate::assets::{etcd, static_binary};
 use crate::cli::{AssetsCommand, CaasFetchArgs, EtcdFetchArgs, FetchArgs, FetchTarget, GlobalArgs};
 use crate::matchbox::DataDir;
 use crate::os::Os;
-use crate::report::Format;
+use crate::report::{ChangeReport, Fields, Format, NoFields, print_changes};
 
 /// `caas assets …`.
 pub fn run(global: &GlobalArgs, command: &AssetsCommand) -> Result<()> {
@@ -136,6 +136,7 @@ fn publish_caas(global: &GlobalArgs, args: &CaasFetchArgs) -> Result<()> {
     let (dir, sha256, outcomes) = (&published.dir, &published.sha256, &published.outcomes);
     let mut out = std::io::stdout().lock();
     match args.format {
+        // One event, as every `assets fetch` reports in JSON.
         Format::Json => {
             let event = serde_json::json!({
                 "event": "published",
@@ -150,14 +151,19 @@ fn publish_caas(global: &GlobalArgs, args: &CaasFetchArgs) -> Result<()> {
         }
         Format::Text if global.quiet => {}
         Format::Text => {
-            for outcome in outcomes {
-                writeln!(
-                    out,
-                    "{} {}",
-                    outcome.action.as_str(),
-                    outcome.path.display()
-                )?;
-            }
+            // The files in the one change-report format; then which caas it is.
+            let report = ChangeReport {
+                dry_run: false,
+                format: Format::Text,
+                quiet: false,
+            };
+            print_changes(
+                &mut out,
+                &[],
+                outcomes,
+                &report,
+                &Fields::<NoFields>::default(),
+            )?;
             writeln!(
                 out,
                 "caas {} sha256 {sha256}, {} bytes, statically linked",

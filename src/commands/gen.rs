@@ -1,9 +1,7 @@
 //! `caas gen profile|group|ignition|cluster`: flags in, files written through one reporter.
 
 use std::collections::HashSet;
-use std::fs;
 use std::io::{self, Write as _};
-use std::path::Path;
 
 use anyhow::{Context as _, Result};
 use serde_json::{Map, Value};
@@ -13,13 +11,11 @@ use crate::cli::{GenClusterArgs, GenGroupArgs, GenIgnitionArgs, GenProfileArgs, 
 use crate::cluster::spec::{LabSpec, Overrides, from_yaml};
 use crate::cluster::{self, EXAMPLE, EXAMPLE_ORIGIN};
 use crate::error::invalid;
-use crate::generate::{
-    self, GroupOptions, ProfileOptions, ProfileSource, read_metadata_file, typed_value,
-};
-use crate::ignition::{Engine, TemplateSet, config_file_name};
+use crate::generate::{self, FileSet, GroupOptions, ProfileOptions, ProfileSource, typed_value};
+use crate::ignition::{Engine, TemplateSet};
+use crate::input::UserFile;
 use crate::matchbox::DataDir;
 use crate::report;
-use crate::write::FileWrite;
 
 /// `caas gen profile`.
 pub fn profile(global: &GlobalArgs, args: &GenProfileArgs) -> Result<()> {
@@ -34,8 +30,13 @@ pub fn profile(global: &GlobalArgs, args: &GenProfileArgs) -> Result<()> {
         compat: args.compat,
     };
     let profile = generate::build_profile(&data_dir, &options)?;
-    let file = FileWrite::new(data_dir.profile_path(&args.id), profile.to_json());
-    report::write_and_report(&[file], &[], &change_report(&args.write, global))?;
+    let mut files = FileSet::new(&data_dir);
+    files.profile(&profile, "gen profile")?;
+    report::write_and_report(
+        &files.into_files(),
+        &[],
+        &change_report(&args.write, global),
+    )?;
     Ok(())
 }
 
@@ -64,12 +65,20 @@ pub fn group(global: &GlobalArgs, args: &GenGroupArgs) -> Result<()> {
         name: args.name.clone(),
         selectors: args.selectors.clone(),
         metadata: args.metadata.clone(),
-        metadata_file: args.metadata_file.clone(),
+        metadata_file: args
+            .metadata_file
+            .as_ref()
+            .map(|path| UserFile::new("--metadata-file", path)),
         allow_missing_profile: args.allow_missing_profile,
     };
     let group = generate::build_group(&data_dir, &options)?;
-    let file = FileWrite::new(data_dir.group_path(&args.id), group.to_json());
-    report::write_and_report(&[file], &[], &change_report(&args.write, global))?;
+    let mut files = FileSet::new(&data_dir);
+    files.group(&group, "gen group")?;
+    report::write_and_report(
+        &files.into_files(),
+        &[],
+        &change_report(&args.write, global),
+    )?;
     Ok(())
 }
 
@@ -81,15 +90,20 @@ pub fn ignition(global: &GlobalArgs, args: &GenIgnitionArgs) -> Result<()> {
     let engine = Engine::new(templates, args.spec)?;
     let bytes = engine.render(&template, &vars)?;
     let data_dir = DataDir::new(&global.data_dir);
-    let file = FileWrite::new(data_dir.ignition_path(&config_file_name(&args.id)?), bytes);
-    report::write_and_report(&[file], &[], &change_report(&args.write, global))?;
+    let mut files = FileSet::new(&data_dir);
+    files.ignition(&args.id, bytes, "gen ignition")?;
+    report::write_and_report(
+        &files.into_files(),
+        &[],
+        &change_report(&args.write, global),
+    )?;
     Ok(())
 }
 
 /// The variables of `gen ignition`: `--vars-file`, then each `--var` over it.
 fn template_vars(args: &GenIgnitionArgs) -> Result<Map<String, Value>> {
     let mut vars = match &args.vars_file {
-        Some(path) => read_metadata_file(path)?,
+        Some(path) => UserFile::new("--vars-file", path).read_object("variables")?,
         None => Map::new(),
     };
     let mut seen = HashSet::new();
@@ -111,7 +125,10 @@ pub fn cluster(global: &GlobalArgs, args: &GenClusterArgs) -> Result<()> {
         return Ok(());
     }
     let (text, origin) = match &args.file {
-        Some(path) => (read_spec(path)?, path.display().to_string()),
+        Some(path) => (
+            UserFile::new("-f", path).read_text()?,
+            path.display().to_string(),
+        ),
         None => (EXAMPLE.to_owned(), EXAMPLE_ORIGIN.to_owned()),
     };
     let overrides = Overrides {
@@ -145,17 +162,4 @@ pub fn cluster(global: &GlobalArgs, args: &GenClusterArgs) -> Result<()> {
         );
     }
     Ok(())
-}
-
-fn read_spec(path: &Path) -> Result<String> {
-    match fs::read_to_string(path) {
-        Ok(text) => Ok(text),
-        Err(err) if err.kind() == io::ErrorKind::NotFound => {
-            Err(invalid(format!("-f {}: no such file", path.display())))
-        }
-        Err(err) if err.kind() == io::ErrorKind::InvalidData => {
-            Err(invalid(format!("{} is not UTF-8 text", path.display())))
-        }
-        Err(err) => Err(err).with_context(|| format!("reading {}", path.display())),
-    }
 }
