@@ -1,7 +1,8 @@
 //! OpenPGP: the pinned keys and detached-signature verification.
 //!
 //! Verification goes through Sequoia's `DetachedVerifier` with its `StandardPolicy`
-//! (../shared/reference/crates.md §1): a key is judged at the time it made the signature, so a
+//! (<https://docs.rs/sequoia-openpgp/2/sequoia_openpgp/policy/struct.StandardPolicy.html>),
+//! which judges a key at the time it made the signature, so a
 //! subkey revoked as compromised, or one that had expired when it signed, is refused, while an
 //! old release signed by a since-expired subkey still verifies. Only a good signature whose
 //! certificate is one of the pinned primaries is accepted; every other outcome is a

@@ -1,5 +1,8 @@
 //! `caas lint`: finds, offline, everything in a data directory that matchbox would skip with
-//! an INFO log, answer with a bare 404, or serve in a way nobody intended.
+//! an INFO log, answer with a bare 404, or serve in a way nobody intended. matchbox reads every
+//! file on every request and validates almost nothing when it loads them: a bad file shows
+//! only in its log, a bad reference only as a 404 at boot
+//! (<https://github.com/poseidon/matchbox/blob/v0.8.3/matchbox/storage/filestore.go>).
 //!
 //! A run reads the directory once into [`facts`] (with [`crate::matchbox::store`], which
 //! reproduces matchbox's file store; selection questions go through

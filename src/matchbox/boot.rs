@@ -2,6 +2,10 @@
 //! Ignition URLs on its kernel line and the assets it loads from matchbox. `lint` checks these,
 //! `explain` follows them.
 //!
+//! Under UEFI the kernel finds an initrd only by the name the kernel line gives it
+//! (`initrd=main` with `initrd --name main` for Fedora CoreOS,
+//! `initrd=flatcar_production_pxe_image.cpio.gz` for Flatcar), and Ignition runs only with the
+//! OS's first-boot argument (`flatcar.first_boot`, `ignition.firstboot`, `coreos.first_boot`).
 //! iPXE names an initrd after the last path component of its URI unless `--name` says otherwise
 //! (<https://ipxe.org/cmd/initrd>); matchbox serves `/assets/…` from its assets directory
 //! (<https://matchbox.psdn.io/matchbox/>).

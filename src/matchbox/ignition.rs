@@ -1,4 +1,5 @@
-//! Raw Ignition files (`ignition/*.ign`, `*.ignition`) and what each target does with them:
+//! Raw Ignition files (`ignition/*.ign`, `*.ignition`) and what each target does with them
+//! (matchbox's handler: <https://github.com/poseidon/matchbox/blob/v0.11.0/matchbox/http/ignition.go>):
 //!
 //! - matchbox v0.11 (and HEAD) parses the file with Ignition's spec 3.4 parser, which upgrades
 //!   3.0–3.3, and re-serves it as 3.4.0. Anything it cannot parse (spec 2.x, 3.5, 3.6, broken
