@@ -6,6 +6,9 @@
 //! package) and a Lua script that posts realistic reports with a distinct MAC per request, then
 //! fills the store to 100,000 machines and reads the server's resident memory from /proc.
 //!
+//! `cargo bench --bench api -- wal` measures only the store's write-ahead log under 30 s of
+//! sustained POSTs (its peak size, its size afterwards, the first POST after the load).
+//!
 //! Figures are printed, never asserted.
 
 use std::fs;
@@ -231,12 +234,62 @@ fn memory(pid: u32) -> (f64, f64) {
     (kib("VmRSS:"), kib("VmHWM:"))
 }
 
+/// The size of the store's write-ahead log under sustained POSTs (issue: it grew without
+/// limit): wrk posts new machines on 64 connections for `seconds`; the WAL's size is sampled
+/// every 100 ms; then one POST's latency and the WAL once the load is over.
+fn wal_under_load(dir: &Path, script: &Path, seconds: u32) {
+    let db = dir.join("wal.db");
+    let server = start(&db, &dir.join("wal.log"));
+    let mut wal = db.as_os_str().to_owned();
+    wal.push("-wal");
+    let wal = std::path::PathBuf::from(wal);
+    let size = |path: &Path| fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let (peak, (rate, p99, requests, errors)) = std::thread::scope(|scope| {
+        let sampler = scope.spawn(|| {
+            let mut peak = 0;
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                peak = peak.max(size(&wal));
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            peak
+        });
+        let result = wrk(&server.url, script, 64, seconds, 0x77);
+        done.store(true, std::sync::atomic::Ordering::Relaxed);
+        (sampler.join().unwrap(), result)
+    });
+    let at_end = size(&wal);
+    let started = Instant::now();
+    let mut response = ureq::post(&format!("{}/discovery", server.url))
+        .header("Content-Type", "application/json")
+        .send(report_body(0x78, 1).as_bytes())
+        .unwrap();
+    let _ = response.body_mut().read_to_vec();
+    let first_post = started.elapsed();
+    std::thread::sleep(Duration::from_secs(2));
+    let mib = |bytes: u64| bytes as f64 / 1048576.0;
+    println!(
+        "WAL under {seconds} s of POSTs (64 connections, {rate:.0} req/s, p99 {p99}, {requests} requests, {errors} non-2xx): peak {:.1} MiB, {:.1} MiB at the end of the load, {:.1} MiB 2 s later; store {:.1} MiB; first POST after the load {first_post:.2?}",
+        mib(peak),
+        mib(at_end),
+        mib(size(&wal)),
+        mib(size(&db)),
+    );
+}
+
 fn main() {
     // `cargo test --benches` runs bench targets with `--bench` absent: stay quick there.
     if !std::env::args().any(|arg| arg == "--bench") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
+    // `cargo bench --bench api -- wal`: only the write-ahead log under load.
+    if std::env::args().any(|arg| arg == "wal") {
+        let script = dir.path().join("post.lua");
+        fs::write(&script, POST_LUA).unwrap();
+        wal_under_load(dir.path(), &script, 30);
+        return;
+    }
     let script = dir.path().join("post.lua");
     fs::write(&script, POST_LUA).unwrap();
 

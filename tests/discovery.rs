@@ -975,3 +975,344 @@ fn a_second_api_on_the_same_store_is_refused() {
     // The first one is unaffected.
     assert_eq!(get_json(&format!("{}/healthz", api.url))["db"], true);
 }
+
+/// `report(mac, …)` with an unknown key `deep` holding nested arrays, so that the whole report
+/// nests `depth` levels (the report object being level 1).
+fn deep_report(mac: &str, depth: usize) -> String {
+    let mut value = report(mac, "deep");
+    let inner = depth - 1;
+    let nested = format!("{}{}", "[".repeat(inner), "]".repeat(inner));
+    value["deep"] = json!(null);
+    let with_key = value.to_string();
+    // Built as text: serde_json would refuse to parse the deepest of these itself.
+    let text = with_key.replacen(r#""deep":null"#, &format!(r#""deep":{nested}"#), 1);
+    assert_eq!(
+        caas::discovery::report::nesting_depth(text.as_bytes()),
+        depth
+    );
+    text
+}
+
+#[test]
+fn whatever_the_api_accepts_every_listing_reader_reads() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("caas.db");
+    let api = Api::start(&db, &[]);
+    let post = |body: &str| {
+        request(
+            "POST",
+            &format!("{}/discovery", api.url),
+            None,
+            body.as_bytes(),
+        )
+    };
+    // Just under the limit: accepted, at the top level and inside an interface's unknown key.
+    let (status, body) = post(&deep_report(&mac_of(1), 32));
+    assert_eq!(status, 200, "{body}");
+    let mut in_interface = report(&mac_of(2), "deep-interface");
+    in_interface["interfaces"][1]["extra"] = json!(null);
+    let nested = format!(
+        "{}{}",
+        "{\"k\":".repeat(29),
+        "0".to_owned() + &"}".repeat(29)
+    );
+    let text =
+        in_interface
+            .to_string()
+            .replacen(r#""extra":null"#, &format!(r#""extra":{nested}"#), 1);
+    assert_eq!(caas::discovery::report::nesting_depth(text.as_bytes()), 32);
+    let (status, body) = post(&text);
+    assert_eq!(status, 200, "{body}");
+    // One level more, the depth that used to break every listing, and far beyond serde_json's
+    // own limit: refused as a bad body, nothing stored.
+    for depth in [33, 126, 127, 5000] {
+        let (status, body) = post(&deep_report(&mac_of(100 + depth), depth));
+        assert_eq!(status, 400, "depth {depth}: {body}");
+        assert!(body.contains("nests") && body.contains("32"), "{body}");
+    }
+    let text = format!(
+        "{}{}",
+        "{\"k\":".repeat(40),
+        "0".to_owned() + &"}".repeat(40)
+    );
+    let (status, _) = post(&text);
+    assert_eq!(status, 400);
+
+    // Every listing parses, and every reader of the API and of saved listings reads both.
+    for path in ["/discovery", "/discovery/interfaces", "/discovery/machines"] {
+        let (status, body) = request("GET", &format!("{}{path}", api.url), None, b"");
+        assert_eq!(status, 200, "{path}: {body}");
+        let value: Value = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{path}: {e}"));
+        if path != "/discovery/interfaces" {
+            assert_eq!(value.as_array().unwrap().len(), 2, "{path}");
+            let saved = dir.path().join("saved.json");
+            fs::write(&saved, &body).unwrap();
+            assert_eq!(
+                machines_from_json(body.as_bytes()).unwrap().len(),
+                2,
+                "{path}"
+            );
+            let data = dir.path().join(format!("data{}", path.replace('/', "-")));
+            fs::create_dir(&data).unwrap();
+            let out = common::caas_in(&data)
+                .args([
+                    "schedule",
+                    "once",
+                    "--matchbox-url",
+                    "http://127.0.0.1:9",
+                    "--plan",
+                    "--discovery",
+                ])
+                .arg(&saved)
+                .output()
+                .unwrap();
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert!(matches!(out.status.code(), Some(0 | 2)), "{path}: {stderr}");
+        }
+    }
+    let machines = fetch_machines(&api.url, Duration::from_secs(30)).unwrap();
+    assert_eq!(machines.len(), 2);
+    assert_eq!(machines[0].mac, mac_of(1));
+    let data = dir.path().join("data-api");
+    fs::create_dir(&data).unwrap();
+    let out = common::caas_in(&data)
+        .args([
+            "schedule",
+            "once",
+            "--matchbox-url",
+            "http://127.0.0.1:9",
+            "--plan",
+            "--api",
+            &api.url,
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(matches!(out.status.code(), Some(0 | 2)), "{stderr}");
+    assert!(!stderr.contains("recursion"), "{stderr}");
+}
+
+/// Starts `caas api --db <a>` and `caas api --db <b>` at the same instant; returns the
+/// (first line of stdout, exit code if it exited, stderr) of each, the survivor killed.
+fn two_apis_at_once(a: &Path, b: &Path) -> Vec<(String, Option<i32>, String)> {
+    let barrier = Arc::new(std::sync::Barrier::new(2));
+    let runs: Vec<_> = [a.to_owned(), b.to_owned()]
+        .into_iter()
+        .map(|db| {
+            let barrier = barrier.clone();
+            thread::spawn(move || {
+                let mut command = Command::new(env!("CARGO_BIN_EXE_caas"));
+                command
+                    .env_remove("CAAS_DB")
+                    .env_remove("CAAS_LOG")
+                    .args(["api", "--listen", "127.0.0.1:0", "--db"])
+                    .arg(&db)
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::piped());
+                barrier.wait();
+                let mut child = command.spawn().unwrap();
+                let mut line = String::new();
+                BufReader::new(child.stdout.take().unwrap())
+                    .read_line(&mut line)
+                    .unwrap();
+                (child, line)
+            })
+        })
+        .collect();
+    let started: Vec<_> = runs.into_iter().map(|t| t.join().unwrap()).collect();
+    started
+        .into_iter()
+        .map(|(mut child, line)| {
+            if line.starts_with("listening on ") {
+                let _ = child.kill();
+            }
+            let status = child.wait().unwrap();
+            let mut stderr = String::new();
+            child
+                .stderr
+                .take()
+                .unwrap()
+                .read_to_string(&mut stderr)
+                .unwrap();
+            (line, status.code(), stderr)
+        })
+        .collect()
+}
+
+#[test]
+fn a_symlink_or_a_hard_link_does_not_let_a_second_api_in() {
+    let dir = tempfile::tempdir().unwrap();
+    for round in 0..6 {
+        let db = dir.path().join(format!("caas-{round}.db"));
+        let other = dir.path().join(format!("other-{round}.db"));
+        if round % 2 == 0 {
+            std::os::unix::fs::symlink(&db, &other).unwrap();
+        } else {
+            // A hard link needs the file: an empty one is a new store to SQLite.
+            fs::write(&db, b"").unwrap();
+            fs::hard_link(&db, &other).unwrap();
+        }
+        let runs = two_apis_at_once(&db, &other);
+        let started = runs
+            .iter()
+            .filter(|(line, _, _)| line.starts_with("listening"))
+            .count();
+        assert_eq!(started, 1, "round {round}: {runs:?}");
+        let (_, code, stderr) = runs
+            .iter()
+            .find(|(line, _, _)| !line.starts_with("listening"))
+            .unwrap();
+        assert_eq!(*code, Some(1), "round {round}: {stderr}");
+        assert!(
+            stderr.contains("another process (caas api) is writing to it"),
+            "{stderr}"
+        );
+        // Through the winner's path: after its SIGKILL, its WAL is named after that path.
+        let winner = if runs[0].0.starts_with("listening") {
+            &db
+        } else {
+            &other
+        };
+        Store::open_read_only(winner)
+            .unwrap()
+            .integrity_check()
+            .unwrap();
+    }
+}
+
+#[test]
+fn a_database_deleted_or_replaced_under_the_api_gets_no_more_acknowledgements() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("caas.db");
+    let api = Api::start(&db, &[]);
+    let post = |i: usize| {
+        request(
+            "POST",
+            &format!("{}/discovery", api.url),
+            None,
+            report(&mac_of(i), "h").to_string().as_bytes(),
+        )
+    };
+    assert_eq!(post(1).0, 200);
+    // Deleted: every POST is refused with 503 and /healthz says the database is down.
+    fs::remove_file(&db).unwrap();
+    let (status, body) = post(2);
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("was deleted"), "{body}");
+    let (status, body) = request("GET", &format!("{}/healthz", api.url), None, b"");
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(serde_json::from_str::<Value>(&body).unwrap()["db"], false);
+    assert_eq!(api.terminate().code(), Some(0));
+
+    // Replaced (a new store renamed over it) while POSTs keep coming: a POST sent after the
+    // replacement is acknowledged only if it is in the file the next start opens.
+    let api = Api::start(&db, &[]);
+    let url = format!("{}/discovery", api.url);
+    let replaced_at: Arc<Mutex<Option<Instant>>> = Arc::new(Mutex::new(None));
+    let acknowledged = Arc::new(AtomicUsize::new(0));
+    let poster = {
+        let replaced_at = replaced_at.clone();
+        let acknowledged = acknowledged.clone();
+        thread::spawn(move || {
+            let mut answers = Vec::new();
+            let mut after = 0;
+            // Until 20 POSTs were sent after the replacement (bounded).
+            for i in 10..20_000 {
+                if after >= 20 {
+                    break;
+                }
+                let body = report(&mac_of(i), "h").to_string();
+                let sent = Instant::now();
+                if replaced_at.lock().unwrap().is_some_and(|at| sent > at) {
+                    after += 1;
+                }
+                let status = request("POST", &url, None, body.as_bytes()).0;
+                assert!(matches!(status, 200 | 503), "POST answered {status}");
+                if status == 200 {
+                    acknowledged.fetch_add(1, Ordering::SeqCst);
+                }
+                answers.push((sent, mac_of(i), status));
+            }
+            answers
+        })
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while acknowledged.load(Ordering::SeqCst) < 5 && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(20));
+    }
+    let replacement = dir.path().join("replacement.db");
+    drop(Store::open(&replacement).unwrap());
+    fs::rename(&replacement, &db).unwrap();
+    let replaced = Instant::now();
+    *replaced_at.lock().unwrap() = Some(replaced);
+    let answers = poster.join().unwrap();
+    assert_eq!(
+        request("GET", &format!("{}/healthz", api.url), None, b"").0,
+        503
+    );
+    assert_eq!(api.terminate().code(), Some(0));
+    let stored: BTreeSet<String> = Store::open_read_only(&db)
+        .unwrap()
+        .machines()
+        .unwrap()
+        .into_iter()
+        .map(|m| m.mac)
+        .collect();
+    let before = answers
+        .iter()
+        .filter(|(sent, _, status)| *sent < replaced && *status == 200);
+    assert!(
+        before.count() > 0,
+        "nothing was acknowledged before the replacement"
+    );
+    let after: Vec<_> = answers
+        .iter()
+        .filter(|(sent, _, _)| *sent > replaced)
+        .collect();
+    assert!(!after.is_empty());
+    for (_, mac, status) in after {
+        assert!(
+            *status == 503 || stored.contains(mac),
+            "{mac}: 200, and not in the store"
+        );
+    }
+}
+
+#[test]
+fn half_closed_clients_get_their_answer() {
+    let dir = tempfile::tempdir().unwrap();
+    let api = Api::start(&dir.path().join("caas.db"), &[]);
+    let half_closed = |request: String| {
+        let mut stream = TcpStream::connect(("127.0.0.1", api.port())).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
+        stream.write_all(request.as_bytes()).unwrap();
+        stream.shutdown(std::net::Shutdown::Write).unwrap();
+        let mut answer = Vec::new();
+        stream.read_to_end(&mut answer).unwrap();
+        String::from_utf8_lossy(&answer).into_owned()
+    };
+    let answers: Vec<String> = thread::scope(|scope| {
+        let posts: Vec<_> = (0..20)
+            .map(|i| {
+                scope.spawn(move || {
+                    let body = report(&mac_of(i), "half").to_string();
+                    half_closed(format!(
+                        "POST /discovery HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+                         Content-Length: {}\r\n\r\n{body}",
+                        body.len()
+                    ))
+                })
+            })
+            .collect();
+        posts.into_iter().map(|p| p.join().unwrap()).collect()
+    });
+    for answer in &answers {
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer:?}");
+        assert!(answer.contains("\"total_elt\""), "{answer:?}");
+    }
+    let answer = half_closed("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n".into());
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer:?}");
+    assert_eq!(get_json(&format!("{}/healthz", api.url))["machines"], 20);
+}

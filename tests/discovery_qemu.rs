@@ -58,8 +58,11 @@ fn a_booting_kernel_reports_itself_to_caas_api() {
         .args(["-append", &cmdline])
         .args([
             "-netdev",
+            // One relay per guest connection: the `tcp:` form opens a single host connection
+            // when QEMU starts, which the API's header timeout closes if the guest boots slowly.
             &format!(
-                "user,id=n0,restrict=on,guestfwd=tcp:{API_IN_GUEST}:{port}-tcp:127.0.0.1:{port}"
+                "user,id=n0,restrict=on,\
+                 guestfwd=tcp:{API_IN_GUEST}:{port}-cmd:/bin/busybox nc 127.0.0.1 {port}"
             ),
             "-device",
             &format!("virtio-net-pci,netdev=n0,mac={GUEST_MAC}"),

@@ -110,7 +110,139 @@ pub fn build(options: &BuildOptions) -> Result<Built> {
     let mut notes = Vec::new();
 
     // Everything that can be missing is looked for before anything is built.
-    let mut source_targets: Vec<(&str, &str)> = Vec::new();
+    let Tools {
+        source_targets,
+        source,
+        dirs,
+        lkrn,
+        image_tools,
+        prebuilt_efi,
+    } = find_tools(options)?;
+    if url.is_https() && (lkrn.is_some() || prebuilt_efi.is_some()) {
+        notes.push(format!(
+            "the boot URL is https: prebuilt iPXE binaries (Debian's, and official BIOS builds) \
+             usually lack HTTPS support, so {url} may fail to load; build iPXE with \
+             DOWNLOAD_PROTO_HTTPS or serve the boot script over http"
+        ));
+    }
+
+    // Build.
+    let mut outputs: Vec<Output> = Vec::new();
+    let mut built_efi: Option<Vec<u8>> = None;
+    if let Some(source) = &source {
+        for (name, bytes) in
+            media::build_from_source(source, &script, &source_targets, epoch, options.quiet)?
+        {
+            if name == "ipxe.efi" {
+                built_efi = Some(bytes.clone());
+            }
+            outputs.push(Output::binary(&name, bytes));
+        }
+    }
+    if wants(ChainTarget::Script) || wants(ChainTarget::Lkrn) {
+        outputs.insert(0, Output::text(SCRIPT_NAME, script.clone()));
+    }
+    if wants(ChainTarget::Lkrn) {
+        let path = lkrn.as_ref().expect("looked up above");
+        outputs.extend(lkrn_outputs(url, path)?);
+    }
+    if let Some(tools) = &image_tools {
+        let efi = match (&built_efi, &prebuilt_efi) {
+            (Some(bytes), _) => {
+                notes.push(
+                    "UEFI: the images boot the ipxe.efi just built, with the chain script \
+                     embedded"
+                        .to_owned(),
+                );
+                Some(EfiBoot {
+                    binary: bytes.clone(),
+                })
+            }
+            (None, Some(path)) => {
+                let binary =
+                    std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+                notes.push(efi_note(path, media::efi_reads_autoexec(&binary)));
+                Some(EfiBoot { binary })
+            }
+            (None, None) => {
+                notes.push(format!(
+                    "UEFI: no ipxe.efi in {}: the images boot on BIOS (and UEFI with CSM) only",
+                    dirs.iter()
+                        .map(|d| d.display().to_string())
+                        .collect::<Vec<_>>()
+                        .join(" or ")
+                ));
+                None
+            }
+        };
+        let built = media::build_images(
+            tools,
+            url,
+            &script,
+            efi.as_ref(),
+            epoch,
+            wants(ChainTarget::Iso),
+            wants(ChainTarget::Usb),
+        )?;
+        if let Some(iso) = built.iso {
+            outputs.push(Output::binary(ISO_NAME, iso));
+        }
+        if let Some(usb) = built.usb {
+            outputs.push(Output::binary(USB_NAME, usb));
+        }
+    }
+    let sums: String = outputs
+        .iter()
+        .map(|o| format!("{}  {}\n", write::sha256_hex(&o.bytes), o.name))
+        .collect();
+    outputs.push(Output::text(SUMS_NAME, sums));
+
+    Ok(Built { outputs, notes })
+}
+
+/// `ipxe.lkrn` and the boot-loader entries that load it with the chain script as its initrd.
+fn lkrn_outputs(url: &BootUrl, lkrn: &Path) -> Result<Vec<Output>> {
+    let bytes = std::fs::read(lkrn).with_context(|| format!("reading {}", lkrn.display()))?;
+    Ok(vec![
+        Output::binary(LKRN_NAME, bytes),
+        Output::text(
+            "syslinux.cfg",
+            script::syslinux_cfg(
+                url,
+                "isolinux / syslinux / extlinux",
+                "Put ipxe.lkrn and chain.ipxe in the directory of this file.",
+            ),
+        ),
+        Output::text("grub.cfg", script::grub_cfg(url)),
+        Output::text(
+            "pxelinux.cfg/default",
+            script::syslinux_cfg(
+                url,
+                "PXELINUX",
+                "Put this file at pxelinux.cfg/default in the TFTP root, ipxe.lkrn and \
+                 chain.ipxe next to pxelinux.0.",
+            ),
+        ),
+    ])
+}
+
+/// The iPXE sources, prebuilt binaries and image tools `options` need, each found (or its
+/// absence explained) before anything is built.
+struct Tools {
+    /// The `make` targets to build from source, and their output names.
+    source_targets: Vec<(&'static str, &'static str)>,
+    source: Option<IpxeSource>,
+    /// Where prebuilt iPXE binaries are looked for.
+    dirs: Vec<PathBuf>,
+    lkrn: Option<PathBuf>,
+    image_tools: Option<ImageTools>,
+    /// The UEFI entry of the images when none is built from source.
+    prebuilt_efi: Option<PathBuf>,
+}
+
+fn find_tools(options: &BuildOptions) -> Result<Tools> {
+    let wants = |t: ChainTarget| options.targets.contains(&t);
+    let mut source_targets: Vec<(&'static str, &'static str)> = Vec::new();
     if wants(ChainTarget::Kpxe) {
         source_targets.extend(media::KPXE_TARGETS);
     }
@@ -167,105 +299,14 @@ pub fn build(options: &BuildOptions) -> Result<Built> {
         }
         other => other,
     };
-    if url.is_https() && (lkrn.is_some() || prebuilt_efi.is_some()) {
-        notes.push(format!(
-            "the boot URL is https: prebuilt iPXE binaries (Debian's, and official BIOS builds) \
-             usually lack HTTPS support, so {url} may fail to load; build iPXE with \
-             DOWNLOAD_PROTO_HTTPS or serve the boot script over http"
-        ));
-    }
-
-    // Build.
-    let mut outputs: Vec<Output> = Vec::new();
-    let mut built_efi: Option<Vec<u8>> = None;
-    if let Some(source) = &source {
-        for (name, bytes) in
-            media::build_from_source(source, &script, &source_targets, epoch, options.quiet)?
-        {
-            if name == "ipxe.efi" {
-                built_efi = Some(bytes.clone());
-            }
-            outputs.push(Output::binary(&name, bytes));
-        }
-    }
-    if wants(ChainTarget::Script) || wants(ChainTarget::Lkrn) {
-        outputs.insert(0, Output::text(SCRIPT_NAME, script.clone()));
-    }
-    if wants(ChainTarget::Lkrn) {
-        let path = lkrn.as_ref().expect("looked up above");
-        let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-        outputs.push(Output::binary(LKRN_NAME, bytes));
-        outputs.push(Output::text(
-            "syslinux.cfg",
-            script::syslinux_cfg(
-                url,
-                "isolinux / syslinux / extlinux",
-                "Put ipxe.lkrn and chain.ipxe in the directory of this file.",
-            ),
-        ));
-        outputs.push(Output::text("grub.cfg", script::grub_cfg(url)));
-        outputs.push(Output::text(
-            "pxelinux.cfg/default",
-            script::syslinux_cfg(
-                url,
-                "PXELINUX",
-                "Put this file at pxelinux.cfg/default in the TFTP root, ipxe.lkrn and \
-                 chain.ipxe next to pxelinux.0.",
-            ),
-        ));
-    }
-    if let Some(tools) = &image_tools {
-        let efi = match (&built_efi, &prebuilt_efi) {
-            (Some(bytes), _) => {
-                notes.push(
-                    "UEFI: the images boot the ipxe.efi just built, with the chain script \
-                     embedded"
-                        .to_owned(),
-                );
-                Some(EfiBoot {
-                    binary: bytes.clone(),
-                })
-            }
-            (None, Some(path)) => {
-                let binary =
-                    std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-                notes.push(efi_note(path, media::efi_reads_autoexec(&binary)));
-                Some(EfiBoot { binary })
-            }
-            (None, None) => {
-                notes.push(format!(
-                    "UEFI: no ipxe.efi in {}: the images boot on BIOS (and UEFI with CSM) only",
-                    dirs.iter()
-                        .map(|d| d.display().to_string())
-                        .collect::<Vec<_>>()
-                        .join(" or ")
-                ));
-                None
-            }
-        };
-        let built = media::build_images(
-            tools,
-            url,
-            &script,
-            efi.as_ref(),
-            epoch,
-            wants(ChainTarget::Iso),
-            wants(ChainTarget::Usb),
-        )?;
-        if let Some(iso) = built.iso {
-            outputs.push(Output::binary(ISO_NAME, iso));
-        }
-        if let Some(usb) = built.usb {
-            outputs.push(Output::binary(USB_NAME, usb));
-        }
-    }
-    let sums: String = outputs
-        .iter()
-        .map(|o| format!("{}  {}\n", write::sha256_hex(&o.bytes), o.name))
-        .collect();
-    outputs.push(Output::text(SUMS_NAME, sums));
-
-    Ok(Built { outputs, notes })
+    Ok(Tools {
+        source_targets,
+        source,
+        dirs,
+        lkrn,
+        image_tools,
+        prebuilt_efi,
+    })
 }
 
 fn efi_note(path: &Path, reads_autoexec: bool) -> String {

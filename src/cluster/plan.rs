@@ -1,7 +1,7 @@
 //! The plan of a lab: every profile, group and Ignition file, computed without touching the
 //! disk. [`plan`] is pure given the resolved OS boot settings and a template engine.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::thread;
 
@@ -65,73 +65,13 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Vec<FileWrite>> {
     let etcd = etcd_vars(&lab.machines);
     let base_boot = boot(input, &[])?;
 
-    let engine = input.engine;
-    let mut renders = Vec::with_capacity(lab.machines.len() + 2);
-    if let Some(role) = &lab.default_role {
-        let owner = format!("the default group (role {role})");
-        let vars = pick(engine, role, &owner, &[&common])?;
-        renders.push(Render {
-            of: ConfigOf::DefaultGroup,
-            owner,
-            template: role.clone(),
-            vars,
-        });
-    }
     // The shared installer serves every installing machine without a disk of its own; a
     // machine with one gets its own installer (`install-<name>`), never the shared disk.
     let installs = lab
         .machines
         .iter()
         .any(|m| m.install && m.install_device.is_none());
-    if installs {
-        let owner = "the installer".to_owned();
-        let vars = pick(engine, INSTALL, &owner, &[&common])?;
-        renders.push(Render {
-            of: ConfigOf::Installer,
-            owner,
-            template: INSTALL.to_owned(),
-            vars,
-        });
-    }
-    for machine in &lab.machines {
-        if let Some(device) = &machine.install_device {
-            let owner = format!("the installer of machine {} ({device})", machine.name);
-            let disk = Map::from_iter([(INSTALL_DEVICE_VAR.to_owned(), device.clone().into())]);
-            let vars = pick(engine, INSTALL, &owner, &[&disk, &machine.vars, &common])?;
-            renders.push(Render {
-                of: ConfigOf::OwnInstaller(machine.name.clone()),
-                owner,
-                template: INSTALL.to_owned(),
-                vars,
-            });
-        }
-    }
-    let no_vars = Map::new();
-    for machine in &lab.machines {
-        let mut own = Map::new();
-        own.insert("name".into(), machine.name.as_str().into());
-        own.insert("mac".into(), machine.mac.clone().into());
-        own.insert("role".into(), machine.role.clone().into());
-        if let Some(ip) = machine.ip {
-            own.insert("ip".into(), ip.to_string().into());
-        }
-        let computed = etcd.get(&machine.name).unwrap_or(&no_vars);
-        let owner = format!("machine {} (role {})", machine.name, machine.role);
-        // Highest precedence first: the machine's vars, what caas computed, its identity,
-        // then the lab's.
-        let vars = pick(
-            engine,
-            &machine.role,
-            &owner,
-            &[&machine.vars, computed, &own, &common],
-        )?;
-        renders.push(Render {
-            of: ConfigOf::Machine(machine.name.clone()),
-            owner,
-            template: machine.role.clone(),
-            vars,
-        });
-    }
+    let renders = renders(input, &common, &etcd, installs)?;
     let mut configs = render_all(input.engine, renders)?;
     let mut config_of = |of: &ConfigOf| {
         let config = configs.remove(of).expect("every config was rendered");
@@ -222,6 +162,79 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Vec<FileWrite>> {
 /// The profile and config id of the installer of a machine with a disk of its own.
 pub fn own_installer_id(machine: &Id) -> Result<Id> {
     Ok(Id::new(&format!("{INSTALL}-{machine}"))?)
+}
+
+/// The Ignition config every part of the lab needs: whose it is, its template and the
+/// variables that template refers to.
+fn renders(
+    input: &PlanInput<'_>,
+    common: &Map<String, Value>,
+    etcd: &BTreeMap<Id, Map<String, Value>>,
+    installs: bool,
+) -> Result<Vec<Render>> {
+    let lab = input.lab;
+    let engine = input.engine;
+    let mut renders = Vec::with_capacity(lab.machines.len() + 2);
+    if let Some(role) = &lab.default_role {
+        let owner = format!("the default group (role {role})");
+        let vars = pick(engine, role, &owner, &[common])?;
+        renders.push(Render {
+            of: ConfigOf::DefaultGroup,
+            owner,
+            template: role.clone(),
+            vars,
+        });
+    }
+    if installs {
+        let owner = "the installer".to_owned();
+        let vars = pick(engine, INSTALL, &owner, &[common])?;
+        renders.push(Render {
+            of: ConfigOf::Installer,
+            owner,
+            template: INSTALL.to_owned(),
+            vars,
+        });
+    }
+    for machine in &lab.machines {
+        if let Some(device) = &machine.install_device {
+            let owner = format!("the installer of machine {} ({device})", machine.name);
+            let disk = Map::from_iter([(INSTALL_DEVICE_VAR.to_owned(), device.clone().into())]);
+            let vars = pick(engine, INSTALL, &owner, &[&disk, &machine.vars, common])?;
+            renders.push(Render {
+                of: ConfigOf::OwnInstaller(machine.name.clone()),
+                owner,
+                template: INSTALL.to_owned(),
+                vars,
+            });
+        }
+    }
+    let no_vars = Map::new();
+    for machine in &lab.machines {
+        let mut own = Map::new();
+        own.insert("name".into(), machine.name.as_str().into());
+        own.insert("mac".into(), machine.mac.clone().into());
+        own.insert("role".into(), machine.role.clone().into());
+        if let Some(ip) = machine.ip {
+            own.insert("ip".into(), ip.to_string().into());
+        }
+        let computed = etcd.get(&machine.name).unwrap_or(&no_vars);
+        let owner = format!("machine {} (role {})", machine.name, machine.role);
+        // Highest precedence first: the machine's vars, what caas computed, its identity,
+        // then the lab's.
+        let vars = pick(
+            engine,
+            &machine.role,
+            &owner,
+            &[&machine.vars, computed, &own, common],
+        )?;
+        renders.push(Render {
+            of: ConfigOf::Machine(machine.name.clone()),
+            owner,
+            template: machine.role.clone(),
+            vars,
+        });
+    }
+    Ok(renders)
 }
 
 /// The variables every template gets (a template only sees those it refers to).

@@ -229,41 +229,7 @@ impl LabSpec {
             }
         };
 
-        let mut machines = Vec::with_capacity(self.machines.len());
-        let mut by_name: HashMap<Id, usize> = HashMap::with_capacity(self.machines.len());
-        let mut by_mac: HashMap<String, Id> = HashMap::with_capacity(self.machines.len());
-        for (i, machine) in self.machines.into_iter().enumerate() {
-            let at = |what: String| bad(format!("machines[{i}] ({}): {what}", machine.name));
-            if by_name.insert(machine.name.clone(), i).is_some() {
-                return Err(at("the name is given to another machine too".to_owned()));
-            }
-            let mac = mac::normalize(&machine.mac).map_err(|err| at(format!("mac: {err}")))?;
-            if let Some(other) = by_mac.insert(mac.clone(), machine.name.clone()) {
-                return Err(at(format!("mac {mac} is machine {other}'s too")));
-            }
-            check_role(&machine.role)
-                .map_err(|why| at(format!("role {:?}: {why}", machine.role)))?;
-            if machine.role == "install" {
-                return Err(at(
-                    "role \"install\": give the role the machine has once installed, with \
-                     `install: true` (caas pairs the installer with an os=installed group)"
-                        .to_owned(),
-                ));
-            }
-            let (install_machine, own_device) =
-                machine_install(machine.install.as_ref(), &machine.vars, install.as_ref())
-                    .map_err(at)?;
-            machines.push(Machine {
-                name: machine.name,
-                mac,
-                role: machine.role,
-                ip: machine.ip,
-                install: install_machine,
-                install_device: own_device,
-                args: machine.args,
-                vars: machine.vars,
-            });
-        }
+        let machines = validate_machines(self.machines, install.as_ref(), &bad)?;
 
         Ok(Lab {
             name: self.name,
@@ -339,10 +305,12 @@ fn machine_install(
     };
     match (installs, device, lab) {
         (false, Some(device), _) => Err(format!(
-            "{INSTALL_DEVICE_VAR} {device:?} is set, but the machine does not install to disk:              give it `install: true` (or `install: {{device: {device}}}`), or drop the device"
+            "{INSTALL_DEVICE_VAR} {device:?} is set, but the machine does not install to disk: \
+             give it `install: true` (or `install: {{device: {device}}}`), or drop the device"
         )),
         (true, None, None) => Err(
-            "install: true needs a disk: the spec's install section (install.device) or the              machine's own (`install: {device: /dev/sda}`)"
+            "install: true needs a disk: the spec's install section (install.device) or the \
+             machine's own (`install: {device: /dev/sda}`)"
                 .to_owned(),
         ),
         (installs, device, lab) => Ok((
@@ -352,6 +320,50 @@ fn machine_install(
                 .map(str::to_owned),
         )),
     }
+}
+
+/// Checks and normalises the machines: unique names and MACs, real roles, and a disk for those
+/// that install (the lab's `install` section, or their own). `bad` prefixes an error with where
+/// the spec came from.
+fn validate_machines(
+    specs: Vec<MachineSpec>,
+    lab_install: Option<&Install>,
+    bad: &dyn Fn(String) -> anyhow::Error,
+) -> Result<Vec<Machine>> {
+    let mut machines = Vec::with_capacity(specs.len());
+    let mut by_name: HashMap<Id, usize> = HashMap::with_capacity(specs.len());
+    let mut by_mac: HashMap<String, Id> = HashMap::with_capacity(specs.len());
+    for (i, machine) in specs.into_iter().enumerate() {
+        let at = |what: String| bad(format!("machines[{i}] ({}): {what}", machine.name));
+        if by_name.insert(machine.name.clone(), i).is_some() {
+            return Err(at("the name is given to another machine too".to_owned()));
+        }
+        let mac = mac::normalize(&machine.mac).map_err(|err| at(format!("mac: {err}")))?;
+        if let Some(other) = by_mac.insert(mac.clone(), machine.name.clone()) {
+            return Err(at(format!("mac {mac} is machine {other}'s too")));
+        }
+        check_role(&machine.role).map_err(|why| at(format!("role {:?}: {why}", machine.role)))?;
+        if machine.role == "install" {
+            return Err(at(
+                "role \"install\": give the role the machine has once installed, with \
+                 `install: true` (caas pairs the installer with an os=installed group)"
+                    .to_owned(),
+            ));
+        }
+        let (install_machine, own_device) =
+            machine_install(machine.install.as_ref(), &machine.vars, lab_install).map_err(at)?;
+        machines.push(Machine {
+            name: machine.name,
+            mac,
+            role: machine.role,
+            ip: machine.ip,
+            install: install_machine,
+            install_device: own_device,
+            args: machine.args,
+            vars: machine.vars,
+        });
+    }
+    Ok(machines)
 }
 
 /// The API URL: an http(s) base URL, as for matchbox.

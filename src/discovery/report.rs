@@ -304,6 +304,44 @@ pub struct Vlan {
     pub pvid: bool,
 }
 
+/// The deepest nesting of arrays and objects a report may have, the report object itself
+/// counting as 1 (its unknown keys included). `caas api` refuses deeper bodies: every listing
+/// wraps a report in two more levels, and every reader (serde_json stops at 128) must be able
+/// to read what the API accepted.
+pub const MAX_DEPTH: usize = 32;
+
+/// How deeply `bytes` nests arrays and objects (0 for a scalar), counted without parsing, so
+/// that a deep body is refused before any of it is built. Brackets inside strings do not
+/// count; on text that is not JSON the figure is meaningless (the parser says why).
+pub fn nesting_depth(bytes: &[u8]) -> usize {
+    let mut depth = 0usize;
+    let mut deepest = 0usize;
+    let mut in_string = false;
+    let mut escaped = false;
+    for &byte in bytes {
+        if in_string {
+            if escaped {
+                escaped = false;
+            } else if byte == b'\\' {
+                escaped = true;
+            } else if byte == b'"' {
+                in_string = false;
+            }
+            continue;
+        }
+        match byte {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    deepest
+}
+
 /// Why a report cannot be stored: the server answers 406 with this message.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
@@ -398,6 +436,19 @@ mod tests {
                  "port": {"id": "fe:54:00:ea:93:b7"}}
             ]}}
         })
+    }
+
+    #[test]
+    fn nesting_is_counted_outside_strings_only() {
+        assert_eq!(nesting_depth(b"1"), 0);
+        assert_eq!(nesting_depth(b"{}"), 1);
+        assert_eq!(nesting_depth(br#"{"a": [1, {"b": []}], "c": {}}"#), 4);
+        assert_eq!(nesting_depth(br#"{"a": "[[[{{{", "b": "\\\"[["}"#), 1);
+        assert_eq!(nesting_depth(br#"["\"", [["]]]]"]]]"#), 3);
+        let deep = format!("{}{}", "[".repeat(200), "]".repeat(200));
+        assert_eq!(nesting_depth(deep.as_bytes()), 200);
+        let value: Value = serde_json::from_str(r#"{"a": [1, {"b": [[]]}], "c": "[{"}"#).unwrap();
+        assert_eq!(nesting_depth(value.to_string().as_bytes()), 5);
     }
 
     #[test]

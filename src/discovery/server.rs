@@ -3,13 +3,17 @@
 //! Routes (`GET /` lists them):
 //! - `POST /discovery`: store a report. 200 `{"total_elt": n, "update": bool}` once it is on
 //!   disk; 400 when the body is not JSON (whatever its content type: every body is tried as
-//!   JSON, as in 2016); 406 when the report is incoherent (no boot MAC, or not one of its
-//!   interfaces'); 413 over 1 MiB.
+//!   JSON, as in 2016, or when it nests arrays and objects more than 32 levels deep, so that
+//!   every listing stays readable); 406 when the report is incoherent (no boot MAC, or not one of its
+//!   interfaces'); 413 over 1 MiB; 503 when the database file was deleted or replaced under the
+//!   running server (the report would not be in the file the next start opens).
 //! - `GET /discovery`: every stored report, first seen first (`[]` when none).
 //! - `GET /discovery/interfaces`: `{"interfaces": [[…machine 1…], […machine 2…]]}` (2016 shape).
 //! - `GET /discovery/machines`: records with the MAC, first/last seen, update count and report.
 //! - `GET /healthz`: `{"global", "api", "db", "machines", "matchbox": {path: bool}}`; 503 when
-//!   something is down.
+//!   something is down (`db` is false when the database file was deleted or replaced under the
+//!   running server: POSTs are answered 503 then, as nothing they store would be found by the
+//!   next start).
 //! - `GET /boot.ipxe`, `GET /boot.ipxe.0`: the 2016 iPXE script that retries DHCP, then chains
 //!   to `/ipxe` with the machine's uuid, mac, domain, hostname and serial.
 //! - `GET /ipxe`: proxied to matchbox (`--matchbox-url`), query string included.
@@ -44,8 +48,8 @@ use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
 
 use super::machine::record_json;
-use super::report::Report;
-use super::store::{Readers, Row, Store, Writer};
+use super::report::{MAX_DEPTH, Report, nesting_depth};
+use super::store::{DbFile, Readers, Row, Store, StoreError, Writer};
 use crate::matchbox::server::MatchboxUrl;
 
 /// Largest accepted request body.
@@ -85,6 +89,8 @@ const MATCHBOX_PROBES: [&str; 3] = ["/", "/boot.ipxe", "/assets"];
 
 struct Inner {
     writer: Writer,
+    /// The database file the writer holds: `/healthz` checks that the path still names it.
+    db_file: Option<Arc<DbFile>>,
     readers: Readers,
     matchbox: Option<MatchboxUrl>,
     http: ureq::Agent,
@@ -125,6 +131,8 @@ pub struct ApiOptions {
 pub fn api(args: &ApiOptions, quiet: bool) -> anyhow::Result<()> {
     let store = Store::open(&args.db)?;
     let machines = store.count()?;
+    // Held until every connection to the file in this process is closed (see DbFile).
+    let db_file = store.db_file();
     let (writer, writer_thread) = Writer::spawn(store)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -153,6 +161,7 @@ pub fn api(args: &ApiOptions, quiet: bool) -> anyhow::Result<()> {
         );
         let state = AppState(Arc::new(Inner {
             writer,
+            db_file: db_file.clone(),
             readers: Readers::new(&args.db),
             matchbox: args.matchbox_url.clone(),
             http: ureq::Agent::config_builder()
@@ -177,6 +186,7 @@ pub fn api(args: &ApiOptions, quiet: bool) -> anyhow::Result<()> {
     let joined = writer_thread.join();
     served?;
     joined.map_err(|_| anyhow::anyhow!("the store writer thread panicked"))?;
+    drop(db_file);
     tracing::info!("caas api stopped");
     Ok(())
 }
@@ -213,6 +223,9 @@ async fn serve(
 ) {
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
+        // A client that shuts its side down once its request is sent still gets the answer
+        // (the report is stored either way: it must learn that).
+        .half_close(true)
         .header_read_timeout(limits.header_timeout)
         .max_header_size(MAX_HEADER_BYTES)
         .max_headers(MAX_HEADERS);
@@ -330,6 +343,13 @@ async fn list_routes() -> Response {
 }
 
 async fn post_report(State(state): State<AppState>, body: Bytes) -> Response {
+    let depth = nesting_depth(&body);
+    if depth > MAX_DEPTH {
+        return error_response(
+            StatusCode::BAD_REQUEST,
+            format!("the body nests {depth} levels deep; a report may nest {MAX_DEPTH} at most"),
+        );
+    }
     let value: Value = match serde_json::from_slice(&body) {
         Ok(value) => value,
         Err(err) => {
@@ -352,9 +372,13 @@ async fn post_report(State(state): State<AppState>, body: Bytes) -> Response {
             StatusCode::OK,
             &json!({"total_elt": ack.total, "update": ack.update}),
         ),
-        Err(err) => error_response(
+        Err(err @ StoreError::Gone(_)) => error_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("storing the report: {err}"),
+        ),
+        Err(err @ StoreError::Failed(_)) => error_response(
             StatusCode::INTERNAL_SERVER_ERROR,
-            format!("storing the report: {}", crate::error::one_line(&err)),
+            format!("storing the report: {err}"),
         ),
     };
     response.extensions_mut().insert(LoggedMac(mac));
@@ -499,10 +523,15 @@ async fn list_machines(State(state): State<AppState>) -> Response {
 
 async fn healthz(State(state): State<AppState>) -> Response {
     let inner = state.0.clone();
-    let db = tokio::task::spawn_blocking(move || inner.readers.with(|store| store.count()))
-        .await
-        .map_err(anyhow::Error::from)
-        .and_then(|r| r);
+    let db = tokio::task::spawn_blocking(move || {
+        if let Some(file) = &inner.db_file {
+            file.check()?;
+        }
+        inner.readers.with(|store| store.count())
+    })
+    .await
+    .map_err(anyhow::Error::from)
+    .and_then(|r| r);
     let mut matchbox = BTreeMap::new();
     if let Some(base) = &state.0.matchbox {
         let probes: Vec<_> = MATCHBOX_PROBES

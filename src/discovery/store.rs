@@ -17,10 +17,10 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::sync::mpsc as std_mpsc;
+use std::sync::{Arc, Mutex};
 use std::thread;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context as _, bail};
 use rusqlite::{Connection, OpenFlags, TransactionBehavior, params};
@@ -28,6 +28,9 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::machine::{Machine, from_millis, to_millis};
 use super::report::Report;
+
+/// How long a connection waits for a lock another one holds.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The schema version this caas writes (`PRAGMA user_version`).
 const SCHEMA_VERSION: i64 = 1;
@@ -68,35 +71,99 @@ pub struct Store {
     path: PathBuf,
     /// Rows in the table; kept by the (single) writer.
     count: u64,
-    /// `<db>-lock`, locked by the one process that writes (not by readers).
-    _lock: Option<fs::File>,
+    /// The database file itself, locked by the one process that writes (not by readers).
+    lock: Option<Arc<DbFile>>,
+}
+
+/// The database file a writer opened and locked: an exclusive `flock` on the file itself, so
+/// that no other path to it (a symlink, a hard link, `..`) lets a second writer in, and its
+/// identity (device, inode), to tell whether the path still names it.
+///
+/// `flock` locks are separate from the POSIX record locks SQLite takes on the same file, but
+/// closing any descriptor of a file drops every POSIX lock the process holds on it: this one
+/// must be closed after the process's last SQLite connection to the file (whoever holds the
+/// last clone of the `Arc` decides).
+#[derive(Debug)]
+pub struct DbFile {
+    _file: fs::File,
+    path: PathBuf,
+    dev: u64,
+    ino: u64,
+}
+
+/// Why the store cannot take a report.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    /// The path no longer names the file being written (deleted, or replaced): what is
+    /// committed now would not be found by the next start. The server answers 503.
+    #[error("{0}")]
+    Gone(String),
+    /// Anything else (a full disk, an I/O error, the writer stopped): 500.
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl DbFile {
+    /// Checks that the path still names this file (same device and inode).
+    pub fn check(&self) -> Result<(), StoreError> {
+        use std::os::unix::fs::MetadataExt as _;
+        let gone = |why: String| {
+            StoreError::Gone(format!(
+                "the database file {} {why} while caas api was writing to it: restart caas api",
+                self.path.display()
+            ))
+        };
+        match fs::metadata(&self.path) {
+            Ok(meta) if meta.dev() == self.dev && meta.ino() == self.ino => Ok(()),
+            Ok(_) => Err(gone("was replaced by another file".into())),
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+                Err(gone("was deleted".into()))
+            }
+            Err(err) => Err(gone(format!("cannot be checked ({err})"))),
+        }
+    }
+
+    /// Opens (creating if needed) and locks the file `path` names; refused while another
+    /// process holds the lock, whatever path it used.
+    fn lock(path: &Path) -> anyhow::Result<DbFile> {
+        use std::os::unix::fs::MetadataExt as _;
+        let file = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .read(true)
+            .write(true)
+            .open(path)
+            .context("opening it")?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(fs::TryLockError::WouldBlock) => {
+                bail!("another process (caas api) is writing to it")
+            }
+            Err(fs::TryLockError::Error(err)) => return Err(err).context("locking it"),
+        }
+        let meta = file.metadata().context("reading its metadata")?;
+        let locked = DbFile {
+            _file: file,
+            path: path.to_owned(),
+            dev: meta.dev(),
+            ino: meta.ino(),
+        };
+        // Replaced between the open and the lock: the lock is on a file nobody else will open.
+        locked
+            .check()
+            .map_err(|_| anyhow::anyhow!("it was replaced while being opened: try again"))?;
+        Ok(locked)
+    }
 }
 
 impl Store {
     /// Opens (creating if needed) the store for writing: WAL, synchronous=FULL, schema. One
-    /// process at a time: a second writer is refused (`<db>-lock`).
+    /// process at a time: a second writer is refused, whichever path names the file.
     pub fn open(path: &Path) -> anyhow::Result<Store> {
         let context = || format!("opening the discovery store {}", path.display());
-        let mut lock_path = path.as_os_str().to_owned();
-        lock_path.push("-lock");
-        let lock = fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .with_context(|| format!("{}: creating {lock_path:?}", context()))?;
-        match lock.try_lock() {
-            Ok(()) => {}
-            Err(fs::TryLockError::WouldBlock) => {
-                bail!("{}: another process (caas api) is writing to it", context())
-            }
-            Err(fs::TryLockError::Error(err)) => {
-                return Err(err).with_context(|| format!("{}: locking {lock_path:?}", context()));
-            }
-        }
+        let lock = Arc::new(DbFile::lock(path).with_context(context)?);
         let conn = Connection::open(path).with_context(context)?;
-        conn.busy_timeout(std::time::Duration::from_secs(10))
-            .with_context(context)?;
+        conn.busy_timeout(BUSY_TIMEOUT).with_context(context)?;
         let mode: String = conn
             .query_row("PRAGMA journal_mode=WAL", [], |row| row.get(0))
             .with_context(context)?;
@@ -127,7 +194,7 @@ impl Store {
             conn,
             path: path.to_owned(),
             count: 0,
-            _lock: Some(lock),
+            lock: Some(lock),
         };
         store.count = store.count()?;
         Ok(store)
@@ -160,12 +227,22 @@ impl Store {
             conn,
             path: path.to_owned(),
             count: 0,
-            _lock: None,
+            lock: None,
         })
     }
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The locked database file of a store opened for writing.
+    pub fn db_file(&self) -> Option<Arc<DbFile>> {
+        self.lock.clone()
+    }
+
+    /// Whether the path still names the file being written (always true for a reader).
+    pub fn check_file(&self) -> Result<(), StoreError> {
+        self.lock.as_ref().map_or(Ok(()), |lock| lock.check())
     }
 
     /// The number of stored machines.
@@ -262,6 +339,39 @@ impl Store {
         Ok(machines)
     }
 
+    /// Copies the WAL back into the database, from the writer's connection between two
+    /// batches. Under sustained load the checkpointer thread alone never catches up: the WAL
+    /// only starts over when a transaction begins with all of it copied back, and the writer
+    /// keeps appending. Run by the writer, the copy finishes (nothing is appended meanwhile),
+    /// so the next commit starts the WAL over (and `journal_size_limit` cuts the file back).
+    ///
+    /// Readers holding an old snapshot (a long listing) keep their part of the WAL: past
+    /// [`WAL_FRAMES_HIGH`] frames, at most once per [`RESTART_EVERY`], the writer waits up to
+    /// [`RESTART_WAIT`] for them (a RESTART checkpoint) rather than let the WAL grow.
+    fn checkpoint(&self, last_restart: &mut Instant) -> anyhow::Result<()> {
+        let frames = |mode: &str| {
+            self.conn
+                .query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |row| {
+                    Ok((row.get::<_, i64>(1)?, row.get::<_, i64>(2)?))
+                })
+                .with_context(|| format!("{mode} checkpoint"))
+        };
+        let (log, _) = frames("PASSIVE")?;
+        if log > WAL_FRAMES_HIGH && last_restart.elapsed() >= RESTART_EVERY {
+            *last_restart = Instant::now();
+            self.conn.busy_timeout(RESTART_WAIT)?;
+            let restarted = frames("RESTART");
+            self.conn.busy_timeout(BUSY_TIMEOUT)?;
+            let (log, copied) = restarted?;
+            tracing::debug!(
+                log,
+                copied,
+                "WAL over {WAL_FRAMES_HIGH} frames: restart checkpoint"
+            );
+        }
+        Ok(())
+    }
+
     /// SQLite's own consistency check of the whole file.
     pub fn integrity_check(&self) -> anyhow::Result<()> {
         let result: String = self
@@ -278,7 +388,7 @@ impl Store {
 struct Job {
     mac: String,
     report: String,
-    reply: oneshot::Sender<Result<Ack, String>>,
+    reply: oneshot::Sender<Result<Ack, StoreError>>,
 }
 
 /// The single writer: a thread that owns the read-write connection and commits reports in
@@ -296,9 +406,12 @@ impl Writer {
     /// them: after the last `Writer` is dropped, the writer commits what it has, and the
     /// database is checkpointed and closed.
     ///
-    /// Checkpoints (copying the WAL back into the database file, and its fsync) run on their
-    /// own connection every second instead of inside a commit, so they do not stall the POSTs
-    /// waiting for that commit.
+    /// Checkpoints (copying the WAL back into the database file, and its fsync) never run
+    /// inside a commit, so they do not stall the POSTs waiting for that commit: the
+    /// checkpointer's connection copies every second, and the writer itself, after every
+    /// [`CHECKPOINT_AFTER_REPORTS`] reports or [`CHECKPOINT_AFTER_COMMITS`] commits, between
+    /// two batches (see [`Store::checkpoint`]),
+    /// which is what keeps the WAL bounded under sustained load.
     pub fn spawn(mut store: Store) -> anyhow::Result<(Writer, thread::JoinHandle<()>)> {
         store
             .conn
@@ -310,6 +423,9 @@ impl Writer {
             .name("caas-store".into())
             .spawn(move || {
                 let mut batch = Vec::with_capacity(MAX_BATCH);
+                let mut written = 0;
+                let mut commits = 0;
+                let mut last_restart = Instant::now();
                 while let Some(job) = queue.blocking_recv() {
                     batch.push(job);
                     while batch.len() < MAX_BATCH {
@@ -322,18 +438,35 @@ impl Writer {
                         .iter()
                         .map(|job| (job.mac.as_str(), job.report.as_str()))
                         .collect();
-                    match store.upsert_batch(&items, SystemTime::now()) {
+                    let items_len = items.len();
+                    // Committed, and into the file the path names (the one the next start
+                    // opens): only then is a report acknowledged.
+                    let stored = store
+                        .upsert_batch(&items, SystemTime::now())
+                        .map_err(|err| StoreError::Failed(crate::error::one_line(&err)))
+                        .and_then(|acks| store.check_file().map(|()| acks));
+                    match stored {
                         Ok(acks) => {
                             for (job, ack) in batch.drain(..).zip(acks) {
                                 let _ = job.reply.send(Ok(ack));
                             }
                         }
                         Err(err) => {
-                            let message = crate::error::one_line(&err);
-                            tracing::error!("{message}");
+                            tracing::error!("{err}");
                             for job in batch.drain(..) {
-                                let _ = job.reply.send(Err(message.clone()));
+                                let _ = job.reply.send(Err(err.clone()));
                             }
+                        }
+                    }
+                    // Between two batches, nothing is appended to the WAL while it is copied
+                    // back: the checkpoint can finish, and the next commit starts the WAL over.
+                    written += items_len;
+                    commits += 1;
+                    if written >= CHECKPOINT_AFTER_REPORTS || commits >= CHECKPOINT_AFTER_COMMITS {
+                        written = 0;
+                        commits = 0;
+                        if let Err(err) = store.checkpoint(&mut last_restart) {
+                            tracing::warn!("checkpointing the discovery store: {err:#}");
                         }
                     }
                 }
@@ -348,19 +481,27 @@ impl Writer {
         Ok((Writer { jobs }, handle))
     }
 
-    /// Stores one report; resolves once it is durable.
-    pub async fn upsert(&self, mac: String, report: String) -> anyhow::Result<Ack> {
+    /// Stores one report; resolves once it is durable in the file the store's path names.
+    pub async fn upsert(&self, mac: String, report: String) -> Result<Ack, StoreError> {
+        let stopped = || StoreError::Failed("the store writer has stopped".into());
         let (reply, answer) = oneshot::channel();
         self.jobs
             .send(Job { mac, report, reply })
             .await
-            .map_err(|_| anyhow::anyhow!("the store writer has stopped"))?;
-        answer
-            .await
-            .map_err(|_| anyhow::anyhow!("the store writer has stopped"))?
-            .map_err(anyhow::Error::msg)
+            .map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())?
     }
 }
+
+/// The writer checkpoints after this many reports, or this many commits (each commit appends
+/// the pages it changed: a few for a lone report), whichever comes first: a few MiB of WAL.
+const CHECKPOINT_AFTER_REPORTS: usize = 2000;
+const CHECKPOINT_AFTER_COMMITS: usize = 256;
+/// WAL frames (pages) past which the writer waits a little for readers to leave the WAL.
+const WAL_FRAMES_HIGH: i64 = 16 * 1024;
+/// How long the writer waits for them, and how often at most.
+const RESTART_WAIT: Duration = Duration::from_millis(20);
+const RESTART_EVERY: Duration = Duration::from_secs(1);
 
 /// How often the checkpointer copies the WAL into the database.
 const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
@@ -514,6 +655,104 @@ mod tests {
         assert_eq!(Store::open_read_only(&path).unwrap().count().unwrap(), 0);
         drop(first);
         Store::open(&path).unwrap();
+    }
+
+    #[test]
+    fn no_other_path_to_the_file_lets_a_second_writer_in() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("caas.db");
+        let first = Store::open(&path).unwrap();
+        let symlink = dir.path().join("symlink.db");
+        std::os::unix::fs::symlink(&path, &symlink).unwrap();
+        let hard = dir.path().join("hard.db");
+        std::fs::hard_link(&path, &hard).unwrap();
+        let dotted = dir.path().join(".").join("caas.db");
+        for other in [&symlink, &hard, &dotted] {
+            let err = Store::open(other).err().unwrap();
+            assert!(format!("{err:#}").contains("another process"), "{err:#}");
+        }
+        drop(first);
+        Store::open(&hard).unwrap();
+    }
+
+    #[test]
+    fn nothing_is_acknowledged_into_a_file_the_path_no_longer_names() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("caas.db");
+        let (writer, handle) = Writer::spawn(Store::open(&path).unwrap()).unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let mac = |i: u32| format!("52:54:00:00:00:{i:02x}");
+        let post = |i: u32| runtime.block_on(writer.upsert(mac(i), report(&mac(i), "h")));
+        assert!(post(1).is_ok());
+        // Moved away: the path names nothing.
+        let aside = dir.path().join("aside.db");
+        std::fs::rename(&path, &aside).unwrap();
+        let err = post(2).unwrap_err();
+        assert!(
+            matches!(&err, StoreError::Gone(m) if m.contains("was deleted")),
+            "{err:?}"
+        );
+        // Another file in its place.
+        std::fs::write(&path, b"").unwrap();
+        let err = post(3).unwrap_err();
+        assert!(
+            matches!(&err, StoreError::Gone(m) if m.contains("replaced")),
+            "{err:?}"
+        );
+        // Back where it was: acknowledged again.
+        std::fs::rename(&aside, &path).unwrap();
+        assert!(post(4).is_ok());
+        drop(writer);
+        handle.join().unwrap();
+    }
+
+    #[test]
+    fn the_wal_stays_bounded_under_sustained_reports() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("caas.db");
+        let (writer, handle) = Writer::spawn(Store::open(&path).unwrap()).unwrap();
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .build()
+            .unwrap();
+        // 40,000 reports of about 1 KiB (40 MiB of rows) from 256 clients that never pause:
+        // the writer is never idle, so only its own checkpoints can start the WAL over.
+        let padding = "x".repeat(900);
+        runtime.block_on(async {
+            let tasks: Vec<_> = (0..256u32)
+                .map(|client| {
+                    let writer = writer.clone();
+                    let padding = padding.clone();
+                    tokio::spawn(async move {
+                        for k in 0..(40_000 / 256) {
+                            let n = k * 256 + client;
+                            let mac = format!(
+                                "52:54:00:{:02x}:{:02x}:{:02x}",
+                                n >> 16,
+                                (n >> 8) & 0xff,
+                                n & 0xff
+                            );
+                            let json = report(&mac, &padding);
+                            writer.upsert(mac, json).await.unwrap();
+                        }
+                    })
+                })
+                .collect();
+            for task in tasks {
+                task.await.unwrap();
+            }
+        });
+        let mut wal = path.as_os_str().to_owned();
+        wal.push("-wal");
+        // The file only grows until a checkpoint starts the log over: its size is the peak.
+        let wal_size = std::fs::metadata(&wal).unwrap().len();
+        let db_size = std::fs::metadata(&path).unwrap().len();
+        drop(writer);
+        handle.join().unwrap();
+        assert!(wal_size < 16 << 20, "the WAL reached {wal_size} bytes");
+        assert!(db_size + wal_size > 30 << 20, "{db_size} + {wal_size}");
     }
 
     #[test]
