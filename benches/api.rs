@@ -9,6 +9,8 @@
 //! `cargo bench --bench api -- wal` measures only the store's write-ahead log under 30 s of
 //! sustained POSTs (its peak size, its size afterwards, the first POST after the load).
 //!
+//! `cargo bench --bench api -- burst`: resident memory under 256 simultaneous 1 MiB POSTs.
+//!
 //! Figures are printed, never asserted.
 
 use std::fs;
@@ -277,12 +279,63 @@ fn wal_under_load(dir: &Path, script: &Path, seconds: u32) {
     );
 }
 
+/// Memory under a burst of large bodies (issue: ~8.5 MB per 1 MiB POST in flight, never
+/// given back): 256 clients at once each POST a 1 MiB body of many small JSON arrays (valid
+/// JSON, refused as a report once parsed). Prints the peak and the resident size afterwards.
+fn memory_burst(dir: &Path) {
+    let db = dir.join("burst.db");
+    let server = start(&db, &dir.join("burst.log"));
+    let pid = server.child.id();
+    let (rss_before, _) = memory(pid);
+    let mut body = String::from(r#"{"x":["#);
+    while body.len() < 1024 * 1024 - 16 {
+        body.push_str("[],");
+    }
+    body.push_str("[]]}");
+    let url = format!("{}/discovery", server.url);
+    let started = Instant::now();
+    let statuses: Vec<u16> = std::thread::scope(|scope| {
+        let posts: Vec<_> = (0..256)
+            .map(|_| {
+                scope.spawn(|| {
+                    let agent: ureq::Agent = ureq::Agent::config_builder()
+                        .http_status_as_error(false)
+                        .timeout_global(Some(Duration::from_secs(120)))
+                        .build()
+                        .new_agent();
+                    agent
+                        .post(&url)
+                        .header("Content-Type", "application/json")
+                        .send(body.as_bytes())
+                        .map_or(0, |r| r.status().as_u16())
+                })
+            })
+            .collect();
+        posts.into_iter().map(|p| p.join().unwrap()).collect()
+    });
+    let elapsed = started.elapsed();
+    std::thread::sleep(Duration::from_secs(2));
+    let (rss, peak) = memory(pid);
+    let mut counts = std::collections::BTreeMap::new();
+    for status in statuses {
+        *counts.entry(status).or_insert(0) += 1;
+    }
+    println!(
+        "256 POSTs of 1 MiB at once: statuses {counts:?} in {elapsed:.2?}; resident {rss_before:.1} MiB before, peak {peak:.1} MiB, {rss:.1} MiB 2 s after"
+    );
+}
+
 fn main() {
     // `cargo test --benches` runs bench targets with `--bench` absent: stay quick there.
     if !std::env::args().any(|arg| arg == "--bench") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
+    // `cargo bench --bench api -- burst`: memory of bodies in flight.
+    if std::env::args().any(|arg| arg == "burst") {
+        memory_burst(dir.path());
+        return;
+    }
     // `cargo bench --bench api -- wal`: only the write-ahead log under load.
     if std::env::args().any(|arg| arg == "wal") {
         let script = dir.path().join("post.lua");

@@ -20,7 +20,8 @@
 //!
 //! Hostile or slow clients: headers must arrive within `--header-timeout` (also the keep-alive
 //! idle limit), are at most 16 KiB and 64 fields; a request, body included, must finish within
-//! `--request-timeout` (408); at most `--max-connections` connections are served at once.
+//! `--request-timeout` (408); at most `--max-connections` connections are served at once; POST
+//! bodies being read and parsed share a budget of 4 MiB (a POST waits for its share).
 //! SIGTERM or SIGINT stops accepting, lets requests in flight finish (10 s at most), commits and
 //! closes the store.
 
@@ -35,6 +36,7 @@ use anyhow::Context as _;
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{DefaultBodyLimit, RawQuery, Request, State};
+use axum::handler::Handler as _;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -71,6 +73,13 @@ const STREAM_DEADLINE: Duration = Duration::from_secs(600);
 /// Listings streamed at once; more are answered 503 (each holds a blocking thread).
 const STREAMS_AT_ONCE: usize = 16;
 static STREAMS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(STREAMS_AT_ONCE);
+/// Bytes of POST bodies being read, parsed and stored at once, all connections together. A
+/// body parsed into JSON values takes several times its size (up to ~8× for many tiny arrays):
+/// this budget, not the connection count, bounds the memory of bodies in flight. A POST waits
+/// for its share (its Content-Length, or [`MAX_BODY`] when it has none) within
+/// `--request-timeout`.
+const BODY_BUDGET: usize = 4 * MAX_BODY;
+static BODY_BYTES: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(BODY_BUDGET);
 
 /// The routes, as `GET /` lists them.
 pub const ROUTES: [&str; 8] = [
@@ -196,7 +205,10 @@ fn router(state: AppState, request_timeout: Duration) -> Router {
     Router::new()
         .route("/", get(list_routes))
         .route("/healthz", get(healthz))
-        .route("/discovery", get(list_reports).post(post_report))
+        .route(
+            "/discovery",
+            get(list_reports).post(post_report.layer(middleware::from_fn(body_budget))),
+        )
         .route("/discovery/interfaces", get(list_interfaces))
         .route("/discovery/machines", get(list_machines))
         .route("/boot.ipxe", get(boot_ipxe))
@@ -340,6 +352,22 @@ async fn not_found(request: Request) -> Response {
 
 async fn list_routes() -> Response {
     json_response(StatusCode::OK, &json!(ROUTES))
+}
+
+/// Waits for the request body's share of [`BODY_BUDGET`], held until the answer.
+async fn body_budget(request: Request, next: Next) -> Response {
+    let claimed = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<usize>().ok())
+        .unwrap_or(MAX_BODY)
+        .clamp(1, MAX_BODY);
+    let _share = BODY_BYTES
+        .acquire_many(claimed as u32)
+        .await
+        .expect("the body budget is never closed");
+    next.run(request).await
 }
 
 async fn post_report(State(state): State<AppState>, body: Bytes) -> Response {
