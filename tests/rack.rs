@@ -16,14 +16,15 @@
 //! Runs as root (network namespaces); every wait is a bounded poll; on failure each VM's serial
 //! console tail and the servers' logs are printed.
 
-mod common;
 #[path = "assets_support/mod.rs"]
 mod assets_support;
+mod common;
 mod rack_support;
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use assets_support::pgp::{Keys, Signer};
@@ -121,7 +122,10 @@ fn the_standin_os_applies_its_ignition_config_and_runs_its_units() {
         .find("caas-standin: ignition applied (enabled: caas-test.service)")
         .unwrap_or_else(|| panic!("no 'ignition applied' marker\n{}", vm.tail(80)));
     assert!(applied < console.find("caas-test: hello from ignition").unwrap());
-    eprintln!("stand-in: Ignition applied and its unit ran {:.1?} after QEMU started", started.elapsed());
+    eprintln!(
+        "stand-in: Ignition applied and its unit ran {:.1?} after QEMU started",
+        started.elapsed()
+    );
 }
 
 // ---- stages (ii) and (iii): the rack ----
@@ -181,12 +185,20 @@ fn publish_standin_as_flatcar(data: &Path, work: &Path, mirror: &Server) {
         mirror.put(&format!("{path}.sig"), keys.sign(Signer::Good, &bytes));
         mirror.put(&path, bytes);
     }
-    caas_ok(caas_in(data)
-        .args(["assets", "fetch", "flatcar", "--version", VERSION, "--base-url"])
-        .arg(mirror.url("/flatcar"))
-        .arg("--keyring")
-        .arg(&keyring)
-        );
+    caas_ok(
+        caas_in(data)
+            .args([
+                "assets",
+                "fetch",
+                "flatcar",
+                "--version",
+                VERSION,
+                "--base-url",
+            ])
+            .arg(mirror.url("/flatcar"))
+            .arg("--keyring")
+            .arg(&keyring),
+    );
 }
 
 /// Runs caas; it must succeed. Returns its stdout.
@@ -239,7 +251,8 @@ fn discovered(ns: &Netns) -> BTreeMap<String, Value> {
 fn scheduled(data: &Path) -> BTreeMap<String, (String, Value)> {
     let mut roles = BTreeMap::new();
     for entry in fs::read_dir(data.join("groups")).unwrap() {
-        let group: Value = serde_json::from_slice(&fs::read(entry.unwrap().path()).unwrap()).unwrap();
+        let group: Value =
+            serde_json::from_slice(&fs::read(entry.unwrap().path()).unwrap()).unwrap();
         let id = group["id"].as_str().unwrap_or_default().to_owned();
         if let Some(mac) = group.pointer("/selector/mac").and_then(Value::as_str)
             && (id.starts_with("etcd-") || id.starts_with("worker-"))
@@ -255,7 +268,12 @@ fn etcdctl(ns: &Netns, endpoints: &str, args: &[&str]) -> Option<String> {
     let out = ns
         .command("etcdctl")
         .env("ETCDCTL_API", "3")
-        .args(["--dial-timeout=3s", "--command-timeout=5s", "--endpoints", endpoints])
+        .args([
+            "--dial-timeout=3s",
+            "--command-timeout=5s",
+            "--endpoints",
+            endpoints,
+        ])
         .args(args)
         .output()
         .unwrap();
@@ -285,8 +303,8 @@ fn a_virtual_rack_boots_reports_schedules_and_forms_an_etcd_cluster() {
     // Assets: the stand-in as a Flatcar release, and caas for the discovery role.
     let mirror = Server::start();
     publish_standin_as_flatcar(&data, work, &mirror);
-    publish_caas(&data);
-    publish_etcd(&data, &mirror);
+    publish_caas(&data, work);
+    publish_etcd(&data, work, &mirror);
 
     // The lab: every machine caas does not know yet boots discovery.
     let spec = work.join("rack.yaml");
@@ -304,21 +322,23 @@ fn a_virtual_rack_boots_reports_schedules_and_forms_an_etcd_cluster() {
 
     // Boot media and DHCP from caas chain.
     let chain = work.join("chain");
-    caas_ok(caas_in(&data)
-        .args(["chain", "build", "--target", "iso", "--boot-url"])
-        .arg(format!("{}/boot.ipxe", matchbox_url()))
-        .arg("--out")
-        .arg(&chain)
-        );
+    caas_ok(
+        caas_in(&data)
+            .args(["chain", "build", "--target", "iso", "--boot-url"])
+            .arg(format!("{}/boot.ipxe", matchbox_url()))
+            .arg("--out")
+            .arg(&chain),
+    );
     let iso = chain.join("caas-chain.iso");
     assert!(iso.is_file());
     let dnsmasq_conf = work.join("dnsmasq.conf");
-    caas_ok(caas_in(&data)
-        .args(["chain", "dnsmasq", "--mode", "full", "--server", GATEWAY])
-        .args(["--interface", "br0", "--range", "10.77.0.100,10.77.0.199"])
-        .args(["--router", GATEWAY, "--tftp-root", "/usr/lib/ipxe", "--out"])
-        .arg(&dnsmasq_conf)
-        );
+    caas_ok(
+        caas_in(&data)
+            .args(["chain", "dnsmasq", "--mode", "full", "--server", GATEWAY])
+            .args(["--interface", "br0", "--range", "10.77.0.100,10.77.0.199"])
+            .args(["--router", GATEWAY, "--tftp-root", "/usr/lib/ipxe", "--out"])
+            .arg(&dnsmasq_conf),
+    );
 
     // The network and its servers.
     let mut ns = Netns::create("rack");
@@ -326,7 +346,10 @@ fn a_virtual_rack_boots_reports_schedules_and_forms_an_etcd_cluster() {
     dnsmasq
         .arg("--keep-in-foreground")
         .arg(format!("--conf-file={}", dnsmasq_conf.display()))
-        .arg(format!("--dhcp-leasefile={}", work.join("leases").display()))
+        .arg(format!(
+            "--dhcp-leasefile={}",
+            work.join("leases").display()
+        ))
         .arg(format!("--pid-file={}", work.join("dnsmasq.pid").display()))
         .args(["--log-facility=-", "--user=root", "--port=0"]);
     // Fixed addresses by MAC (what an operator does for machines that keep their address).
@@ -348,7 +371,10 @@ fn a_virtual_rack_boots_reports_schedules_and_forms_an_etcd_cluster() {
     api.args(["api", "--listen", &format!("{GATEWAY}:5000"), "--db"])
         .arg(work.join("caas.db"));
     ns.spawn("caas api", api, &work.join("api.log"));
-    for url in [format!("{}/boot.ipxe", matchbox_url()), format!("{}/discovery/machines", api_url())] {
+    for url in [
+        format!("{}/boot.ipxe", matchbox_url()),
+        format!("{}/discovery/machines", api_url()),
+    ] {
         wait_for(
             &format!("{url} to answer"),
             Duration::from_secs(60),
@@ -370,8 +396,20 @@ fn a_virtual_rack_boots_reports_schedules_and_forms_an_etcd_cluster() {
     for (i, m) in MACHINES.iter().enumerate() {
         let tap = ns.tap();
         let netdev = format!("tap,id=n0,ifname={tap},script=no,downscript=no");
-        let boot = if m.iso { Boot::Cdrom(iso.clone()) } else { Boot::Network };
-        vms.push(Vm::start(&format!("rack{i}"), m.mac, m.uuid, &netdev, &boot, work, Some(&ns)));
+        let boot = if m.iso {
+            Boot::Cdrom(iso.clone())
+        } else {
+            Boot::Network
+        };
+        vms.push(Vm::start(
+            &format!("rack{i}"),
+            m.mac,
+            m.uuid,
+            &netdev,
+            &boot,
+            work,
+            Some(&ns),
+        ));
     }
     let context = |vms: &[Vm], ns: &Netns| {
         let mut text = String::new();
@@ -415,7 +453,15 @@ fn a_virtual_rack_boots_reports_schedules_and_forms_an_etcd_cluster() {
         let mut cmd = ns.command(env!("CARGO_BIN_EXE_caas"));
         cmd.arg("--data-dir")
             .arg(&data)
-            .args(["schedule", "once", "--etcd-members", "3", "--workers", "all", "--api"])
+            .args([
+                "schedule",
+                "once",
+                "--etcd-members",
+                "3",
+                "--workers",
+                "all",
+                "--api",
+            ])
             .arg(api_url())
             .arg("--matchbox-url")
             .arg(matchbox_url())
@@ -429,7 +475,11 @@ fn a_virtual_rack_boots_reports_schedules_and_forms_an_etcd_cluster() {
     assert_eq!(roles.len(), 4, "{report}\n{roles:?}");
     let before = tree_state(&data);
     let again = schedule();
-    assert_eq!(tree_state(&data), before, "a rerun of schedule once changed files: {again}");
+    assert_eq!(
+        tree_state(&data),
+        before,
+        "a rerun of schedule once changed files: {again}"
+    );
     common::ignition_validate_all(&data.join("ignition"));
 
     // Reset every machine into its role.
@@ -438,8 +488,10 @@ fn a_virtual_rack_boots_reports_schedules_and_forms_an_etcd_cluster() {
         marks.insert(vm.mac.clone(), vm.reset());
     }
 
-    let members: Vec<(&String, &(String, Value))> =
-        roles.iter().filter(|(_, (id, _))| id.starts_with("etcd-")).collect();
+    let members: Vec<(&String, &(String, Value))> = roles
+        .iter()
+        .filter(|(_, (id, _))| id.starts_with("etcd-"))
+        .collect();
     let worker = roles
         .iter()
         .find(|(_, (id, _))| id.starts_with("worker-"))
@@ -462,6 +514,16 @@ fn a_virtual_rack_boots_reports_schedules_and_forms_an_etcd_cluster() {
             ns.assert_running();
             for vm in &vms {
                 vm.assert_running();
+                let console = vm.console();
+                let after_reset = console.get(marks[&vm.mac]..).unwrap_or_default();
+                if let Some(at) = after_reset.find("caas-standin: ignition failed") {
+                    panic!(
+                        "{}: {}\n{}",
+                        vm.name,
+                        after_reset[at..].lines().next().unwrap_or_default(),
+                        context(&vms, &ns)
+                    );
+                }
             }
             for ((mac, _), endpoint) in members.iter().zip(&member_endpoints) {
                 if !healthy_after.contains_key(*mac)
@@ -490,7 +552,10 @@ fn a_virtual_rack_boots_reports_schedules_and_forms_an_etcd_cluster() {
             .find(|m| m["name"] == name)
             .unwrap_or_else(|| panic!("no started member {name} in {list}"));
         assert_eq!(member["peerURLs"], serde_json::json!([peer]), "{list}");
-        assert!(!member["clientURLs"].as_array().unwrap().is_empty(), "{name} is not started: {list}");
+        assert!(
+            !member["clientURLs"].as_array().unwrap().is_empty(),
+            "{name} is not started: {list}"
+        );
     }
 
     // A key put on member 0 is read back through the worker's gateway.
@@ -513,7 +578,11 @@ fn a_virtual_rack_boots_reports_schedules_and_forms_an_etcd_cluster() {
 
     // Still nothing to change.
     let again = schedule();
-    assert_eq!(tree_state(&data), before, "a rerun of schedule once changed files: {again}");
+    assert_eq!(
+        tree_state(&data),
+        before,
+        "a rerun of schedule once changed files: {again}"
+    );
 
     eprintln!("virtual rack: formed in {:.1?} (wall)", wall.elapsed());
     for (i, m) in MACHINES.iter().enumerate() {
@@ -526,18 +595,66 @@ fn a_virtual_rack_boots_reports_schedules_and_forms_an_etcd_cluster() {
             healthy_after.get(m.mac).copied().unwrap_or_default(),
         );
     }
-    let _ = marks;
     drop(vms);
     drop(ns);
 }
 
-/// caas for the discovery role, under `assets/caas/`.
-fn publish_caas(data: &Path) {
-    caas_ok(caas_in(data).args(["assets", "fetch", "caas"]));
+/// caas for the discovery role, under `assets/caas/`: `caas assets fetch caas` publishes the
+/// binary that runs it, here a stripped copy of the one under test (the stand-in has the same
+/// Debian 12 libraries it links).
+fn publish_caas(data: &Path, work: &Path) {
+    let stripped = work.join("caas");
+    run(Command::new("strip")
+        .arg("-o")
+        .arg(&stripped)
+        .arg(env!("CARGO_BIN_EXE_caas")));
+    run(Command::new(&stripped)
+        .arg("--data-dir")
+        .arg(data)
+        .args(["assets", "fetch", "caas"]));
 }
 
 /// etcd for the etcd roles, published by `caas assets fetch etcd` from a mirror that serves
-/// Debian's etcd (package etcd-server) as an upstream-shaped release.
-fn publish_etcd(_data: &Path, _mirror: &Server) {
-    let _: Option<PathBuf> = None;
+/// Debian's etcd (packages etcd-server and etcd-client) as an upstream-shaped release:
+/// `etcd-v<V>-linux-amd64.tar.gz` holding `etcd-v<V>-linux-amd64/{etcd,etcdctl}`, and
+/// `SHA256SUMS`.
+fn publish_etcd(data: &Path, work: &Path, mirror: &Server) {
+    let version = run(Command::new("etcd").arg("--version"));
+    let version = version
+        .lines()
+        .find_map(|l| l.strip_prefix("etcd Version: "))
+        .unwrap_or_else(|| panic!("etcd --version: {version}"))
+        .trim()
+        .to_owned();
+    let version = format!("v{version}");
+    let name = format!("etcd-{version}-linux-amd64");
+    let tree = work.join("etcd-release");
+    fs::create_dir_all(tree.join(&name)).unwrap();
+    for binary in ["etcd", "etcdctl"] {
+        let path = run(Command::new("sh").args(["-c", &format!("command -v {binary}")]));
+        fs::copy(path.trim(), tree.join(&name).join(binary)).unwrap();
+    }
+    let archive = format!("{name}.tar.gz");
+    run(Command::new("tar")
+        .arg("-czf")
+        .arg(tree.join(&archive))
+        .arg("-C")
+        .arg(&tree)
+        .arg(&name));
+    let bytes = fs::read(tree.join(&archive)).unwrap();
+    let sums = run(Command::new("sha256sum").arg(&archive).current_dir(&tree));
+    mirror.put(&format!("/etcd/{version}/{archive}"), bytes);
+    mirror.put(&format!("/etcd/{version}/SHA256SUMS"), sums.into_bytes());
+    caas_ok(
+        caas_in(data)
+            .args([
+                "assets",
+                "fetch",
+                "etcd",
+                "--version",
+                &version,
+                "--base-url",
+            ])
+            .arg(mirror.url(&format!("/etcd/{version}/"))),
+    );
 }

@@ -336,15 +336,17 @@ impl Vm {
             Some(ns) => ns.command("qemu-system-x86_64"),
             None => Command::new("qemu-system-x86_64"),
         };
-        cmd.args(["-accel", "tcg", "-m", "1024", "-smp", "1", "-display", "none"])
-            .args(["-name", name, "-uuid", uuid])
-            .arg("-serial")
-            .arg(format!("file:{}", serial.display()))
-            .arg("-monitor")
-            .arg(format!("unix:{},server=on,wait=off", monitor.display()))
-            .args(["-netdev", netdev])
-            .arg("-device")
-            .arg(format!("virtio-net-pci,netdev=n0,mac={mac}"));
+        cmd.args([
+            "-accel", "tcg", "-m", "1024", "-smp", "1", "-display", "none",
+        ])
+        .args(["-name", name, "-uuid", uuid])
+        .arg("-serial")
+        .arg(format!("file:{}", serial.display()))
+        .arg("-monitor")
+        .arg(format!("unix:{},server=on,wait=off", monitor.display()))
+        .args(["-netdev", netdev])
+        .arg("-device")
+        .arg(format!("virtio-net-pci,netdev=n0,mac={mac}"));
         match boot {
             Boot::Network => {
                 cmd.args(["-boot", "n"]);
