@@ -4,7 +4,7 @@
 
 CARGO ?= cargo
 
-.PHONY: demo check test-deps fmt lint test bench
+.PHONY: demo check test-deps fmt lint test bench standin-os rack
 
 demo:
 	$(CARGO) build --release --locked
@@ -20,3 +20,10 @@ test-deps:
 
 bench:
 	$(CARGO) bench --locked
+
+# The virtual rack alone (tests/rack.rs, as root): the stand-in OS is built and cached first.
+standin-os:
+	./scripts/standin-os/build.sh
+
+rack: test-deps standin-os
+	$(CARGO) test --locked --test rack -- --nocapture

@@ -43,6 +43,13 @@ const INITRD: &str = "flatcar_production_pxe_image.cpio.gz";
 const BOOT_LIMIT: Duration = Duration::from_secs(900);
 const POLL: Duration = Duration::from_secs(2);
 
+/// The tests here take turns: TCG VMs share the machine's few cores.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn take_turn() -> std::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 // ---- stage (i): the stand-in OS applies an Ignition config ----
 
 /// The stand-in booted directly (`-kernel`/`-initrd`, QEMU user networking that reaches only a
@@ -51,6 +58,7 @@ const POLL: Duration = Duration::from_secs(2);
 #[test]
 fn the_standin_os_applies_its_ignition_config_and_runs_its_units() {
     require_root();
+    let _turn = take_turn();
     let (kernel, initrd) = standin_os();
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start();
@@ -285,6 +293,7 @@ fn etcdctl(ns: &Netns, endpoints: &str, args: &[&str]) -> Option<String> {
 #[test]
 fn a_virtual_rack_boots_reports_schedules_and_forms_an_etcd_cluster() {
     require_root();
+    let _turn = take_turn();
     for tool in ["dnsmasq", "etcdctl", "curl"] {
         if !have(tool) {
             needs(&format!("no {tool}"));

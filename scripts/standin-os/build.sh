@@ -37,6 +37,11 @@ publish_out() {
   echo "$final"
 }
 
+# One build at a time (tests run in parallel): the others wait, then find it cached.
+mkdir -p "$cache"
+exec 9>"$cache/.lock"
+flock 9
+
 if [ -f "$final/vmlinuz" ] && [ -f "$final/initrd.img" ]; then
   echo "stand-in OS: cached" >&2
   publish_out
@@ -55,7 +60,6 @@ done
 [ ${#sources[@]} -gt 0 ] || { echo "build.sh: no apt sources under /etc/apt" >&2; exit 1; }
 
 started=$(date +%s)
-mkdir -p "$cache"
 work=$(mktemp -d "$cache/.build.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 root=$work/root
@@ -86,9 +90,13 @@ mv "$keep" "$mods/kernel"
 depmod -b "$root" "$kver"
 
 # Nothing a diskless VM reads: docs, locales, apt's lists and caches, initramfs tooling.
+# Perl beyond perl-base came with usrmerge; udev's hardware database only names devices.
 rm -rf "$root"/usr/share/{doc,man,info,locale,lintian} "$root"/var/lib/apt/lists/* \
   "$root"/var/cache/apt/* "$root"/var/cache/debconf/*-old "$root"/etc/initramfs-tools \
-  "$root"/usr/share/initramfs-tools
+  "$root"/usr/share/initramfs-tools "$root"/usr/share/perl "$root"/usr/lib/x86_64-linux-gnu/perl \
+  "$root"/usr/bin/perl5.* "$root"/usr/lib/x86_64-linux-gnu/libperl.so* \
+  "$root"/usr/lib/udev/hwdb.d "$root"/usr/lib/udev/hwdb.bin "$root"/etc/udev/hwdb.bin \
+  "$root"/usr/bin/ignition-validate
 # The real Ignition, where the stand-in's first-boot script runs it.
 test -x "$root/usr/lib/dracut/modules.d/30ignition/ignition"
 rm -rf "$root"/usr/lib/dracut/modules.d/30ignition/*.{sh,service,rules} 2>/dev/null || true
@@ -125,5 +133,9 @@ rm -rf "$root"
 rm -rf "$final"
 mv "$work" "$final"
 trap - EXIT
+# Builds from older inputs are not used again.
+for dir in "$cache"/*/; do
+  [ "${dir%/}" = "$final" ] || rm -rf "${dir%/}"
+done
 echo "stand-in OS: built in $(( $(date +%s) - started ))s, kernel $kver, initrd $(du -h "$final/initrd.img" | cut -f1)" >&2
 publish_out
