@@ -400,10 +400,17 @@ impl Vm {
         )
     }
 
-    /// Panics if QEMU has exited.
+    /// Panics if QEMU has exited or the guest kernel panicked.
     pub fn assert_running(&self) {
         if let Some(status) = self.child.borrow_mut().try_wait().unwrap() {
             panic!("{}: QEMU exited ({status})\n{}", self.name, self.tail(60));
+        }
+        if self.console().contains("Kernel panic - not syncing") {
+            panic!(
+                "{}: the guest kernel panicked\n{}",
+                self.name,
+                self.tail(60)
+            );
         }
     }
 
