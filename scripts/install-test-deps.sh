@@ -39,6 +39,7 @@ NEEDS=(
   "etcdctl etcd-client"
   "go golang-go"
   "ip iproute2"
+  "curl curl"
 )
 
 missing=()
