@@ -2,14 +2,12 @@
 //! why every other group lost. A thin I/O layer: the data directory is read with
 //! [`crate::matchbox::store`] and the decision is [`crate::matchbox::select::select`].
 
-use std::io::{self, Write as _};
+use std::io;
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 
 use anyhow::{Context as _, Result};
 use serde::Serialize;
 
-use crate::cli::{ExplainArgs, Format, GlobalArgs};
 use crate::error::invalid;
 use crate::lint::ignition::check_raw;
 use crate::lint::{Severity, boot, template};
@@ -89,35 +87,6 @@ pub struct CandidateView {
     #[serde(flatten)]
     pub outcome: Outcome,
     pub reason: String,
-}
-
-/// `caas explain`.
-pub fn run(global: &GlobalArgs, args: &ExplainArgs) -> Result<ExitCode> {
-    let mut query: Vec<(String, String)> = Vec::new();
-    if let Some(mac) = &args.mac {
-        query.push(("mac".into(), mac.clone()));
-    }
-    if let Some(uuid) = &args.uuid {
-        query.push(("uuid".into(), uuid.clone()));
-    }
-    query.extend(args.labels.iter().cloned());
-    let explanation = explain_dir(&global.data_dir, args.target, &query)?;
-    let mut out = io::stdout().lock();
-    match args.format {
-        Format::Text => out.write_all(render_text(&explanation).as_bytes())?,
-        Format::Json => {
-            serde_json::to_writer_pretty(&mut out, &explanation)?;
-            writeln!(out)?;
-        }
-    }
-    out.flush()?;
-    match &explanation.not_found {
-        Some(reason) => {
-            eprintln!("error: {reason}");
-            Ok(ExitCode::FAILURE)
-        }
-        None => Ok(ExitCode::SUCCESS),
-    }
 }
 
 /// Explains the request `query` (parameters in order) against the data directory `root`.

@@ -1,15 +1,14 @@
 //! The `caas` binary: parse the command line, dispatch, map errors to exit codes.
 
-use std::io::{self, IsTerminal as _, Write as _};
+use std::io::{self, IsTerminal as _};
 use std::process::ExitCode;
 
-use clap::{CommandFactory as _, Parser as _};
+use clap::Parser as _;
 use tracing_subscriber::EnvFilter;
 
-use caas::cli::{Cli, Command, Format, GenCommand, GlobalArgs};
-use caas::discovery;
+use caas::cli::{Cli, Command, Format, GlobalArgs};
+use caas::commands;
 use caas::error::{self, EXIT_INVALID};
-use caas::matchbox::generate;
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -21,41 +20,12 @@ fn main() -> ExitCode {
         _ => None,
     };
     init_logging(&cli.global, server_log);
-    match run(cli) {
+    match commands::run(&cli) {
         Ok(code) => code,
         Err(err) if error::is_broken_pipe(&err) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("error: {}", error::one_line(&err));
             ExitCode::from(error::exit_code(&err))
-        }
-    }
-}
-
-/// Runs the command; commands that decide their own exit code (lint findings, explain with no
-/// match) return it, the others succeed with 0.
-fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    let global = &cli.global;
-    let done = |result: anyhow::Result<()>| result.map(|()| ExitCode::SUCCESS);
-    match &cli.command {
-        Command::Gen(GenCommand::Profile(args)) => done(generate::gen_profile(global, args)),
-        Command::Gen(GenCommand::Group(args)) => done(generate::gen_group(global, args)),
-        Command::Chain(command) => done(caas::chain::run(global, command)),
-        Command::Lint(args) => caas::lint::run(global, args),
-        Command::Explain(args) => caas::explain::run(global, args),
-        Command::Discover(args) => done(discovery::client::discover(global, args)),
-        Command::Api(args) => done(discovery::server::api(global, args)),
-        Command::Assets(command) => done(caas::assets::run(global, command)),
-        Command::Schedule(command) => caas::schedule::run(global, command),
-        Command::Gen(GenCommand::Ignition(args)) => {
-            done(caas::ignition::gen_ignition(global, args))
-        }
-        Command::Gen(GenCommand::Cluster(args)) => done(caas::cluster::gen_cluster(global, args)),
-        Command::Completions { shell } => {
-            // Rendered into memory first: clap_complete panics when its writer fails.
-            let mut script = Vec::new();
-            clap_complete::generate(*shell, &mut Cli::command(), "caas", &mut script);
-            io::stdout().lock().write_all(&script)?;
-            Ok(ExitCode::SUCCESS)
         }
     }
 }

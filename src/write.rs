@@ -21,7 +21,6 @@ use anyhow::{Context as _, Result};
 use serde::Serialize;
 use sha2::{Digest as _, Sha256};
 
-use crate::cli::{Format, WriteArgs};
 use crate::error::invalid;
 
 /// Mode of every generated data file: matchbox often runs as its own user and must read them.
@@ -421,73 +420,23 @@ pub fn replace_symlink(link: &Path, target: &Path) -> Result<Action> {
     Ok(action)
 }
 
-/// Plans or applies `files` as `--dry-run` says and reports on stdout as `--format` says.
-///
-/// Text: one `<action> <path>` line per file (`-q` silences it); with `--dry-run`, the content
-/// of every file that would change. JSON: `{"dry_run": …, "files": [{path, action, sha256}]}`.
-pub fn write_and_report(
-    files: &[FileWrite],
-    args: &WriteArgs,
-    quiet: bool,
-) -> Result<Vec<Outcome>> {
-    write_and_report_changes(files, &[], args, quiet)
+/// Whether a run changes the disk or only compares with it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WriteOptions {
+    /// Compare only ([`plan_changes`]); nothing is written or removed.
+    pub dry_run: bool,
 }
 
-/// [`write_and_report`] with removals ([`apply_changes`]); removed files are reported as
-/// `removed <path>` (`would remove` with `--dry-run`).
-pub fn write_and_report_changes(
+/// [`apply_changes`], or with `dry_run` only [`plan_changes`].
+pub fn write_changes(
     files: &[FileWrite],
     removals: &[PathBuf],
-    args: &WriteArgs,
-    quiet: bool,
+    options: WriteOptions,
 ) -> Result<Vec<Outcome>> {
-    let outcomes = if args.dry_run {
-        plan_changes(files, removals)?
+    if options.dry_run {
+        plan_changes(files, removals)
     } else {
-        apply_changes(files, removals)?
-    };
-    let mut out = io::BufWriter::new(io::stdout().lock());
-    report(&mut out, files, &outcomes, args, quiet)
-        .and_then(|()| out.flush())
-        .context("writing the summary")?;
-    Ok(outcomes)
-}
-
-fn report(
-    out: &mut impl io::Write,
-    files: &[FileWrite],
-    outcomes: &[Outcome],
-    args: &WriteArgs,
-    quiet: bool,
-) -> io::Result<()> {
-    match args.format {
-        Format::Json => {
-            #[derive(Serialize)]
-            struct Summary<'a> {
-                dry_run: bool,
-                files: &'a [Outcome],
-            }
-            out.write_all(&canonical_json(&Summary {
-                dry_run: args.dry_run,
-                files: outcomes,
-            }))
-        }
-        Format::Text if quiet => Ok(()),
-        Format::Text => {
-            for (i, outcome) in outcomes.iter().enumerate() {
-                let action = outcome.action.describe(args.dry_run);
-                writeln!(out, "{action} {}", outcome.path.display())?;
-                // Removals come after the files; with --dry-run, show what would be written.
-                let written = files.get(i).filter(|_| args.dry_run);
-                if let Some(file) = written.filter(|_| outcome.action != Action::Unchanged) {
-                    out.write_all(&file.bytes)?;
-                    if !file.bytes.ends_with(b"\n") {
-                        writeln!(out)?;
-                    }
-                }
-            }
-            Ok(())
-        }
+        apply_changes(files, removals)
     }
 }
 
@@ -668,24 +617,5 @@ mod tests {
         fs::create_dir(&plain).unwrap();
         assert!(replace_symlink(&plain, Path::new("1.0")).is_err());
         assert!(plain.is_dir());
-    }
-
-    #[test]
-    fn dry_run_text_prints_content_of_what_would_change() {
-        let dir = tempfile::tempdir().unwrap();
-        let files = [FileWrite::new(dir.path().join("x.json"), b"{}\n".to_vec())];
-        let outcomes = plan(&files).unwrap();
-        let args = WriteArgs {
-            dry_run: true,
-            format: Format::Text,
-        };
-        let mut out = Vec::new();
-        report(&mut out, &files, &outcomes, &args, false).unwrap();
-        let text = String::from_utf8(out).unwrap();
-        assert!(text.starts_with("would create "), "{text}");
-        assert!(text.ends_with("x.json\n{}\n"), "{text}");
-        let mut quiet = Vec::new();
-        report(&mut quiet, &files, &outcomes, &args, true).unwrap();
-        assert!(quiet.is_empty());
     }
 }

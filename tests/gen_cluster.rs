@@ -559,3 +559,18 @@ fn caas_lint_finds_nothing_in_the_built_in_example_on_any_matchbox() {
     fs::write(&installed, serde_json::to_vec(&group).unwrap()).unwrap();
     caas_in(dir.path()).args(["lint"]).assert().code(1);
 }
+
+#[test]
+fn a_bad_api_url_flag_is_blamed_on_the_flag_not_the_spec() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = caas_in(dir.path())
+        .args(["gen", "cluster", "--api-url", "ftp://x"])
+        .assert()
+        .code(2)
+        .get_output()
+        .clone();
+    assert_one_line_error(&out.stderr, "--api-url");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("example"), "{stderr}");
+    assert!(tree_state(dir.path()).is_empty());
+}

@@ -553,3 +553,47 @@ fn bad_flags_exit_2() {
         .assert()
         .success();
 }
+
+#[test]
+fn vars_file_errors_name_the_vars_file_flag_and_its_content() {
+    let dir = data_dir();
+    let work = tempfile::tempdir().unwrap();
+    let before = tree_state(dir.path());
+    let run = |vars_file: &Path| {
+        caas_in(dir.path())
+            .args(["gen", "ignition", "--template", "ssh", "--id", "x"])
+            .arg("--vars-file")
+            .arg(vars_file)
+            .assert()
+            .code(2)
+            .get_output()
+            .stderr
+            .clone()
+    };
+
+    let missing = work.path().join("missing.yaml");
+    let stderr = run(&missing);
+    assert_one_line_error(
+        &stderr,
+        &format!("--vars-file {}: no such file", missing.display()),
+    );
+    assert!(!String::from_utf8_lossy(&stderr).contains("--metadata-file"));
+
+    let list = work.path().join("list.yaml");
+    fs::write(&list, "- a\n- b\n").unwrap();
+    let stderr = run(&list);
+    assert_one_line_error(&stderr, "list.yaml: variables must be an object");
+    assert!(!String::from_utf8_lossy(&stderr).contains("metadata"));
+
+    let bad = work.path().join("bad.yaml");
+    fs::write(&bad, "a: [1 2\nb: c\n").unwrap();
+    let stderr = String::from_utf8_lossy(&run(&bad)).into_owned();
+    assert!(
+        stderr.starts_with(&format!("error: {} line ", bad.display())),
+        "{stderr}"
+    );
+    assert_eq!(stderr.matches("error:").count(), 1, "{stderr}");
+    assert!(!stderr.contains("-->"), "no source snippet: {stderr}");
+
+    assert_eq!(tree_state(dir.path()), before);
+}

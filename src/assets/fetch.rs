@@ -30,11 +30,9 @@ use crate::assets::pgp::{
 };
 use crate::assets::progress::{Event, Reporter};
 use crate::assets::release::{self, Release, ReleaseRequest, RemoteFile};
-use crate::cli::{CaasFetchArgs, FetchArgs, FetchTarget, Format, GlobalArgs, value_name};
 use crate::clock;
 use crate::error::invalid;
 use crate::ids::Id;
-use crate::matchbox::datadir::DataDir;
 use crate::os::Os;
 use crate::write::{self, FileWrite};
 
@@ -43,54 +41,21 @@ pub const PARTIAL_DIR: &str = ".partial";
 const LOCK_FILE: &str = ".lock";
 const READ_CHUNK: usize = 1 << 20;
 
-/// Runs `caas assets fetch <target>`.
-pub fn fetch(global: &GlobalArgs, target: &FetchTarget) -> anyhow::Result<()> {
-    let (request, args) = match target {
-        FetchTarget::Caas(args) => return publish_caas(global, args),
-        FetchTarget::Flatcar(a) => (
-            ReleaseRequest {
-                os: Os::Flatcar,
-                channel: value_name(&a.channel),
-                version: a.version.clone(),
-                arch: a.arch,
-                base_url: a.fetch.base_url.clone(),
-            },
-            &a.fetch,
-        ),
-        FetchTarget::FedoraCoreos(a) => (
-            ReleaseRequest {
-                os: Os::FedoraCoreos,
-                channel: value_name(&a.stream),
-                version: a.version.clone(),
-                arch: a.arch,
-                base_url: a.fetch.base_url.clone(),
-            },
-            &a.fetch,
-        ),
-        FetchTarget::Coreos(a) => (
-            ReleaseRequest {
-                os: Os::Coreos,
-                channel: value_name(&a.channel),
-                version: a.version.clone(),
-                arch: a.arch,
-                base_url: a.fetch.base_url.clone(),
-            },
-            &a.fetch,
-        ),
-    };
-    let reporter = Reporter::new(args.format, global.quiet);
-    let result = fetch_release(global, &request, args, &reporter);
-    if let Err(err) = &result {
-        reporter.event(Event::Failed {
-            error: crate::error::one_line(err),
-        });
-    }
-    result
-}
-
-fn assets_dir(global: &GlobalArgs, dest: &Option<PathBuf>) -> PathBuf {
-    dest.clone()
-        .unwrap_or_else(|| DataDir::new(&global.data_dir).assets_dir())
+/// How `caas assets fetch` runs, besides the release it asks for.
+#[derive(Clone, Debug)]
+pub struct FetchOptions {
+    /// Where releases are published (`<data-dir>/assets` by default).
+    pub dest: PathBuf,
+    /// An OpenPGP keyring whose certificates replace the embedded keys.
+    pub keyring: Option<PathBuf>,
+    /// Retries of a request on 408, 429, 5xx and connection errors.
+    pub retries: u32,
+    /// The first wait between retries (doubles each time).
+    pub retry_delay: Duration,
+    /// Give up on a connection that sends nothing for this long.
+    pub read_timeout: Duration,
+    /// Check published digests only, not OpenPGP signatures.
+    pub insecure_skip_signature: bool,
 }
 
 /// Logs what the pinned keys' expiry means for this fetch. An expired key is expected for the
@@ -117,19 +82,20 @@ fn check_key_expiry(os: Os, keyring: &Keyring, now: SystemTime) {
     }
 }
 
-fn fetch_release(
-    global: &GlobalArgs,
+/// Resolves the release `request` names, downloads and verifies every file, publishes it
+/// under `options.dest` and points `current` at it; every step is an event on `reporter`.
+pub fn fetch_release(
     request: &ReleaseRequest,
-    args: &FetchArgs,
+    options: &FetchOptions,
     reporter: &Reporter,
 ) -> anyhow::Result<()> {
     let os = request.os;
-    let dest = assets_dir(global, &args.dest);
-    let keyring = match &args.keyring {
+    let dest = &options.dest;
+    let keyring = match &options.keyring {
         Some(path) => Keyring::from_file(path)?,
         None => Keyring::embedded(os),
     };
-    if args.insecure_skip_signature {
+    if options.insecure_skip_signature {
         tracing::warn!(
             "--insecure-skip-signature: OpenPGP signatures will NOT be checked; anyone who can \
              tamper with the server or the network can make these machines boot what they want"
@@ -138,10 +104,10 @@ fn fetch_release(
         check_key_expiry(os, &keyring, SystemTime::now());
     }
     let http = Http::new(
-        args.base_url.is_none(),
-        args.retries,
-        Duration::from_millis(args.retry_delay_ms),
-        Duration::from_millis(args.read_timeout_ms),
+        request.base_url.is_none(),
+        options.retries,
+        options.retry_delay,
+        options.read_timeout,
     );
     let metadata_progress = |p| reporter.download_progress("metadata", "", &Mutex::new(None), p);
     let release = release::resolve(&http, request, &metadata_progress)
@@ -149,7 +115,7 @@ fn fetch_release(
     reporter.event(Event::Resolved {
         os: os.dir_name().into(),
         version: release.version.to_string(),
-        arch: value_name(&release.arch),
+        arch: release.arch.board_name().into(),
         channel: release.channel.clone(),
         metadata_url: release.metadata_url.clone(),
     });
@@ -163,7 +129,7 @@ fn fetch_release(
             &release,
             m,
             &published,
-            args.insecure_skip_signature,
+            options.insecure_skip_signature,
             &keyring.primaries(),
         )
     }) {
@@ -174,7 +140,7 @@ fn fetch_release(
                 published.display(),
                 os.dir_name(),
                 release.version,
-                value_name(&release.arch),
+                release.arch.board_name(),
             )));
         }
         Some(Freshness::UpToDate) => {
@@ -208,7 +174,7 @@ fn fetch_release(
     fs::create_dir_all(&stage)
         .with_context(|| format!("creating directory {}", stage.display()))?;
 
-    let signatures = if args.insecure_skip_signature {
+    let signatures = if options.insecure_skip_signature {
         vec![None; release.files.len()]
     } else {
         release
@@ -272,7 +238,7 @@ fn fetch_release(
         &release,
         &verified,
         &keyring,
-        args.insecure_skip_signature,
+        options.insecure_skip_signature,
         &stage,
         &published,
     )
@@ -309,7 +275,7 @@ fn freshness(
     if let Some(arch) = manifest.arch
         && arch != release.arch
     {
-        return Freshness::OtherArch(value_name(&arch));
+        return Freshness::OtherArch(arch.board_name().into());
     }
     if manifest.os != release.os
         || manifest.version != release.version
@@ -730,13 +696,12 @@ fn clean_partial(partial: &Path) {
     }
 }
 
-/// `caas assets fetch caas`: publishes the running binary as `assets/caas/caas` (mode 0755)
-/// and `assets/caas/caas.sha256` (`sha256sum` format).
-fn publish_caas(global: &GlobalArgs, args: &CaasFetchArgs) -> anyhow::Result<()> {
+/// `caas assets fetch caas`: publishes the running binary as `<dir>/caas` (mode 0755) and
+/// `<dir>/caas.sha256` (`sha256sum` format). Returns what was done to each, and the sha256.
+pub fn publish_caas(dir: &Path) -> anyhow::Result<(Vec<write::Outcome>, String)> {
     let exe = std::env::current_exe().context("finding the running caas binary")?;
     let bytes = fs::read(&exe).with_context(|| format!("reading {}", exe.display()))?;
     let sha256 = write::sha256_hex(&bytes);
-    let dir = assets_dir(global, &args.dest).join("caas");
     let mut binary = FileWrite::new(dir.join("caas"), bytes);
     binary.mode = 0o755;
     let files = [
@@ -746,34 +711,7 @@ fn publish_caas(global: &GlobalArgs, args: &CaasFetchArgs) -> anyhow::Result<()>
             format!("{sha256}  caas\n").into_bytes(),
         ),
     ];
-    let outcomes = write::apply(&files)?;
-    let mut out = std::io::stdout().lock();
-    match args.format {
-        Format::Json => {
-            let event = serde_json::json!({
-                "event": "published",
-                "os": "caas",
-                "version": env!("CARGO_PKG_VERSION"),
-                "path": dir.display().to_string(),
-                "sha256": sha256,
-                "files": outcomes,
-            });
-            writeln!(out, "{event}")?;
-        }
-        Format::Text if global.quiet => {}
-        Format::Text => {
-            for outcome in &outcomes {
-                writeln!(
-                    out,
-                    "{} {}",
-                    outcome.action.as_str(),
-                    outcome.path.display()
-                )?;
-            }
-            writeln!(out, "caas {} sha256 {sha256}", env!("CARGO_PKG_VERSION"))?;
-        }
-    }
-    Ok(())
+    Ok((write::apply(&files)?, sha256))
 }
 
 #[cfg(test)]

@@ -18,9 +18,8 @@ use sha2::{Digest as _, Sha256};
 
 use crate::assets::manifest::{MANIFEST_FILE, Manifest, ManifestFile};
 use crate::assets::pgp::{Keyring, StreamVerifier, signing_key_status};
-use crate::cli::{AssetsListArgs, AssetsVerifyArgs, Format, GlobalArgs};
 use crate::clock;
-use crate::matchbox::datadir::DataDir;
+use crate::report::Format;
 use crate::write::{self, FileWrite};
 
 /// A release directory found on disk.
@@ -290,15 +289,16 @@ fn verify_caas(dir: &Path) -> ReleaseCheck {
     }
 }
 
-fn default_root(global: &GlobalArgs, path: &Option<PathBuf>) -> PathBuf {
-    path.clone()
-        .unwrap_or_else(|| DataDir::new(&global.data_dir).assets_dir())
-}
-
-/// Runs `caas assets verify [PATH]`.
-pub fn verify(global: &GlobalArgs, args: &AssetsVerifyArgs) -> anyhow::Result<()> {
-    let root = default_root(global, &args.path);
-    let inventory = scan(&root)?;
+/// `caas assets verify [PATH]`: re-checks every release published under `root` (a release, an
+/// OS directory or the assets directory) against `keyring` (the embedded keys when `None`),
+/// records the time in each manifest, and reports in `format`. Fails when a file failed.
+pub fn verify(
+    root: &Path,
+    keyring: Option<&Path>,
+    format: Format,
+    quiet: bool,
+) -> anyhow::Result<()> {
+    let inventory = scan(root)?;
     if inventory.releases.is_empty() && inventory.caas.is_none() {
         return Err(anyhow!(
             "nothing published under {}: no {MANIFEST_FILE} found (publish with `caas assets fetch`)",
@@ -311,11 +311,7 @@ pub fn verify(global: &GlobalArgs, args: &AssetsVerifyArgs) -> anyhow::Result<()
             dir.display()
         );
     }
-    let user_keyring = args
-        .keyring
-        .as_deref()
-        .map(Keyring::from_file)
-        .transpose()?;
+    let user_keyring = keyring.map(Keyring::from_file).transpose()?;
     let now = SystemTime::now();
     let mut checks = Vec::new();
     for found in &inventory.releases {
@@ -345,7 +341,7 @@ pub fn verify(global: &GlobalArgs, args: &AssetsVerifyArgs) -> anyhow::Result<()
         checks.push(verify_caas(dir));
     }
 
-    report_checks(&checks, args.format, global.quiet)?;
+    report_checks(&checks, format, quiet)?;
     let failures: Vec<String> = checks
         .iter()
         .flat_map(|release| {
@@ -440,11 +436,24 @@ struct ListedCaas {
     size: Option<u64>,
 }
 
-/// Runs `caas assets list [DIR]`.
-pub fn list(global: &GlobalArgs, args: &AssetsListArgs) -> anyhow::Result<()> {
-    let root = default_root(global, &args.dir);
+/// What is published under an assets directory.
+struct Listing {
+    releases: Vec<Listed>,
+    caas: Option<ListedCaas>,
+    unmanaged: Vec<PathBuf>,
+}
+
+/// `caas assets list [DIR]`: what is published under `root`, printed in `format`.
+pub fn list(root: &Path, format: Format, quiet: bool) -> anyhow::Result<()> {
+    let listing = listing(root)?;
+    let mut out = io::stdout().lock();
+    print_listing(&mut out, root, &listing, format, quiet)?;
+    Ok(())
+}
+
+fn listing(root: &Path) -> anyhow::Result<Listing> {
     let inventory = if root.exists() {
-        scan(&root)?
+        scan(root)?
     } else {
         Inventory::default()
     };
@@ -470,29 +479,47 @@ pub fn list(global: &GlobalArgs, args: &AssetsListArgs) -> anyhow::Result<()> {
             .and_then(|line| line.split_whitespace().next().map(str::to_owned)),
         size: fs::metadata(dir.join("caas")).ok().map(|m| m.len()),
     });
-    let mut out = io::stdout().lock();
-    match args.format {
+    Ok(Listing {
+        releases,
+        caas,
+        unmanaged: inventory.unmanaged,
+    })
+}
+
+fn print_listing(
+    out: &mut impl io::Write,
+    root: &Path,
+    listing: &Listing,
+    format: Format,
+    quiet: bool,
+) -> io::Result<()> {
+    let Listing {
+        releases,
+        caas,
+        unmanaged,
+    } = listing;
+    match format {
         Format::Json => {
             let json = serde_json::json!({
                 "releases": releases,
                 "caas": caas,
-                "unmanaged": inventory.unmanaged,
+                "unmanaged": unmanaged,
             });
             out.write_all(&write::canonical_json(&json))?;
         }
-        Format::Text if global.quiet => {}
+        Format::Text if quiet => {}
         Format::Text => {
             if releases.is_empty() && caas.is_none() {
                 writeln!(out, "nothing published under {}", root.display())?;
             }
-            for release in &releases {
+            for release in releases {
                 let m = &release.manifest;
                 let mut head = format!("{} {}", m.os.dir_name(), m.version);
                 if release.current {
                     head.push_str(" (current)");
                 }
                 let facts: Vec<String> = [
-                    m.arch.map(|a| crate::cli::value_name(&a)),
+                    m.arch.map(|a| a.board_name().to_owned()),
                     m.channel.clone(),
                     Some(match &m.verified_at {
                         Some(at) => format!("verified {at}"),
@@ -525,7 +552,7 @@ pub fn list(global: &GlobalArgs, args: &AssetsListArgs) -> anyhow::Result<()> {
                     )?;
                 }
             }
-            if let Some(caas) = &caas {
+            if let Some(caas) = caas {
                 writeln!(
                     out,
                     "caas  {}  {}  sha256 {}",
@@ -536,7 +563,7 @@ pub fn list(global: &GlobalArgs, args: &AssetsListArgs) -> anyhow::Result<()> {
                     caas.sha256.as_deref().unwrap_or("?")
                 )?;
             }
-            for dir in &inventory.unmanaged {
+            for dir in unmanaged {
                 writeln!(
                     out,
                     "{}  (no {MANIFEST_FILE}: not published by caas)",

@@ -4,8 +4,9 @@
 //! - [`release`]: which files make up a release and where they live (pure parsers);
 //! - [`http`]: downloads with resume and retries;
 //! - [`pgp`]: pinned keys and signature verification;
-//! - [`fetch`]: the fetch command (download, verify, publish);
-//! - [`inventory`]: the verify and list commands;
+//! - [`fetch`]: download, verify, publish (`caas assets fetch`);
+//! - [`inventory`]: what is published, re-verified and listed (`verify`, `list`);
+//! - [`progress`]: the events of a fetch, as progress bars, lines or JSON;
 //! - [`manifest`]: `caas-assets.json`, read by `gen profile` too.
 
 pub mod fetch;
@@ -15,14 +16,3 @@ pub mod manifest;
 pub mod pgp;
 pub mod progress;
 pub mod release;
-
-use crate::cli::{AssetsCommand, GlobalArgs};
-
-/// Runs `caas assets …`.
-pub fn run(global: &GlobalArgs, command: &AssetsCommand) -> anyhow::Result<()> {
-    match command {
-        AssetsCommand::Fetch(target) => fetch::fetch(global, target),
-        AssetsCommand::Verify(args) => inventory::verify(global, args),
-        AssetsCommand::List(args) => inventory::list(global, args),
-    }
-}

@@ -15,7 +15,7 @@ use indicatif::{BinaryBytes, MultiProgress, ProgressBar, ProgressDrawTarget, Pro
 use serde::Serialize;
 
 use crate::assets::http::Progress;
-use crate::cli::Format;
+use crate::report::Format;
 
 /// Seconds between two JSON progress events of one file.
 const JSON_PROGRESS_EVERY: Duration = Duration::from_secs(1);

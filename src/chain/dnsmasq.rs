@@ -7,13 +7,32 @@ use anyhow::{Context as _, Result};
 use serde::Serialize;
 
 use super::url::BootUrl;
-use crate::cli::{DnsmasqMode, EfiBinary};
-use crate::error::{InvalidInput, invalid};
+use crate::error::InvalidInput;
 
 const TEMPLATE: &str = include_str!("../../templates/dnsmasq.conf.tera");
 
 /// Where dnsmasq serves the iPXE binaries from when `--tftp-root` is not given.
 pub const DEFAULT_TFTP_ROOT: &str = "/var/lib/tftpboot";
+
+/// How `caas chain dnsmasq` serves DHCP.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum DnsmasqMode {
+    /// Proxy DHCP beside the existing DHCP server: only boot information, no addresses
+    Proxy,
+    /// The network's DHCP server: leases addresses from --range
+    Full,
+}
+
+/// The iPXE binary UEFI PXE firmware loads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum EfiBinary {
+    /// iPXE with its own NIC drivers
+    #[value(name = "ipxe.efi")]
+    Ipxe,
+    /// iPXE on the firmware's network driver (SNP), the UEFI counterpart of undionly.kpxe
+    #[value(name = "snponly.efi")]
+    Snponly,
+}
 
 /// The addresses dnsmasq answers for.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -239,21 +258,6 @@ fn check_tftp_root(path: &str) -> Result<String, InvalidInput> {
     }
     let trimmed = path.trim_end_matches('/');
     Ok(if trimmed.is_empty() { "/" } else { trimmed }.to_owned())
-}
-
-/// Builds the configuration from the command-line flags and renders it.
-pub fn render_from_args(boot_url: BootUrl, args: &crate::cli::ChainDnsmasqArgs) -> Result<String> {
-    let config = DnsmasqConfig::new(
-        boot_url,
-        args.mode,
-        args.interface.as_deref(),
-        args.range.as_deref(),
-        args.router,
-        args.tftp_root.as_deref(),
-        args.efi_binary,
-    )
-    .map_err(|err| invalid(err.0))?;
-    config.render()
 }
 
 #[cfg(test)]

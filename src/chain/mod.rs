@@ -5,8 +5,8 @@
 //! - [`media`]: ISO/USB images (xorriso, isolinux, mtools) and iPXE built with `EMBED=`;
 //! - [`dnsmasq`]: a dnsmasq config for PXE firmware and iPXE.
 //!
-//! `chain build` checks every input and tool first, builds in a temporary directory, then
-//! writes all outputs (and `SHA256SUMS`) in one call to [`crate::write`].
+//! `chain build` checks every input and tool first and builds in a temporary directory; its
+//! command handler then writes all outputs (and `SHA256SUMS`) in one call to [`crate::write`].
 
 pub mod dnsmasq;
 pub mod media;
@@ -14,17 +14,12 @@ pub mod script;
 pub mod url;
 
 use std::collections::BTreeSet;
-use std::io::{self, Write as _};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result};
-use serde::Serialize;
 
-use crate::cli::{
-    BootUrlArgs, ChainBuildArgs, ChainCommand, ChainDnsmasqArgs, ChainTarget, Format, GlobalArgs,
-};
 use crate::error::invalid;
-use crate::write::{self, Action, FileWrite};
+use crate::write;
 use media::{EfiBoot, ImageTools, IpxeSource, Mtools};
 use script::{LKRN_NAME, SCRIPT_NAME};
 use url::BootUrl;
@@ -34,28 +29,30 @@ pub const ISO_NAME: &str = "caas-chain.iso";
 pub const USB_NAME: &str = "caas-chain-usb.img";
 pub const SUMS_NAME: &str = "SHA256SUMS";
 
-/// `caas chain …`.
-pub fn run(global: &GlobalArgs, command: &ChainCommand) -> Result<()> {
-    match command {
-        ChainCommand::Build(args) => build(global, args),
-        ChainCommand::Dnsmasq(args) => write_dnsmasq(global, args),
-    }
-}
-
-fn boot_url(args: &BootUrlArgs) -> Result<BootUrl> {
-    let url = match (&args.boot_url, &args.server) {
-        (Some(url), _) => BootUrl::parse("--boot-url", url),
-        (None, Some(server)) => BootUrl::from_server(server),
-        (None, None) => unreachable!("clap requires --boot-url or --server"),
-    };
-    url.map_err(|err| invalid(err.0))
+/// What `caas chain build` produces.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum)]
+pub enum ChainTarget {
+    /// chain.ipxe, the script itself
+    Script,
+    /// ipxe.lkrn + chain.ipxe as its initrd, with isolinux/syslinux, GRUB and PXELINUX entries
+    Lkrn,
+    /// caas-chain.iso: El Torito CD image (BIOS; UEFI too when an ipxe.efi is found)
+    Iso,
+    /// caas-chain-usb.img: the same image made hybrid, to write to a USB stick
+    Usb,
+    /// undionly.kpxe with the script embedded (needs --ipxe-src)
+    Kpxe,
+    /// ipxe.efi and snponly.efi with the script embedded (needs --ipxe-src)
+    Efi,
 }
 
 /// One output of `chain build`, before it is written.
-struct Output {
-    name: String,
-    bytes: Vec<u8>,
-    text: bool,
+pub struct Output {
+    /// The file name, relative to the output directory.
+    pub name: String,
+    pub bytes: Vec<u8>,
+    /// Text (shown with `--dry-run`) rather than a binary image.
+    pub text: bool,
 }
 
 impl Output {
@@ -87,13 +84,33 @@ fn source_needed(targets: &[&str]) -> anyhow::Error {
     ))
 }
 
-/// `caas chain build`.
-pub fn build(global: &GlobalArgs, args: &ChainBuildArgs) -> Result<()> {
-    let url = boot_url(&args.boot)?;
-    let targets: BTreeSet<ChainTarget> = args.targets.iter().copied().collect();
+/// What `chain build` is asked for.
+#[derive(Clone, Debug)]
+pub struct BuildOptions {
+    pub url: BootUrl,
+    pub targets: BTreeSet<ChainTarget>,
+    /// Prebuilt iPXE binaries, looked up before the system's.
+    pub ipxe_dir: Option<PathBuf>,
+    /// An iPXE source tree, for the targets built with the script embedded.
+    pub ipxe_src: Option<PathBuf>,
+    /// Keep the iPXE build quiet.
+    pub quiet: bool,
+}
+
+/// Everything `chain build` made: the outputs (`SHA256SUMS` last), and notes for the operator.
+pub struct Built {
+    pub outputs: Vec<Output>,
+    pub notes: Vec<String>,
+}
+
+/// `caas chain build` without the writing: checks every input and tool first, then builds
+/// each output in memory (`SHA256SUMS` last).
+pub fn build(options: &BuildOptions) -> Result<Built> {
+    let url = &options.url;
+    let targets = &options.targets;
     let wants = |t: ChainTarget| targets.contains(&t);
     let epoch = media::source_date_epoch(std::env::var_os("SOURCE_DATE_EPOCH"))?;
-    let script = script::render(&url)?;
+    let script = script::render(url)?;
     let mut notes = Vec::new();
 
     // Everything that can be missing is looked for before anything is built.
@@ -104,7 +121,7 @@ pub fn build(global: &GlobalArgs, args: &ChainBuildArgs) -> Result<()> {
     if wants(ChainTarget::Efi) {
         source_targets.extend(media::EFI_TARGETS);
     }
-    let source = match (&args.ipxe_src, source_targets.is_empty()) {
+    let source = match (&options.ipxe_src, source_targets.is_empty()) {
         (Some(dir), false) => Some(IpxeSource::locate(dir)?),
         (None, false) => {
             let named: Vec<&str> = [(ChainTarget::Kpxe, "kpxe"), (ChainTarget::Efi, "efi")]
@@ -123,7 +140,7 @@ pub fn build(global: &GlobalArgs, args: &ChainBuildArgs) -> Result<()> {
         }
         (None, true) => None,
     };
-    let dirs = media::prebuilt_dirs(args.ipxe_dir.as_deref());
+    let dirs = media::prebuilt_dirs(options.ipxe_dir.as_deref());
     let images = wants(ChainTarget::Iso) || wants(ChainTarget::Usb);
     let lkrn = if wants(ChainTarget::Lkrn) || images {
         Some(media::find_prebuilt(&dirs, LKRN_NAME)?)
@@ -167,7 +184,7 @@ pub fn build(global: &GlobalArgs, args: &ChainBuildArgs) -> Result<()> {
     let mut built_efi: Option<Vec<u8>> = None;
     if let Some(source) = &source {
         for (name, bytes) in
-            media::build_from_source(source, &script, &source_targets, epoch, global.quiet)?
+            media::build_from_source(source, &script, &source_targets, epoch, options.quiet)?
         {
             if name == "ipxe.efi" {
                 built_efi = Some(bytes.clone());
@@ -185,16 +202,16 @@ pub fn build(global: &GlobalArgs, args: &ChainBuildArgs) -> Result<()> {
         outputs.push(Output::text(
             "syslinux.cfg",
             script::syslinux_cfg(
-                &url,
+                url,
                 "isolinux / syslinux / extlinux",
                 "Put ipxe.lkrn and chain.ipxe in the directory of this file.",
             ),
         ));
-        outputs.push(Output::text("grub.cfg", script::grub_cfg(&url)));
+        outputs.push(Output::text("grub.cfg", script::grub_cfg(url)));
         outputs.push(Output::text(
             "pxelinux.cfg/default",
             script::syslinux_cfg(
-                &url,
+                url,
                 "PXELINUX",
                 "Put this file at pxelinux.cfg/default in the TFTP root, ipxe.lkrn and \
                  chain.ipxe next to pxelinux.0.",
@@ -232,7 +249,7 @@ pub fn build(global: &GlobalArgs, args: &ChainBuildArgs) -> Result<()> {
         };
         let built = media::build_images(
             tools,
-            &url,
+            url,
             &script,
             efi.as_ref(),
             epoch,
@@ -252,34 +269,7 @@ pub fn build(global: &GlobalArgs, args: &ChainBuildArgs) -> Result<()> {
         .collect();
     outputs.push(Output::text(SUMS_NAME, sums));
 
-    // Write, all at once, and report.
-    let files: Vec<FileWrite> = outputs
-        .iter()
-        .map(|o| FileWrite::new(args.out.join(&o.name), o.bytes.clone()))
-        .collect();
-    let outcomes = if args.write.dry_run {
-        write::plan(&files)?
-    } else {
-        write::apply(&files)?
-    };
-    let report = BuildReport {
-        boot_url: url.as_str(),
-        dry_run: args.write.dry_run,
-        files: outcomes
-            .iter()
-            .zip(&outputs)
-            .map(|(outcome, output)| FileReport {
-                path: &outcome.path,
-                action: outcome.action,
-                sha256: &outcome.sha256,
-                size: output.bytes.len(),
-            })
-            .collect(),
-        notes: &notes,
-    };
-    let mut out = io::stdout().lock();
-    print_report(&mut out, &report, &outputs, args.write.format, global.quiet)
-        .context("writing the summary")
+    Ok(Built { outputs, notes })
 }
 
 fn efi_note(path: &Path, reads_autoexec: bool) -> String {
@@ -299,77 +289,4 @@ fn efi_note(path: &Path, reads_autoexec: bool) -> String {
             path.display()
         )
     }
-}
-
-#[derive(Serialize)]
-struct FileReport<'a> {
-    path: &'a PathBuf,
-    action: Action,
-    sha256: &'a str,
-    size: usize,
-}
-
-#[derive(Serialize)]
-struct BuildReport<'a> {
-    boot_url: &'a str,
-    dry_run: bool,
-    files: Vec<FileReport<'a>>,
-    notes: &'a [String],
-}
-
-/// Text: `<action> <path> sha256:<hex>` per file (with `--dry-run`, text outputs are shown),
-/// then `note: …` lines. JSON: the report as one document.
-fn print_report(
-    out: &mut impl io::Write,
-    report: &BuildReport<'_>,
-    outputs: &[Output],
-    format: Format,
-    quiet: bool,
-) -> io::Result<()> {
-    match format {
-        Format::Json => out.write_all(&write::canonical_json(report)),
-        Format::Text if quiet => Ok(()),
-        Format::Text => {
-            for (file, output) in report.files.iter().zip(outputs) {
-                let action = file.action.describe(report.dry_run);
-                writeln!(
-                    out,
-                    "{action} {} sha256:{}",
-                    file.path.display(),
-                    file.sha256
-                )?;
-                if report.dry_run && file.action != Action::Unchanged && output.text {
-                    out.write_all(&output.bytes)?;
-                }
-            }
-            for note in report.notes {
-                writeln!(out, "note: {note}")?;
-            }
-            Ok(())
-        }
-    }
-}
-
-/// `caas chain dnsmasq`.
-pub fn write_dnsmasq(global: &GlobalArgs, args: &ChainDnsmasqArgs) -> Result<()> {
-    let url = boot_url(&args.boot)?;
-    let text = dnsmasq::render_from_args(url, args)?;
-    match &args.out {
-        Some(path) => {
-            let file = FileWrite::new(path, text.into_bytes());
-            write::write_and_report(&[file], &args.write, global.quiet)?;
-        }
-        None => {
-            if args.write.dry_run || args.write.format == Format::Json {
-                return Err(invalid(
-                    "--dry-run and --format json report on a written file: give --out FILE",
-                ));
-            }
-            io::stdout()
-                .lock()
-                .write_all(text.as_bytes())
-                .context("writing the config to stdout")?;
-        }
-    }
-    Ok(())
 }

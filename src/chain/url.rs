@@ -11,6 +11,25 @@ use crate::error::InvalidInput;
 /// matchbox's default HTTP port, used when `--server HOST` gives none.
 pub const DEFAULT_SERVER_PORT: u16 = 8080;
 
+/// Where iPXE is sent, as the operator named it: a whole URL, or matchbox's host and port.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BootTarget {
+    /// `--boot-url URL`.
+    Url(String),
+    /// `--server HOST[:PORT]`.
+    Server(String),
+}
+
+impl BootTarget {
+    /// The validated boot URL; the error names the flag, the value and the problem.
+    pub fn boot_url(&self) -> Result<BootUrl, InvalidInput> {
+        match self {
+            BootTarget::Url(url) => BootUrl::parse("--boot-url", url),
+            BootTarget::Server(server) => BootUrl::from_server(server),
+        }
+    }
+}
+
 /// An `http(s)://…` URL that iPXE reads back exactly as written.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BootUrl {

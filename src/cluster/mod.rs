@@ -11,23 +11,20 @@ pub mod record;
 pub mod spec;
 
 use std::collections::BTreeSet;
-use std::fs;
-use std::io::{self, Write as _};
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context as _, Result};
+use anyhow::Result;
 
-use crate::cli::{GenClusterArgs, GlobalArgs};
-use crate::error::invalid;
+use crate::generate::os_boot;
 use crate::ignition::{Engine, TemplateSet};
 use crate::matchbox::DataDir;
-use crate::matchbox::generate::os_boot;
-use crate::write::{FileWrite, write_and_report_changes};
-use spec::{Lab, LabSpec, Overrides, from_yaml};
+use crate::write::FileWrite;
+use spec::Lab;
 
 /// The built-in example lab, `caas gen cluster` without `-f`.
 pub const EXAMPLE: &str = include_str!("../../examples/lab.yaml");
-const EXAMPLE_ORIGIN: &str = "the built-in example lab (examples/lab.yaml)";
+/// How errors name the built-in example.
+pub const EXAMPLE_ORIGIN: &str = "the built-in example lab (examples/lab.yaml)";
 
 /// Everything one run changes.
 #[derive(Debug)]
@@ -40,60 +37,6 @@ pub struct Changes {
     pub stale: Vec<String>,
     /// Files an earlier run wrote that were changed since: never removed, no longer recorded.
     pub modified: Vec<String>,
-}
-
-/// `caas gen cluster`.
-pub fn gen_cluster(global: &GlobalArgs, args: &GenClusterArgs) -> Result<()> {
-    if args.print_example {
-        io::stdout()
-            .write_all(EXAMPLE.as_bytes())
-            .context("writing the example")?;
-        return Ok(());
-    }
-    let (text, origin) = match &args.file {
-        Some(path) => (read_spec(path)?, path.display().to_string()),
-        None => (EXAMPLE.to_owned(), EXAMPLE_ORIGIN.to_owned()),
-    };
-    let overrides = Overrides {
-        matchbox_url: args.matchbox_url.clone(),
-        api_url: args.api_url.clone(),
-    };
-    let lab = from_yaml::<LabSpec>(&text, &origin)?.validate(&origin, &overrides)?;
-    let data_dir = DataDir::new(&global.data_dir);
-    let changes = changes(&data_dir, &lab, args.templates.dir.as_deref(), args.prune)?;
-    write_and_report_changes(&changes.files, &changes.removals, &args.write, global.quiet)?;
-    if !changes.stale.is_empty() {
-        tracing::warn!(
-            "{} file(s) written for lab {} are no longer in the spec; rerun with --prune to \
-             remove them: {}",
-            changes.stale.len(),
-            lab.name,
-            changes.stale.join(", ")
-        );
-    }
-    if !changes.modified.is_empty() {
-        tracing::warn!(
-            "{} file(s) written for lab {} are no longer in the spec but were changed since, \
-             so caas leaves them alone: {}",
-            changes.modified.len(),
-            lab.name,
-            changes.modified.join(", ")
-        );
-    }
-    Ok(())
-}
-
-fn read_spec(path: &Path) -> Result<String> {
-    match fs::read_to_string(path) {
-        Ok(text) => Ok(text),
-        Err(err) if err.kind() == io::ErrorKind::NotFound => {
-            Err(invalid(format!("-f {}: no such file", path.display())))
-        }
-        Err(err) if err.kind() == io::ErrorKind::InvalidData => {
-            Err(invalid(format!("{} is not UTF-8 text", path.display())))
-        }
-        Err(err) => Err(err).with_context(|| format!("reading {}", path.display())),
-    }
 }
 
 /// Plans every change for `lab` in `data_dir` (reads the disk, writes nothing): the lab's

@@ -2,7 +2,6 @@
 //! disk. [`plan`] is pure given the resolved OS boot settings and a template engine.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::thread;
 
@@ -11,9 +10,9 @@ use serde_json::{Map, Value};
 
 use super::spec::{Lab, Machine, etcd_vars};
 use crate::error::invalid;
+use crate::generate::{FileSet, boot_with_args};
 use crate::ids::Id;
 use crate::ignition::{Engine, config_file_name};
-use crate::matchbox::generate::boot_with_args;
 use crate::matchbox::{Boot, DataDir, Group, Profile, Selector};
 use crate::os::OsBoot;
 use crate::write::FileWrite;
@@ -34,8 +33,18 @@ pub struct PlanInput<'a> {
     pub engine: &'a Engine,
 }
 
-/// One Ignition config to render: who needs it (for errors), the template and its variables.
+/// Whose Ignition config a render is: the key its config is looked up by.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+enum ConfigOf {
+    DefaultGroup,
+    Installer,
+    Machine(Id),
+}
+
+/// One Ignition config to render: whose it is, who needs it (for errors), the template and its
+/// variables.
 struct Render {
+    of: ConfigOf,
     owner: String,
     template: String,
     vars: Map<String, Value>,
@@ -56,6 +65,7 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Vec<FileWrite>> {
         let owner = format!("the default group (role {role})");
         let vars = pick(engine, role, &owner, &[&common])?;
         renders.push(Render {
+            of: ConfigOf::DefaultGroup,
             owner,
             template: role.clone(),
             vars,
@@ -66,6 +76,7 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Vec<FileWrite>> {
         let owner = "the installer".to_owned();
         let vars = pick(engine, INSTALL, &owner, &[&common])?;
         renders.push(Render {
+            of: ConfigOf::Installer,
             owner,
             template: INSTALL.to_owned(),
             vars,
@@ -91,85 +102,80 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Vec<FileWrite>> {
             &[&machine.vars, computed, &own, &common],
         )?;
         renders.push(Render {
+            of: ConfigOf::Machine(machine.name.clone()),
             owner,
             template: machine.role.clone(),
             vars,
         });
     }
-    let configs = render_all(input.engine, &renders)?;
-    let mut configs = configs.into_iter();
+    let mut configs = render_all(input.engine, renders)?;
+    let mut config_of = |of: &ConfigOf| {
+        let config = configs.remove(of).expect("every config was rendered");
+        Arc::try_unwrap(config).unwrap_or_else(|shared| (*shared).clone())
+    };
 
-    let mut files = Files::new(data_dir);
+    let mut files = FileSet::new(data_dir);
     if let Some(role) = &lab.default_role {
         let id = Id::new(role)?;
-        let config = configs.next().expect("one config per render");
-        files.profile(&id, role, base_boot.clone(), "the default group")?;
+        let owner = "the default group";
+        files.profile(&profile(&id, role, base_boot.clone())?, owner)?;
         files.group(
-            &id,
-            &format!("{role} (default)"),
-            &id,
-            Selector::new(),
-            Map::from_iter([("role".to_owned(), Value::from(role.as_str()))]),
-            "the default group",
+            &group(
+                &id,
+                &format!("{role} (default)"),
+                &id,
+                Selector::new(),
+                Map::from_iter([("role".to_owned(), Value::from(role.as_str()))]),
+            ),
+            owner,
         )?;
-        files.ignition(&id, config, "the default group")?;
+        files.ignition(&id, config_of(&ConfigOf::DefaultGroup), owner)?;
     }
     let install_id = Id::new(INSTALL)?;
     if installs {
-        let config = configs.next().expect("one config per render");
-        files.profile(
-            &install_id,
-            "install to disk",
-            base_boot.clone(),
-            "the installer",
-        )?;
-        files.ignition(&install_id, config, "the installer")?;
+        let owner = "the installer";
+        let installer = profile(&install_id, "install to disk", base_boot.clone())?;
+        files.profile(&installer, owner)?;
+        files.ignition(&install_id, config_of(&ConfigOf::Installer), owner)?;
     }
     for machine in &lab.machines {
         let owner = format!("machine {}", machine.name);
-        let config = configs.next().expect("one config per render");
+        let config = config_of(&ConfigOf::Machine(machine.name.clone()));
         let boot = if machine.args.is_empty() {
             base_boot.clone()
         } else {
             boot(input, &machine.args).with_context(|| owner.clone())?
         };
         let name = format!("{} ({})", machine.name, machine.role);
-        files.profile(&machine.name, &name, boot, &owner)?;
+        files.profile(&profile(&machine.name, &name, boot)?, &owner)?;
         files.ignition(&machine.name, config, &owner)?;
         let metadata = metadata(machine, etcd.get(&machine.name));
         let mut selector = Selector::new();
         selector.insert("mac".into(), machine.mac.clone());
         if machine.install {
-            files.group(
+            let installer = group(
                 &machine.name,
                 &format!("{} (install)", machine.name),
                 &install_id,
                 selector.clone(),
                 metadata.clone(),
-                &owner,
-            )?;
+            );
+            files.group(&installer, &owner)?;
             selector.insert(INSTALLED_LABEL.0.into(), INSTALLED_LABEL.1.into());
-            let installed = machine.name.with_suffix("-installed")?;
-            files.group(
-                &installed,
+            let installed = group(
+                &machine.name.with_suffix("-installed")?,
                 &format!("{} (installed)", machine.name),
                 &machine.name,
                 selector,
                 metadata,
-                &owner,
-            )?;
+            );
+            files.group(&installed, &owner)?;
         } else {
-            files.group(
-                &machine.name,
-                &name,
-                &machine.name,
-                selector,
-                metadata,
-                &owner,
-            )?;
+            let own = group(&machine.name, &name, &machine.name, selector, metadata);
+            files.group(&own, &owner)?;
         }
     }
-    Ok(files.into_vec())
+    Ok(files.into_files())
 }
 
 /// The variables every template gets (a template only sees those it refers to).
@@ -253,9 +259,9 @@ fn pick(
     Ok(vars)
 }
 
-/// Renders every distinct (template, variables) once, spread over the CPUs, and hands each
-/// render its config.
-fn render_all(engine: &Engine, renders: &[Render]) -> Result<Vec<Arc<Vec<u8>>>> {
+/// Renders every distinct (template, variables) once, spread over the CPUs: each render's
+/// config, by whose it is.
+fn render_all(engine: &Engine, renders: Vec<Render>) -> Result<HashMap<ConfigOf, Arc<Vec<u8>>>> {
     let mut unique: Vec<usize> = Vec::new();
     let mut index_of: HashMap<(&str, String), usize> = HashMap::new();
     let mut slots = Vec::with_capacity(renders.len());
@@ -298,81 +304,36 @@ fn render_all(engine: &Engine, renders: &[Render]) -> Result<Vec<Arc<Vec<u8>>>> 
         })
     };
     let rendered: Vec<Arc<Vec<u8>>> = rendered.into_iter().collect::<Result<_>>()?;
-    Ok(slots
+    Ok(renders
         .into_iter()
-        .map(|slot| rendered[slot].clone())
+        .zip(slots)
+        .map(|(render, slot)| (render.of, rendered[slot].clone()))
         .collect())
 }
 
-/// The files of a plan, each path owned once.
-struct Files<'a> {
-    data_dir: &'a DataDir,
-    files: Vec<FileWrite>,
-    owners: HashMap<PathBuf, String>,
+/// A profile that boots `boot` and serves the Ignition config of the same id.
+fn profile(id: &Id, name: &str, boot: Boot) -> Result<Profile> {
+    Ok(Profile {
+        id: id.to_string(),
+        name: name.to_owned(),
+        boot: Some(boot),
+        ignition_id: config_file_name(id)?.to_string(),
+        ..Profile::default()
+    })
 }
 
-impl<'a> Files<'a> {
-    fn new(data_dir: &'a DataDir) -> Files<'a> {
-        Files {
-            data_dir,
-            files: Vec::new(),
-            owners: HashMap::new(),
-        }
-    }
-
-    fn add(&mut self, path: PathBuf, bytes: Vec<u8>, owner: &str) -> Result<()> {
-        if let Some(other) = self.owners.insert(path.clone(), owner.to_owned()) {
-            return Err(invalid(format!(
-                "{other} and {owner} would both write {}: rename one of them",
-                path.strip_prefix(self.data_dir.root())
-                    .unwrap_or(&path)
-                    .display()
-            )));
-        }
-        self.files.push(FileWrite::new(path, bytes));
-        Ok(())
-    }
-
-    fn profile(&mut self, id: &Id, name: &str, boot: Boot, owner: &str) -> Result<()> {
-        let profile = Profile {
-            id: id.to_string(),
-            name: name.to_owned(),
-            boot: Some(boot),
-            ignition_id: config_file_name(id)?.to_string(),
-            ..Profile::default()
-        };
-        self.add(self.data_dir.profile_path(id), profile.to_json(), owner)
-    }
-
-    fn group(
-        &mut self,
-        id: &Id,
-        name: &str,
-        profile: &Id,
-        selector: Selector,
-        metadata: Map<String, Value>,
-        owner: &str,
-    ) -> Result<()> {
-        let group = Group {
-            id: id.to_string(),
-            name: name.to_owned(),
-            profile: profile.to_string(),
-            selector,
-            metadata,
-        };
-        self.add(self.data_dir.group_path(id), group.to_json(), owner)
-    }
-
-    fn ignition(&mut self, id: &Id, config: Arc<Vec<u8>>, owner: &str) -> Result<()> {
-        let bytes = Arc::try_unwrap(config).unwrap_or_else(|shared| (*shared).clone());
-        self.add(
-            self.data_dir.ignition_path(&config_file_name(id)?),
-            bytes,
-            owner,
-        )
-    }
-
-    fn into_vec(self) -> Vec<FileWrite> {
-        self.files
+fn group(
+    id: &Id,
+    name: &str,
+    profile: &Id,
+    selector: Selector,
+    metadata: Map<String, Value>,
+) -> Group {
+    Group {
+        id: id.to_string(),
+        name: name.to_owned(),
+        profile: profile.to_string(),
+        selector,
+        metadata,
     }
 }

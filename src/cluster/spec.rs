@@ -5,13 +5,13 @@ use std::net::IpAddr;
 
 use anyhow::Result;
 use serde::Deserialize;
-use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
 use crate::error::invalid;
 use crate::etcd;
 use crate::ids::Id;
 use crate::ignition::Spec;
+pub use crate::input::from_yaml;
 use crate::matchbox::mac;
 use crate::matchbox::server::MatchboxUrl;
 use crate::os::{Arch, Os};
@@ -130,28 +130,12 @@ pub struct Machine {
     pub vars: Map<String, Value>,
 }
 
-/// Reads a YAML document into `T`; errors name `origin` and the line.
-pub fn from_yaml<T: DeserializeOwned>(text: &str, origin: &str) -> Result<T> {
-    let options = serde_saphyr::options! { with_snippet: false };
-    serde_saphyr::from_str_with_options(text, options).map_err(|err| {
-        let message = err.without_snippet().to_string();
-        let message = match message.rfind(" at line ") {
-            Some(at) if message[at..].contains("column") => &message[..at],
-            _ => message.as_str(),
-        };
-        let message = message.split_whitespace().collect::<Vec<_>>().join(" ");
-        match err.location().filter(|l| l.line() > 0) {
-            Some(location) => invalid(format!("{origin} line {}: {message}", location.line())),
-            None => invalid(format!("{origin}: {message}")),
-        }
-    })
-}
-
 /// Overrides from the command line.
 #[derive(Clone, Debug, Default)]
 pub struct Overrides {
     pub matchbox_url: Option<MatchboxUrl>,
-    pub api_url: Option<String>,
+    /// Checked where it was given (`--api-url`), so its errors name the flag.
+    pub api_url: Option<MatchboxUrl>,
 }
 
 impl LabSpec {
@@ -177,9 +161,12 @@ impl LabSpec {
                 ));
             }
         };
-        let api_url = match overrides.api_url.as_ref().or(self.api_url.as_ref()) {
-            Some(url) => Some(parse_api_url(url).map_err(|err| bad(format!("api_url: {err}")))?),
-            None => None,
+        let api_url = match (&overrides.api_url, &self.api_url) {
+            (Some(url), _) => Some(url.clone()),
+            (None, Some(url)) => {
+                Some(parse_api_url(url).map_err(|err| bad(format!("api_url: {err}")))?)
+            }
+            (None, None) => None,
         };
         let spec = match self.ignition_spec.as_deref() {
             None | Some("3.3" | "3.3.0") => Spec::V3_3,

@@ -2,8 +2,7 @@
 //! the HTTP client side of the API for other commands (`fetch_machines`).
 
 use std::fs;
-use std::io::{self, Write as _};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::thread;
 use std::time::Duration;
 
@@ -15,7 +14,6 @@ use super::interfaces;
 use super::lldp;
 use super::machine::{Machine, machines_from_json};
 use super::report::{BootInfo, Report};
-use crate::cli::{DiscoverArgs, GlobalArgs};
 use crate::error::invalid;
 
 /// Longest wait between two attempts.
@@ -53,10 +51,23 @@ fn endpoint(api: &str, path: &str) -> Result<String, crate::error::InvalidInput>
     Ok(format!("{text}{path}"))
 }
 
+/// Where `collect` reads the machine from: the running one, or a capture of one.
+#[derive(Clone, Debug)]
+pub struct Sources {
+    /// The kernel command line (`/proc/cmdline`).
+    pub proc_cmdline: PathBuf,
+    /// A sysfs tree instead of `/sys` (links and DMI).
+    pub sysfs: Option<PathBuf>,
+    /// An `ip -json address` capture instead of the kernel's addresses.
+    pub addresses: Option<PathBuf>,
+    /// An `lldpctl -f xml` or `-f keyvalue` capture.
+    pub lldp_file: Option<PathBuf>,
+}
+
 /// Collects the report: boot identity from the kernel command line, interfaces, DMI, host
 /// name, and LLDP neighbours when a capture is given. Problems that leave a field empty are
 /// warnings; the report is still made.
-pub fn collect(args: &DiscoverArgs) -> anyhow::Result<Report> {
+pub fn collect(args: &Sources) -> anyhow::Result<Report> {
     let cmdline = fs::read(&args.proc_cmdline).with_context(|| {
         format!(
             "reading the kernel command line {}",
@@ -235,62 +246,6 @@ fn error_message(text: &str) -> String {
         short.push('…');
     }
     short
-}
-
-/// `caas discover`.
-pub fn discover(global: &GlobalArgs, args: &DiscoverArgs) -> anyhow::Result<()> {
-    let api = args.api.clone().or_else(|| {
-        std::env::var("DISCOVERY_ADDRESS")
-            .ok()
-            .filter(|v| !v.is_empty())
-    });
-    let url = match (&api, args.dry_run) {
-        (Some(api), _) => Some(discovery_url(api)?),
-        (None, true) => None,
-        (None, false) => {
-            return Err(invalid(
-                "--api is required (or the environment variable CAAS_API_URL or DISCOVERY_ADDRESS)",
-            ));
-        }
-    };
-    let report = collect(args)?;
-    let body = report.to_json();
-    let coherent = report.check();
-    if args.dry_run {
-        if let Err(err) = &coherent {
-            tracing::warn!("the API would refuse this report: {err}");
-        }
-        let pretty = serde_json::to_string_pretty(&report).expect("a report serialises");
-        writeln!(io::stdout().lock(), "{pretty}")?;
-        return Ok(());
-    }
-    let mac = coherent.map_err(|err| {
-        anyhow::anyhow!(
-            "{err}; the boot MAC comes from the mac= of ignition.config.url, flatcar.config.url \
-             or coreos.config.url on the kernel command line ({})",
-            args.proc_cmdline.display()
-        )
-    })?;
-    let url = url.expect("checked above");
-    let answer = post_report(
-        &url,
-        body.as_bytes(),
-        Retry {
-            retries: args.retries,
-            wait: args.retry_wait,
-            timeout: args.timeout,
-        },
-    )?;
-    if !global.quiet {
-        writeln!(
-            io::stdout().lock(),
-            "reported {mac} to {url}: {} ({} machine{} known)",
-            if answer.update { "updated" } else { "new" },
-            answer.total_elt,
-            if answer.total_elt == 1 { "" } else { "s" }
-        )?;
-    }
-    Ok(())
 }
 
 /// The largest machine list `fetch_machines` accepts: 100,000 machines take about 100 MB.

@@ -23,6 +23,7 @@
 use std::collections::BTreeMap;
 use std::io::{self, Write as _};
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -45,7 +46,6 @@ use tower_http::timeout::TimeoutLayer;
 use super::machine::record_json;
 use super::report::Report;
 use super::store::{Readers, Row, Store, Writer};
-use crate::cli::{ApiArgs, GlobalArgs};
 use crate::matchbox::server::MatchboxUrl;
 
 /// Largest accepted request body.
@@ -110,8 +110,19 @@ struct Peer(SocketAddr);
 #[derive(Clone)]
 struct LoggedMac(String);
 
-/// `caas api`.
-pub fn api(global: &GlobalArgs, args: &ApiArgs) -> anyhow::Result<()> {
+/// Where `caas api` listens, what it stores into and whom it proxies.
+#[derive(Clone, Debug)]
+pub struct ApiOptions {
+    pub listen: SocketAddr,
+    /// The SQLite store, created if missing.
+    pub db: PathBuf,
+    /// matchbox: `GET /ipxe` is proxied there and `/healthz` probes it.
+    pub matchbox_url: Option<MatchboxUrl>,
+    pub limits: Limits,
+}
+
+/// Runs `caas api` until SIGTERM or SIGINT; prints the listening address unless `quiet`.
+pub fn api(args: &ApiOptions, quiet: bool) -> anyhow::Result<()> {
     let store = Store::open(&args.db)?;
     let machines = store.count()?;
     let (writer, writer_thread) = Writer::spawn(store)?;
@@ -120,11 +131,7 @@ pub fn api(global: &GlobalArgs, args: &ApiArgs) -> anyhow::Result<()> {
         .thread_name("caas-api")
         .build()
         .context("starting the async runtime")?;
-    let limits = Limits {
-        request_timeout: args.request_timeout,
-        header_timeout: args.header_timeout,
-        max_connections: args.max_connections,
-    };
+    let limits = args.limits;
     let served = runtime.block_on(async {
         let listener = TcpListener::bind(args.listen)
             .await
@@ -132,7 +139,7 @@ pub fn api(global: &GlobalArgs, args: &ApiArgs) -> anyhow::Result<()> {
         let local = listener
             .local_addr()
             .context("reading the listening address")?;
-        if !global.quiet {
+        if !quiet {
             let mut stdout = io::stdout().lock();
             let _ = writeln!(stdout, "listening on http://{local}");
             let _ = stdout.flush();

@@ -14,20 +14,14 @@ pub mod render;
 pub mod semantics;
 pub mod templates;
 
-use std::collections::HashSet;
-
 use anyhow::Result;
 use serde_json::{Map, Value};
 
 pub use config::Spec;
 pub use templates::TemplateSet;
 
-use crate::cli::{GenIgnitionArgs, GlobalArgs};
 use crate::error::invalid;
 use crate::ids::Id;
-use crate::matchbox::DataDir;
-use crate::matchbox::generate::{read_metadata_file, typed_value};
-use crate::write::{FileWrite, write_and_report};
 use render::Renderer;
 
 /// Templates compiled once, rendered to validated Ignition JSON as often as needed.
@@ -87,19 +81,6 @@ pub fn render_built_in(template: &str, vars: &Map<String, Value>, spec: Spec) ->
     Engine::built_in(spec)?.render(template, vars)
 }
 
-/// `caas gen ignition`.
-pub fn gen_ignition(global: &GlobalArgs, args: &GenIgnitionArgs) -> Result<()> {
-    let mut templates = TemplateSet::with_dir(args.templates.dir.as_deref())?;
-    let template = templates.select(&args.template)?;
-    let vars = collect_vars(args)?;
-    let engine = Engine::new(templates, args.spec)?;
-    let bytes = engine.render(&template, &vars)?;
-    let data_dir = DataDir::new(&global.data_dir);
-    let file = FileWrite::new(data_dir.ignition_path(&config_file_name(&args.id)?), bytes);
-    write_and_report(&[file], &args.write, global.quiet)?;
-    Ok(())
-}
-
 /// `ignition/<id>.ign`; an id that already ends in `.ign` is the file name.
 pub fn config_file_name(id: &Id) -> Result<Id> {
     if id.as_str().ends_with(".ign") {
@@ -107,21 +88,6 @@ pub fn config_file_name(id: &Id) -> Result<Id> {
     } else {
         Ok(id.with_suffix(".ign")?)
     }
-}
-
-fn collect_vars(args: &GenIgnitionArgs) -> Result<Map<String, Value>> {
-    let mut vars = match &args.vars_file {
-        Some(path) => read_metadata_file(path)?,
-        None => Map::new(),
-    };
-    let mut seen = HashSet::new();
-    for (key, value) in &args.vars {
-        if !seen.insert(key) {
-            return Err(invalid(format!("--var {key} is given more than once")));
-        }
-        vars.insert(key.clone(), typed_value(value));
-    }
-    Ok(vars)
 }
 
 #[cfg(test)]

@@ -17,9 +17,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::ffi::OsString;
 use std::fmt;
 use std::fs;
-use std::io::{self, Write as _};
+use std::io;
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 
 use anyhow::{Context as _, Result};
@@ -29,7 +28,6 @@ use serde_json::Value;
 use self::ignition::RawInfo;
 use self::spans::{Part, Pos};
 use self::template::{Dialect, SyntaxError, TemplateInfo};
-use crate::cli::{Format, GlobalArgs, LintArgs};
 use crate::error::invalid;
 use crate::matchbox::decode::{DecodeError, PathSeg, keys_match};
 use crate::matchbox::group::is_mac_key;
@@ -179,49 +177,6 @@ pub struct Local {
     pub message: String,
 }
 
-/// `caas lint`.
-pub fn run(global: &GlobalArgs, args: &LintArgs) -> Result<ExitCode> {
-    let dir = args.dir.as_ref().unwrap_or(&global.data_dir);
-    let (findings, tree) = lint_tree(dir, args.target)?;
-    // The process ends right after printing: freeing tens of thousands of parsed files would
-    // take longer than some of the checks.
-    std::mem::forget(tree);
-    let errors = findings
-        .iter()
-        .filter(|f| f.severity == Severity::Error)
-        .count();
-    let warnings = findings.len() - errors;
-    let mut out = io::stdout().lock();
-    match args.format {
-        Format::Text => {
-            for finding in &findings {
-                writeln!(out, "{finding}")?;
-            }
-        }
-        Format::Json => {
-            serde_json::to_writer_pretty(&mut out, &findings)?;
-            writeln!(out)?;
-        }
-    }
-    out.flush()?;
-    if !global.quiet {
-        let plural = |n: usize, word: &str| format!("{n} {word}{}", if n == 1 { "" } else { "s" });
-        eprintln!(
-            "lint ({}): {}, {} in {}",
-            args.target.name(),
-            plural(errors, "error"),
-            plural(warnings, "warning"),
-            dir.display()
-        );
-    }
-    let fail = errors > 0 || (args.deny.is_some() && warnings > 0);
-    Ok(if fail {
-        ExitCode::FAILURE
-    } else {
-        ExitCode::SUCCESS
-    })
-}
-
 /// Lints the data directory at `root` for `target`; findings sorted by file and position.
 pub fn lint_dir(root: &Path, target: Target) -> Result<Vec<Finding>> {
     Ok(lint_tree(root, target)?.0)
@@ -233,7 +188,8 @@ pub struct Tree {
     _profiles: Vec<Entry<Profile>>,
 }
 
-fn lint_tree(root: &Path, target: Target) -> Result<(Vec<Finding>, Tree)> {
+/// [`lint_dir`], and what it read: a caller about to exit can leak it rather than free it.
+pub fn lint_tree(root: &Path, target: Target) -> Result<(Vec<Finding>, Tree)> {
     match fs::metadata(root) {
         Ok(meta) if meta.is_dir() => {}
         Ok(_) => {

@@ -1,9 +1,8 @@
-//! matchbox's data model and data directory: profiles, groups, selectors, and the commands that
-//! generate them. Reading follows matchbox's Go decoding rules; writing is canonical.
+//! matchbox's data model and data directory: profiles, groups, selectors. Reading follows
+//! matchbox's Go decoding rules; writing is canonical.
 
 pub mod datadir;
 pub mod decode;
-pub mod generate;
 pub mod group;
 pub mod kargs;
 pub mod mac;

@@ -4,8 +4,8 @@
 //! - [`state`]: the roles already written, read back from the data dir's groups;
 //! - [`plan`]: the groups, profiles and Ignition configs a schedule stands for.
 //!
-//! The command reads the discovered machines and the existing roles, assigns, renders every
-//! file, then writes them in one call to [`crate::write`] (or, with `--plan`, only compares).
+//! [`once`] reads the existing roles, assigns the discovered machines, renders every file, then
+//! writes them in one call to [`crate::write`] (or, with `plan`, only compares).
 
 pub mod assign;
 pub mod plan;
@@ -14,54 +14,67 @@ pub mod state;
 use std::collections::HashSet;
 use std::fs;
 use std::io;
-use std::process::ExitCode;
-use std::time::Duration;
+use std::path::PathBuf;
 
 use anyhow::{Context as _, Result};
-use serde::Serialize;
 use serde_json::{Map, Value};
 
-use crate::cli::{Format, GlobalArgs, ScheduleCommand, ScheduleOnceArgs};
 use crate::discovery;
-use crate::error::{EXIT_INVALID, invalid};
-use crate::ignition::{Engine, TemplateSet};
+use crate::error::invalid;
+use crate::generate::{boot_with_args, os_boot};
+use crate::ids::Id;
+use crate::ignition::{Engine, Spec, TemplateSet};
 use crate::matchbox::DataDir;
-use crate::matchbox::generate::{boot_with_args, os_boot};
 use crate::matchbox::server::MatchboxUrl;
-use crate::write::{self, Action, Outcome};
-use assign::{Assignment, Params, Schedule};
+use crate::os::{Arch, Os};
+use crate::write::{self, Outcome, WriteOptions};
+use assign::{Assignment, Params, Schedule, WorkerLimit};
 
-/// How long `--api` may take to list the machines.
-const API_TIMEOUT: Duration = Duration::from_secs(60);
-
-/// `caas schedule …`.
-pub fn run(global: &GlobalArgs, command: &ScheduleCommand) -> Result<ExitCode> {
-    match command {
-        ScheduleCommand::Once(args) => once(global, args),
-    }
+/// What a schedule run is asked for, besides the machines.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Size of the etcd cluster.
+    pub etcd_members: usize,
+    pub workers: WorkerLimit,
+    /// The OS and published release the roles boot.
+    pub os: Os,
+    pub version: Id,
+    pub arch: Arch,
+    /// Kernel arguments added to every role's profile.
+    pub args: Vec<String>,
+    /// SSH keys for the `core` user of every machine.
+    pub ssh_authorized_keys: Vec<String>,
+    /// Ignition spec of the configs.
+    pub spec: Spec,
+    /// Templates that add to or override the built-in ones.
+    pub templates_dir: Option<PathBuf>,
+    pub matchbox_url: Option<MatchboxUrl>,
+    /// The discovery API URL, recorded in the groups' metadata for templates.
+    pub api_url: Option<MatchboxUrl>,
+    /// Compare with the disk only; write nothing.
+    pub plan: bool,
 }
 
-/// `caas schedule once`: exit 0, or with `--plan` 2 when files would change.
-pub fn once(global: &GlobalArgs, args: &ScheduleOnceArgs) -> Result<ExitCode> {
-    let members = usize::from(args.etcd_members);
-    if members % 2 == 0 && !args.allow_even {
-        return Err(invalid(format!(
-            "--etcd-members {members} is even: a cluster of {members} tolerates no more failures \
-             than one of {}; pass --allow-even to use it anyway",
-            members - 1
-        )));
-    }
-    args.os
-        .check_reads_ignition_v3()
-        .map_err(|err| invalid(format!("--os {}: {err}", args.os.dir_name())))?;
-    let data_dir = DataDir::new(&global.data_dir);
-    let discovered = read_machines(args)?;
-    let existing = state::read_assignments(&data_dir)?;
+/// What a run decided and did.
+pub struct Run {
+    pub schedule: Schedule,
+    /// What happened (or, planned, would happen) to each file; empty while waiting.
+    pub outcomes: Vec<Outcome>,
+}
+
+/// Schedules `discovered` (first seen first) in `data_dir`: reads the roles already written,
+/// assigns, renders every file, and writes them in one go (or, with `plan`, compares only).
+pub fn once(
+    data_dir: &DataDir,
+    discovered: &[discovery::machine::Machine],
+    options: &Options,
+) -> Result<Run> {
+    let existing = state::read_assignments(data_dir)?;
     let params = Params {
-        etcd_members: members,
-        workers: args.workers,
+        etcd_members: options.etcd_members,
+        workers: options.workers,
     };
-    let input = scheduler_input(&discovered);
+    let input = scheduler_input(discovered);
     let schedule = assign::assign(&input, &existing, &params).map_err(|err| {
         invalid(format!(
             "{}: the scheduled groups disagree: {err}",
@@ -75,22 +88,14 @@ pub fn once(global: &GlobalArgs, args: &ScheduleOnceArgs) -> Result<ExitCode> {
     let outcomes = if schedule.waiting.is_some() {
         Vec::new()
     } else {
-        let files = render(&data_dir, args, &schedule)?;
-        check_not_taken(&data_dir, &files, &existing)?;
-        if args.plan {
-            write::plan(&files)?
-        } else {
-            write::apply(&files)?
-        }
+        let files = render(data_dir, options, &schedule)?;
+        check_not_taken(data_dir, &files, &existing)?;
+        let options = WriteOptions {
+            dry_run: options.plan,
+        };
+        write::write_changes(&files, &[], options)?
     };
-    let mut out = io::stdout().lock();
-    report(&mut out, args, &schedule, &outcomes, global.quiet).context("writing the report")?;
-    let pending = outcomes.iter().any(|o| o.action != Action::Unchanged);
-    Ok(if args.plan && pending {
-        ExitCode::from(EXIT_INVALID)
-    } else {
-        ExitCode::SUCCESS
-    })
+    Ok(Run { schedule, outcomes })
 }
 
 /// Refuses to replace a file that belongs to no role the scheduler already gave: a profile or
@@ -127,36 +132,6 @@ fn check_not_taken(
     Ok(())
 }
 
-/// The discovered machines, first seen first, from whichever source was named.
-fn read_machines(args: &ScheduleOnceArgs) -> Result<Vec<discovery::machine::Machine>> {
-    if let Some(api) = &args.api {
-        return discovery::client::fetch_machines(api, API_TIMEOUT)
-            .context("reading the discovered machines from --api");
-    }
-    if let Some(db) = &args.db {
-        if !db.is_file() {
-            return Err(invalid(format!("--db {}: no such file", db.display())));
-        }
-        return discovery::store::Store::open_read_only(db)?.machines();
-    }
-    let path = args
-        .discovery
-        .as_ref()
-        .expect("clap requires --api, --db or --discovery");
-    let bytes = match fs::read(path) {
-        Ok(bytes) => bytes,
-        Err(err) if err.kind() == io::ErrorKind::NotFound => {
-            return Err(invalid(format!(
-                "--discovery {}: no such file",
-                path.display()
-            )));
-        }
-        Err(err) => return Err(err).with_context(|| format!("reading {}", path.display())),
-    };
-    discovery::machine::machines_from_json(&bytes)
-        .map_err(|err| invalid(format!("{}: {err:#}", path.display())))
-}
-
 /// What the pure assignment needs of each machine. First-seen times order the machines when
 /// every machine has one; a list of bare reports is ordered by its position.
 fn scheduler_input(machines: &[discovery::machine::Machine]) -> Vec<assign::Machine> {
@@ -177,21 +152,21 @@ fn scheduler_input(machines: &[discovery::machine::Machine]) -> Vec<assign::Mach
 
 fn render(
     data_dir: &DataDir,
-    args: &ScheduleOnceArgs,
+    options: &Options,
     schedule: &Schedule,
 ) -> Result<Vec<write::FileWrite>> {
-    let base = args.matchbox_url.as_ref();
-    let (_, os) = os_boot(data_dir, args.os, &args.version, args.arch, base)?;
-    let boot = boot_with_args(os.kernel, os.initrd, os.args, &args.args, base, None)?;
+    let base = options.matchbox_url.as_ref();
+    let (_, os) = os_boot(data_dir, options.os, &options.version, options.arch, base)?;
+    let boot = boot_with_args(os.kernel, os.initrd, os.args, &options.args, base, None)?;
     let engine = Engine::new(
-        TemplateSet::with_dir(args.templates.dir.as_deref())?,
-        args.spec,
+        TemplateSet::with_dir(options.templates_dir.as_deref())?,
+        options.spec,
     )?;
     let mut vars = Map::new();
-    if !args.ssh_authorized_keys.is_empty() {
+    if !options.ssh_authorized_keys.is_empty() {
         vars.insert(
             "ssh_authorized_keys".into(),
-            Value::from(args.ssh_authorized_keys.clone()),
+            Value::from(options.ssh_authorized_keys.clone()),
         );
     }
     plan::files(
@@ -201,103 +176,7 @@ fn render(
             boot: &boot,
             engine: &engine,
             vars: &vars,
-            api_url: args.api_url.as_ref().map(MatchboxUrl::as_str),
+            api_url: options.api_url.as_ref().map(MatchboxUrl::as_str),
         },
-    )
-}
-
-#[derive(Serialize)]
-struct RoleView<'a> {
-    id: String,
-    mac: &'a str,
-    ipv4: String,
-}
-
-impl<'a> From<&'a Assignment> for RoleView<'a> {
-    fn from(assignment: &'a Assignment) -> Self {
-        RoleView {
-            id: assignment.id(),
-            mac: &assignment.mac,
-            ipv4: assignment.ip.to_string(),
-        }
-    }
-}
-
-#[derive(Serialize)]
-struct Waiting {
-    discovered: usize,
-    needed: usize,
-}
-
-#[derive(Serialize)]
-struct Report<'a> {
-    plan: bool,
-    waiting: Option<Waiting>,
-    members: Vec<RoleView<'a>>,
-    workers: Vec<RoleView<'a>>,
-    notices: Vec<String>,
-    files: &'a [Outcome],
-}
-
-fn report(
-    out: &mut impl io::Write,
-    args: &ScheduleOnceArgs,
-    schedule: &Schedule,
-    outcomes: &[Outcome],
-    quiet: bool,
-) -> io::Result<()> {
-    if args.format == Format::Json {
-        let report = Report {
-            plan: args.plan,
-            waiting: schedule
-                .waiting
-                .map(|(discovered, needed)| Waiting { discovered, needed }),
-            members: schedule.members.iter().map(RoleView::from).collect(),
-            workers: schedule.workers.iter().map(RoleView::from).collect(),
-            notices: schedule.notices.iter().map(ToString::to_string).collect(),
-            files: outcomes,
-        };
-        return out.write_all(&write::canonical_json(&report));
-    }
-    if quiet {
-        return Ok(());
-    }
-    if let Some((discovered, needed)) = schedule.waiting {
-        return writeln!(
-            out,
-            "{discovered}/{needed} machines discovered, waiting: nothing written"
-        );
-    }
-    for member in &schedule.members {
-        writeln!(out, "{} {} {}", member.id(), member.mac, member.ip)?;
-    }
-    for worker in &schedule.workers {
-        writeln!(out, "{} {} {}", worker.id(), worker.mac, worker.ip)?;
-    }
-    let mut counts = [0usize; 3];
-    for outcome in outcomes {
-        match outcome.action {
-            Action::Created => counts[0] += 1,
-            Action::Updated => counts[1] += 1,
-            _ => counts[2] += 1,
-        }
-        if outcome.action != Action::Unchanged {
-            writeln!(
-                out,
-                "{} {}",
-                outcome.action.describe(args.plan),
-                outcome.path.display()
-            )?;
-        }
-    }
-    let [created, updated, unchanged] = counts;
-    let verb = if args.plan { "would be " } else { "" };
-    let plural = |n: usize, word: &str| format!("{n} {word}{}", if n == 1 { "" } else { "s" });
-    writeln!(
-        out,
-        "{}, {}: {} {verb}created, {updated} {verb}updated, {unchanged} unchanged",
-        plural(schedule.members.len(), "etcd member"),
-        plural(schedule.workers.len(), "worker"),
-        plural(created, "file"),
     )
 }

@@ -12,6 +12,7 @@ use serde_json::{Map, Value};
 use super::assign::{Assignment, Role, Schedule};
 use super::state::{IPV4_KEY, ROLE_KEY};
 use crate::etcd;
+use crate::generate::{FileSet, Purpose};
 use crate::ids::Id;
 use crate::ignition::{Engine, config_file_name};
 use crate::matchbox::{Boot, DataDir, Group, Profile};
@@ -77,29 +78,29 @@ fn render(inputs: &Inputs, template: &str, own: &Map<String, Value>) -> Result<V
 /// Where a role's own files live: a member's config, profile and group; a worker's group.
 pub fn own_paths(dir: &DataDir, assignment: &Assignment) -> Result<Vec<PathBuf>> {
     let id = Id::new(&assignment.id())?;
-    Ok(match assignment.role {
+    let purposes = match assignment.role {
         Role::EtcdMember => vec![
-            dir.ignition_path(&config_file_name(&id)?),
-            dir.profile_path(&id),
-            dir.group_path(&id),
+            Purpose::Ignition(id.clone()),
+            Purpose::Profile(id.clone()),
+            Purpose::Group(id),
         ],
-        Role::Worker => vec![dir.group_path(&id)],
-    })
+        Role::Worker => vec![Purpose::Group(id)],
+    };
+    purposes.iter().map(|purpose| purpose.path(dir)).collect()
 }
 
 /// The workers' shared config and profile.
 pub fn shared_worker_paths(dir: &DataDir) -> Result<Vec<PathBuf>> {
     let id = Id::new(WORKER_PROFILE)?;
-    Ok(vec![
-        dir.ignition_path(&config_file_name(&id)?),
-        dir.profile_path(&id),
-    ])
+    [Purpose::Ignition(id.clone()), Purpose::Profile(id)]
+        .iter()
+        .map(|purpose| purpose.path(dir))
+        .collect()
 }
 
 /// Every file of `schedule`, rendered; nothing is written here.
 pub fn files(schedule: &Schedule, inputs: &Inputs) -> Result<Vec<FileWrite>> {
-    let dir = inputs.data_dir;
-    let mut files = Vec::with_capacity(3 * schedule.members.len() + schedule.workers.len() + 2);
+    let mut files = FileSet::new(inputs.data_dir);
     // Members are named by their ids; their group metadata is also their config's variables,
     // as in 2016, when bootcfg rendered the template from the group's metadata.
     let ids: Vec<String> = schedule.members.iter().map(Assignment::id).collect();
@@ -115,44 +116,30 @@ pub fn files(schedule: &Schedule, inputs: &Inputs) -> Result<Vec<FileWrite>> {
     let cluster = etcd::initial_cluster(&members);
     for (member, etcd_member) in schedule.members.iter().zip(&members) {
         let id = Id::new(etcd_member.name)?;
+        let owner = format!("etcd member {id}");
         let ignition = config_file_name(&id)?;
         let metadata = etcd::member_vars(etcd_member, &cluster);
         let config = render(inputs, MEMBER_TEMPLATE, &metadata)
             .with_context(|| format!("rendering the config of {id}"))?;
-        let [config_path, profile_path, group_path]: [PathBuf; 3] = own_paths(dir, member)?
-            .try_into()
-            .expect("a member has three files");
-        files.push(FileWrite::new(config_path, config));
-        files.push(FileWrite::new(
-            profile_path,
-            profile(&id, &ignition, inputs).to_json(),
-        ));
-        files.push(FileWrite::new(
-            group_path,
-            group(member, id.as_str(), metadata, inputs).to_json(),
-        ));
+        files.ignition(&id, config, &owner)?;
+        files.profile(&profile(&id, &ignition, inputs), &owner)?;
+        files.group(&group(member, id.as_str(), metadata, inputs), &owner)?;
     }
     if schedule.workers.is_empty() {
-        return Ok(files);
+        return Ok(files.into_files());
     }
     let id = Id::new(WORKER_PROFILE)?;
+    let owner = "the workers";
     let ignition = config_file_name(&id)?;
     let mut metadata = Map::new();
     metadata.insert("etcd_endpoints".into(), etcd::endpoints(&members).into());
     let config =
         render(inputs, WORKER_TEMPLATE, &metadata).context("rendering the workers' config")?;
-    let [config_path, profile_path]: [PathBuf; 2] = shared_worker_paths(dir)?
-        .try_into()
-        .expect("the workers share two files");
-    files.push(FileWrite::new(config_path, config));
-    files.push(FileWrite::new(
-        profile_path,
-        profile(&id, &ignition, inputs).to_json(),
-    ));
+    files.ignition(&id, config, owner)?;
+    files.profile(&profile(&id, &ignition, inputs), owner)?;
     for worker in &schedule.workers {
         let group = group(worker, WORKER_PROFILE, metadata.clone(), inputs);
-        let id = Id::new(&group.id)?;
-        files.push(FileWrite::new(dir.group_path(&id), group.to_json()));
+        files.group(&group, &format!("worker {}", group.id))?;
     }
-    Ok(files)
+    Ok(files.into_files())
 }

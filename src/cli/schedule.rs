@@ -1,0 +1,86 @@
+//! `caas schedule once`.
+
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand};
+
+use super::{Format, TemplatesArgs};
+use crate::cluster::spec::parse_api_url;
+use crate::ids::Id;
+use crate::ignition::Spec;
+use crate::matchbox::server::MatchboxUrl;
+use crate::os::{Arch, Os};
+use crate::schedule::assign::WorkerLimit;
+
+#[derive(Debug, Subcommand)]
+pub enum ScheduleCommand {
+    /// Assign roles once: the first N machines become etcd members, the rest workers; write
+    /// their groups, profiles and Ignition. Existing roles never move.
+    Once(ScheduleOnceArgs),
+}
+
+/// Parses `--workers`: `all` or a count.
+pub fn parse_workers(value: &str) -> Result<WorkerLimit, String> {
+    match value {
+        "all" => Ok(WorkerLimit::All),
+        n => n
+            .parse()
+            .map(WorkerLimit::AtMost)
+            .map_err(|_| format!("expected `all` or a number, got {value:?}")),
+    }
+}
+
+#[derive(Debug, Args)]
+#[command(group = clap::ArgGroup::new("discovered").required(true).args(["api", "db", "discovery"]))]
+pub struct ScheduleOnceArgs {
+    /// Read the discovered machines from a running `caas api` (its base URL)
+    #[arg(long, value_name = "URL")]
+    pub api: Option<String>,
+    /// Read the discovered machines from the store of `caas api` (read-only)
+    #[arg(long, value_name = "FILE")]
+    pub db: Option<PathBuf>,
+    /// Read the discovered machines from a JSON file (GET /discovery/machines or /discovery)
+    #[arg(long, value_name = "FILE.json")]
+    pub discovery: Option<PathBuf>,
+    /// Size of the etcd cluster; odd unless --allow-even
+    #[arg(long, default_value_t = 3, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub etcd_members: u16,
+    /// Accept an even --etcd-members (it tolerates no more failures than N-1 members)
+    #[arg(long)]
+    pub allow_even: bool,
+    /// How many of the other machines become workers (etcd gateways): all, or at most N
+    #[arg(long, default_value = "all", value_name = "all|N", value_parser = parse_workers)]
+    pub workers: WorkerLimit,
+    /// Print what would change, write nothing; exit 0 when nothing would, 2 when it would
+    #[arg(long)]
+    pub plan: bool,
+    /// Report format
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+    /// matchbox base URL as machines reach it (Ignition URLs in the profiles)
+    #[arg(long, env = "CAAS_MATCHBOX_URL", value_name = "URL")]
+    pub matchbox_url: Option<MatchboxUrl>,
+    /// The discovery API URL, recorded in the groups' metadata (api_url) for templates
+    #[arg(long, env = "CAAS_API_URL", value_name = "URL", value_parser = parse_api_url)]
+    pub api_url: Option<MatchboxUrl>,
+    /// OS the roles boot, from assets/<os>/<version>/
+    #[arg(long, value_enum, default_value_t = Os::Flatcar)]
+    pub os: Os,
+    /// Release under assets/<os>/; `current` is pinned through the published `current` link
+    #[arg(long, default_value = "current", value_name = "V")]
+    pub version: Id,
+    /// Architecture (names Fedora CoreOS files when no manifest is published)
+    #[arg(long, value_enum, default_value_t = Arch::Amd64)]
+    pub arch: Arch,
+    /// Kernel argument(s) added to every role's profile (`key=value` replaces the OS default)
+    #[arg(long = "arg", value_name = "ARG", num_args = 1..)]
+    pub args: Vec<String>,
+    /// SSH public key for the `core` user of every scheduled machine (repeatable)
+    #[arg(long = "ssh-authorized-key", value_name = "KEY")]
+    pub ssh_authorized_keys: Vec<String>,
+    /// Ignition spec of the configs
+    #[arg(long, value_enum, default_value_t = Spec::V3_3)]
+    pub spec: Spec,
+    #[command(flatten)]
+    pub templates: TemplatesArgs,
+}

@@ -1,0 +1,212 @@
+//! `caas schedule once`: read the discovered machines, schedule, report.
+
+use std::io;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context as _, Result};
+use serde::Serialize;
+
+use crate::cli::{GlobalArgs, ScheduleCommand, ScheduleOnceArgs};
+use crate::discovery;
+use crate::error::{EXIT_INVALID, invalid};
+use crate::input::UserFile;
+use crate::matchbox::DataDir;
+use crate::report::Format;
+use crate::schedule::assign::{Assignment, Schedule};
+use crate::schedule::{self, Options};
+use crate::write::{self, Action, Outcome};
+
+/// How long `--api` may take to list the machines.
+const API_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// `caas schedule …`.
+pub fn run(global: &GlobalArgs, command: &ScheduleCommand) -> Result<ExitCode> {
+    match command {
+        ScheduleCommand::Once(args) => once(global, args),
+    }
+}
+
+/// Where the discovered machines come from: `--api`, `--db` or `--discovery`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum MachineSource {
+    /// A running `caas api` (its base URL).
+    Api(String),
+    /// The store of `caas api`, read-only.
+    Db(PathBuf),
+    /// A saved `GET /discovery/machines` (or `/discovery`) list.
+    File(PathBuf),
+}
+
+impl MachineSource {
+    /// The source the flags name (clap requires exactly one).
+    fn from_args(args: &ScheduleOnceArgs) -> Result<MachineSource> {
+        match (&args.api, &args.db, &args.discovery) {
+            (Some(api), _, _) => Ok(MachineSource::Api(api.clone())),
+            (None, Some(db), _) => Ok(MachineSource::Db(db.clone())),
+            (None, None, Some(path)) => Ok(MachineSource::File(path.clone())),
+            (None, None, None) => Err(invalid(
+                "give --api URL, --db FILE or --discovery FILE.json",
+            )),
+        }
+    }
+}
+
+/// `caas schedule once`: exit 0, or with `--plan` 2 when files would change.
+fn once(global: &GlobalArgs, args: &ScheduleOnceArgs) -> Result<ExitCode> {
+    let members = usize::from(args.etcd_members);
+    if members % 2 == 0 && !args.allow_even {
+        return Err(invalid(format!(
+            "--etcd-members {members} is even: a cluster of {members} tolerates no more failures \
+             than one of {}; pass --allow-even to use it anyway",
+            members - 1
+        )));
+    }
+    args.os
+        .check_reads_ignition_v3()
+        .map_err(|err| invalid(format!("--os {}: {err}", args.os.dir_name())))?;
+    let source = MachineSource::from_args(args)?;
+    let data_dir = DataDir::new(&global.data_dir);
+    let discovered = read_machines(&source)?;
+    let options = Options {
+        etcd_members: members,
+        workers: args.workers,
+        os: args.os,
+        version: args.version.clone(),
+        arch: args.arch,
+        args: args.args.clone(),
+        ssh_authorized_keys: args.ssh_authorized_keys.clone(),
+        spec: args.spec,
+        templates_dir: args.templates.dir.clone(),
+        matchbox_url: args.matchbox_url.clone(),
+        api_url: args.api_url.clone(),
+        plan: args.plan,
+    };
+    let run = schedule::once(&data_dir, &discovered, &options)?;
+    let mut out = io::stdout().lock();
+    report(&mut out, args, &run.schedule, &run.outcomes, global.quiet)
+        .context("writing the report")?;
+    let pending = run.outcomes.iter().any(|o| o.action != Action::Unchanged);
+    Ok(if args.plan && pending {
+        ExitCode::from(EXIT_INVALID)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// The discovered machines, first seen first, from `source`.
+fn read_machines(source: &MachineSource) -> Result<Vec<discovery::machine::Machine>> {
+    let path = match source {
+        MachineSource::Api(api) => {
+            return discovery::client::fetch_machines(api, API_TIMEOUT)
+                .context("reading the discovered machines from --api");
+        }
+        MachineSource::Db(db) => {
+            if !db.is_file() {
+                return Err(invalid(format!("--db {}: no such file", db.display())));
+            }
+            return discovery::store::Store::open_read_only(db)?.machines();
+        }
+        MachineSource::File(path) => path,
+    };
+    let bytes = UserFile::new("--discovery", path).read()?;
+    discovery::machine::machines_from_json(&bytes)
+        .map_err(|err| invalid(format!("{}: {err:#}", path.display())))
+}
+
+#[derive(Serialize)]
+struct RoleView<'a> {
+    id: String,
+    mac: &'a str,
+    ipv4: String,
+}
+
+impl<'a> From<&'a Assignment> for RoleView<'a> {
+    fn from(assignment: &'a Assignment) -> Self {
+        RoleView {
+            id: assignment.id(),
+            mac: &assignment.mac,
+            ipv4: assignment.ip.to_string(),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct Waiting {
+    discovered: usize,
+    needed: usize,
+}
+
+#[derive(Serialize)]
+struct Report<'a> {
+    plan: bool,
+    waiting: Option<Waiting>,
+    members: Vec<RoleView<'a>>,
+    workers: Vec<RoleView<'a>>,
+    notices: Vec<String>,
+    files: &'a [Outcome],
+}
+
+fn report(
+    out: &mut impl io::Write,
+    args: &ScheduleOnceArgs,
+    schedule: &Schedule,
+    outcomes: &[Outcome],
+    quiet: bool,
+) -> io::Result<()> {
+    if args.format == Format::Json {
+        let report = Report {
+            plan: args.plan,
+            waiting: schedule
+                .waiting
+                .map(|(discovered, needed)| Waiting { discovered, needed }),
+            members: schedule.members.iter().map(RoleView::from).collect(),
+            workers: schedule.workers.iter().map(RoleView::from).collect(),
+            notices: schedule.notices.iter().map(ToString::to_string).collect(),
+            files: outcomes,
+        };
+        return out.write_all(&write::canonical_json(&report));
+    }
+    if quiet {
+        return Ok(());
+    }
+    if let Some((discovered, needed)) = schedule.waiting {
+        return writeln!(
+            out,
+            "{discovered}/{needed} machines discovered, waiting: nothing written"
+        );
+    }
+    for member in &schedule.members {
+        writeln!(out, "{} {} {}", member.id(), member.mac, member.ip)?;
+    }
+    for worker in &schedule.workers {
+        writeln!(out, "{} {} {}", worker.id(), worker.mac, worker.ip)?;
+    }
+    let mut counts = [0usize; 3];
+    for outcome in outcomes {
+        match outcome.action {
+            Action::Created => counts[0] += 1,
+            Action::Updated => counts[1] += 1,
+            _ => counts[2] += 1,
+        }
+        if outcome.action != Action::Unchanged {
+            writeln!(
+                out,
+                "{} {}",
+                outcome.action.describe(args.plan),
+                outcome.path.display()
+            )?;
+        }
+    }
+    let [created, updated, unchanged] = counts;
+    let verb = if args.plan { "would be " } else { "" };
+    let plural = |n: usize, word: &str| format!("{n} {word}{}", if n == 1 { "" } else { "s" });
+    writeln!(
+        out,
+        "{}, {}: {} {verb}created, {updated} {verb}updated, {unchanged} unchanged",
+        plural(schedule.members.len(), "etcd member"),
+        plural(schedule.workers.len(), "worker"),
+        plural(created, "file"),
+    )
+}

@@ -1,0 +1,156 @@
+//! Files the user hands caas (`--metadata-file`, `--vars-file`, `--discovery`, `-f lab.yaml`):
+//! one reader and one error format for all of them.
+//!
+//! Every error is one line that names what the user typed, so it can be found and fixed:
+//! `--vars-file missing.yaml: no such file` when the file is not there, and
+//! `bad.yaml line 2: <message>` when its content does not parse (no source snippet, no
+//! nested `error:` prefix). All of them are [`InvalidInput`](crate::error::InvalidInput)s.
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use anyhow::Result;
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value};
+
+use crate::error::invalid;
+use crate::matchbox::decode::type_name;
+
+/// A file the user named, and the flag it was given with (`--vars-file`, `-f`): errors about
+/// a missing file name both, as the user typed them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UserFile {
+    pub path: PathBuf,
+    pub flag: &'static str,
+}
+
+impl UserFile {
+    pub fn new(flag: &'static str, path: impl Into<PathBuf>) -> UserFile {
+        UserFile {
+            path: path.into(),
+            flag,
+        }
+    }
+
+    /// The file's bytes.
+    pub fn read(&self) -> Result<Vec<u8>> {
+        fs::read(&self.path).map_err(|err| self.read_error(err))
+    }
+
+    /// The file's text; a file that is not UTF-8 is an input error.
+    pub fn read_text(&self) -> Result<String> {
+        fs::read_to_string(&self.path).map_err(|err| self.read_error(err))
+    }
+
+    /// A JSON or YAML object (JSON for `.json` files, YAML, a superset of JSON, otherwise);
+    /// `what` says what it holds (`metadata`, `variables`) when it is not an object.
+    pub fn read_object(&self, what: &str) -> Result<Map<String, Value>> {
+        let text = self.read_text()?;
+        let origin = self.path.display().to_string();
+        let value: Value = if is_json(&self.path) {
+            from_json(&text, &origin)?
+        } else {
+            from_yaml(&text, &origin)?
+        };
+        match value {
+            Value::Object(map) => Ok(map),
+            other => Err(invalid(format!(
+                "{origin}: {what} must be an object, not {}",
+                type_name(&other)
+            ))),
+        }
+    }
+
+    fn read_error(&self, err: io::Error) -> anyhow::Error {
+        match err.kind() {
+            io::ErrorKind::NotFound => invalid(format!(
+                "{} {}: no such file",
+                self.flag,
+                self.path.display()
+            )),
+            io::ErrorKind::InvalidData => {
+                invalid(format!("{} is not UTF-8 text", self.path.display()))
+            }
+            _ => anyhow::Error::new(err).context(format!("reading {}", self.path.display())),
+        }
+    }
+}
+
+fn is_json(path: &Path) -> bool {
+    path.extension().is_some_and(|ext| ext == "json")
+}
+
+/// Reads a YAML document into `T`; errors are `<origin> line <n>: <message>`.
+pub fn from_yaml<T: DeserializeOwned>(text: &str, origin: &str) -> Result<T> {
+    let options = serde_saphyr::options! { with_snippet: false };
+    serde_saphyr::from_str_with_options(text, options).map_err(|err| {
+        let message = err.without_snippet().to_string();
+        let line = err.location().map(|l| l.line()).unwrap_or(0);
+        located(origin, line, &message)
+    })
+}
+
+/// Reads a JSON document into `T`; errors are `<origin> line <n>: <message>`.
+pub fn from_json<T: DeserializeOwned>(text: &str, origin: &str) -> Result<T> {
+    serde_json::from_str(text).map_err(|err| located(origin, err.line() as u64, &err.to_string()))
+}
+
+/// The one error format for content: the parser's message without the position it appends
+/// itself (` at line 3 column 5`), folded onto one line, after the origin and the line.
+fn located(origin: &str, line: u64, message: &str) -> anyhow::Error {
+    let message = match message.rfind(" at line ") {
+        Some(at) if message[at..].contains("column") => &message[..at],
+        _ => message,
+    };
+    let message = message.split_whitespace().collect::<Vec<_>>().join(" ");
+    if line > 0 {
+        invalid(format!("{origin} line {line}: {message}"))
+    } else {
+        invalid(format!("{origin}: {message}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message<T: std::fmt::Debug>(result: Result<T>) -> String {
+        crate::error::one_line(&result.unwrap_err())
+    }
+
+    #[test]
+    fn a_missing_file_names_the_flag_and_the_path() {
+        let file = UserFile::new("--vars-file", "/nonexistent/missing.yaml");
+        assert_eq!(
+            message(file.read_object("variables")),
+            "--vars-file /nonexistent/missing.yaml: no such file"
+        );
+    }
+
+    #[test]
+    fn yaml_and_json_errors_have_one_format() {
+        let yaml = message(from_yaml::<Value>("a: [1 2\nb: c\n", "bad.yaml"));
+        assert!(yaml.starts_with("bad.yaml line "), "{yaml}");
+        assert!(!yaml.contains("error:") && !yaml.contains("-->"), "{yaml}");
+        let json = message(from_json::<Value>("{\n  \"a\": ,\n}", "bad.json"));
+        assert_eq!(json, "bad.json line 2: expected value");
+    }
+
+    #[test]
+    fn an_object_is_required_and_named_as_the_caller_says() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("list.yaml");
+        fs::write(&path, "- a\n- b\n").unwrap();
+        let err = message(UserFile::new("--vars-file", &path).read_object("variables"));
+        assert!(
+            err.ends_with("list.yaml: variables must be an object, not an array"),
+            "{err}"
+        );
+        fs::write(&path, "a: 1\n").unwrap();
+        let map = UserFile::new("--vars-file", &path)
+            .read_object("variables")
+            .unwrap();
+        assert_eq!(map["a"], 1);
+    }
+}
