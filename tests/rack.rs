@@ -278,6 +278,17 @@ fn scheduled(data: &Path) -> BTreeMap<String, (String, Value)> {
     roles
 }
 
+/// caas inside the namespace, with no CAAS_* variable from the caller.
+fn caas_in_ns(ns: &Netns) -> Command {
+    let mut cmd = ns.command(env!("CARGO_BIN_EXE_caas"));
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("CAAS_") {
+            cmd.env_remove(key);
+        }
+    }
+    cmd
+}
+
 /// `etcdctl` (v3 API) inside the namespace.
 fn etcdctl(ns: &Netns, endpoints: &str, args: &[&str]) -> Option<String> {
     let out = ns
@@ -311,8 +322,14 @@ fn a_virtual_rack_boots_reports_schedules_and_forms_an_etcd_cluster() {
     }
     let wall = Instant::now();
     let matchbox = rack_support::matchbox();
-    let tmp = tempfile::tempdir().unwrap();
+    // CAAS_RACK_KEEP=1 keeps the data dir, the serial consoles and the servers' logs.
+    let tmp = tempfile::Builder::new()
+        .prefix("caas-rack.")
+        .disable_cleanup(std::env::var_os("CAAS_RACK_KEEP").is_some())
+        .tempdir()
+        .unwrap();
     let work = tmp.path();
+    eprintln!("virtual rack: working in {}", work.display());
     let data = work.join("bootcfg");
     fs::create_dir_all(&data).unwrap();
 
@@ -384,7 +401,7 @@ fn a_virtual_rack_boots_reports_schedules_and_forms_an_etcd_cluster() {
         .arg(data.join("assets"))
         .args(["-log-level", "debug"]);
     ns.spawn("matchbox", server, &work.join("matchbox.log"));
-    let mut api = ns.command(env!("CARGO_BIN_EXE_caas"));
+    let mut api = caas_in_ns(&ns);
     api.args(["api", "--listen", &format!("{GATEWAY}:5000"), "--db"])
         .arg(work.join("caas.db"));
     ns.spawn("caas api", api, &work.join("api.log"));
@@ -468,7 +485,7 @@ fn a_virtual_rack_boots_reports_schedules_and_forms_an_etcd_cluster() {
 
     // Roles: three etcd members, one worker (an etcd gateway).
     let schedule = || {
-        let mut cmd = ns.command(env!("CARGO_BIN_EXE_caas"));
+        let mut cmd = caas_in_ns(&ns);
         cmd.arg("--data-dir")
             .arg(&data)
             .args([
