@@ -1,6 +1,9 @@
 //! The settings of a static etcd cluster, as the 2016 scheduler gave them to its members
-//! (reference seed.md §4): the four variables every etcd-member config takes, and the client
-//! URLs a gateway forwards to. `gen cluster` and `schedule once` both build them here.
+//! (`EtcdMemberScheduler` in `app/scheduler.py` of <https://github.com/JulienBalestra/enjoliver>):
+//! the four variables every etcd-member config takes (`etcd_name`, `etcd_initial_cluster`,
+//! `etcd_initial_advertise_peer_urls`, `etcd_advertise_client_urls`, named so that matchbox's
+//! `/metadata` turns them into etcd's own environment variables), and the client URLs a
+//! gateway forwards to. `gen cluster` and `schedule once` both build them here.
 
 use std::net::IpAddr;
 

@@ -9,12 +9,11 @@ use anyhow::{Context as _, Result};
 use serde::Serialize;
 
 use crate::error::invalid;
-use crate::lint::ignition::check_raw;
-use crate::lint::{Severity, boot, template};
+use crate::matchbox::ignition::check_raw;
 use crate::matchbox::select::{self, DroppedLabel, Labels, Outcome, selector_string};
 use crate::matchbox::store::{ConfigKind, Entry, Store, is_raw_ignition};
 use crate::matchbox::target::{Target, TemplateDialect, ipxe_script};
-use crate::matchbox::{Group, Profile, Selector};
+use crate::matchbox::{Group, Profile, Selector, boot, spans, template};
 
 /// Everything `explain` found out, in the order a request goes through matchbox.
 #[derive(Clone, Debug, Serialize)]
@@ -142,6 +141,20 @@ pub fn explain_dir(root: &Path, target: Target, query: &[(String, String)]) -> R
         ));
         return Ok(explanation);
     };
+    explain_winner(&store, &groups, &files, winner, &mut explanation);
+    Ok(explanation)
+}
+
+/// The winning group, its profile, the iPXE script and the Ignition its machines get; stops at
+/// the first 404.
+fn explain_winner(
+    store: &Store,
+    groups: &[Group],
+    files: &[PathBuf],
+    winner: usize,
+    explanation: &mut Explanation,
+) {
+    let target = explanation.target;
     let group = &groups[winner];
     explanation.group = Some(GroupView {
         file: display(&files[winner]),
@@ -155,7 +168,7 @@ pub fn explain_dir(root: &Path, target: Target, query: &[(String, String)]) -> R
             "{} names no profile: matchbox answers 404 (\"No profile named\")",
             display(&files[winner])
         ));
-        return Ok(explanation);
+        return;
     }
     let loaded = store.profile(&group.profile);
     let profile = match &loaded.result {
@@ -167,7 +180,7 @@ pub fn explain_dir(root: &Path, target: Target, query: &[(String, String)]) -> R
                 group.profile,
                 loaded.path.display()
             ));
-            return Ok(explanation);
+            return;
         }
     };
     explanation.profile = Some(ProfileView {
@@ -177,7 +190,13 @@ pub fn explain_dir(root: &Path, target: Target, query: &[(String, String)]) -> R
         ignition_id: profile.ignition_id.clone(),
     });
     explanation.ignition = Some(ignition_for(
-        &store, target, &groups, &files, &labels, winner, &profile,
+        store,
+        target,
+        groups,
+        files,
+        &explanation.labels,
+        winner,
+        &profile,
     ));
     match ipxe_script(profile.boot.as_ref(), target) {
         Ok(script) => explanation.ipxe = Some(script),
@@ -188,7 +207,6 @@ pub fn explain_dir(root: &Path, target: Target, query: &[(String, String)]) -> R
             ))
         }
     }
-    Ok(explanation)
 }
 
 /// The groups matchbox would select from (listing order) with their files, and the ones it
@@ -354,50 +372,60 @@ fn ignition_view(store: &Store, target: Target, group: &Group, profile: &Profile
         }
     };
     let file = display(&path);
-    if is_raw_ignition(&name) {
-        let (info, problems) = check_raw(&bytes, target);
-        let broken = problems.iter().find(|p| p.severity == Severity::Error);
-        let (served, ok) = match (broken, target.parses_raw_ignition()) {
-            (Some(problem), true) => (
-                format!(
-                    "{}: matchbox cannot parse it and serves an empty config (HTTP 200)",
-                    problem.message
-                ),
-                false,
-            ),
-            (Some(problem), false) => (
-                format!(
-                    "served byte for byte, and it is broken: {}",
-                    problem.message
-                ),
-                false,
-            ),
-            (None, true) => (
-                format!(
-                    "raw Ignition spec {}, parsed and served as spec 3.4.0",
-                    info.spec.map(|s| s.to_string()).unwrap_or_default()
-                ),
-                true,
-            ),
-            (None, false) => (
-                format!(
-                    "raw Ignition spec {}, served byte for byte",
-                    info.spec.map(|s| s.to_string()).unwrap_or_default()
-                ),
-                true,
-            ),
-        };
-        return IgnitionView {
-            url: None,
-            group: None,
-            name,
-            file,
-            kind: "raw",
-            served,
-            ok,
-        };
+    let (kind, (served, ok)) = if is_raw_ignition(&name) {
+        ("raw", raw_served(&bytes, target))
+    } else {
+        ("template", template_served(&bytes, group, target))
+    };
+    IgnitionView {
+        url: None,
+        group: None,
+        name,
+        file,
+        kind,
+        served,
+        ok,
     }
-    let text = String::from_utf8_lossy(&bytes);
+}
+
+/// What the server does with a raw Ignition file, and whether the machine gets a usable config.
+fn raw_served(bytes: &[u8], target: Target) -> (String, bool) {
+    let (info, problems) = check_raw(bytes, target);
+    let broken = problems.iter().find(|p| p.kind.breaks());
+    let spec = || info.spec.map(|s| s.to_string()).unwrap_or_default();
+    match (broken, target.parses_raw_ignition()) {
+        (Some(problem), true) => (
+            format!(
+                "{}: matchbox cannot parse it and serves an empty config (HTTP 200)",
+                problem.message
+            ),
+            false,
+        ),
+        (Some(problem), false) => (
+            format!(
+                "served byte for byte, and it is broken: {}",
+                problem.message
+            ),
+            false,
+        ),
+        (None, true) => (
+            format!(
+                "raw Ignition spec {}, parsed and served as spec 3.4.0",
+                spec()
+            ),
+            true,
+        ),
+        (None, false) => (
+            format!("raw Ignition spec {}, served byte for byte", spec()),
+            true,
+        ),
+    }
+}
+
+/// What the server does with an Ignition template for `group`, and whether the machine gets a
+/// usable config.
+fn template_served(bytes: &[u8], group: &Group, target: Target) -> (String, bool) {
+    let text = String::from_utf8_lossy(bytes);
     let data = template::template_data(group);
     let missing = template::scan(&text).map(|info| {
         info.required
@@ -405,10 +433,10 @@ fn ignition_view(store: &Store, target: Target, group: &Group, profile: &Profile
             .find_map(|r| template::missing_key(&data, &r.path).map(|m| (m, r.offset)))
     });
     let dialect = template::dialect(&text).dialect;
-    let (served, ok) = match (missing, target.template_dialect(), dialect) {
+    match (missing, target.template_dialect(), dialect) {
         (Err(err), _, _) => (format!("the template does not parse ({}): /ignition answers 404", err.message), false),
         (Ok(Some((key, offset))), _, _) => {
-            let at = crate::lint::spans::position(&bytes, offset);
+            let at = spans::position(bytes, offset);
             (
                 format!(
                     "line {}:{} uses {key:?}, which this group does not provide: /ignition answers 404",
@@ -433,15 +461,6 @@ fn ignition_view(store: &Store, target: Target, group: &Group, profile: &Profile
             ),
             true,
         ),
-    };
-    IgnitionView {
-        url: None,
-        group: None,
-        name,
-        file,
-        kind: "template",
-        served,
-        ok,
     }
 }
 
@@ -558,6 +577,12 @@ pub fn render_text(e: &Explanation) -> String {
         line("/ipxe:".into());
         out.push_str(script);
     }
+    render_lists(e, &mut out);
+    out
+}
+
+/// The groups in the order matchbox tries them, and the files it skips.
+fn render_lists(e: &Explanation, out: &mut String) {
     if !e.candidates.is_empty() {
         out.push('\n');
         out.push_str("groups, in the order matchbox tries them:\n");
@@ -582,5 +607,4 @@ pub fn render_text(e: &Explanation) -> String {
             out.push_str(&format!("  {}: {}\n", s.file, s.reason));
         }
     }
-    out
 }

@@ -73,7 +73,7 @@ fn check_key_expiry(os: Os, keyring: &Keyring, now: SystemTime) {
                 keyring.origin(),
                 clock::date(at)
             );
-            if os == Os::Coreos {
+            if os.descriptor().end_of_life {
                 tracing::info!("{message}");
             } else {
                 tracing::warn!("{message}");

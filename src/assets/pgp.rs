@@ -1,7 +1,8 @@
 //! OpenPGP: the pinned keys and detached-signature verification.
 //!
 //! Verification goes through Sequoia's `DetachedVerifier` with its `StandardPolicy`
-//! (../shared/reference/crates.md §1): a key is judged at the time it made the signature, so a
+//! (<https://docs.rs/sequoia-openpgp/2/sequoia_openpgp/policy/struct.StandardPolicy.html>),
+//! which judges a key at the time it made the signature, so a
 //! subkey revoked as compromised, or one that had expired when it signed, is refused, while an
 //! old release signed by a since-expired subkey still verifies. Only a good signature whose
 //! certificate is one of the pinned primaries is accepted; every other outcome is a
@@ -38,37 +39,6 @@ use crate::os::Os;
 /// Warn when the newest signing key of a pinned certificate expires within this long.
 pub const EXPIRY_WARNING: Duration = Duration::from_secs(60 * 86_400);
 
-/// A pinned key file embedded in the binary: its name in `keys/` and its armored bytes.
-struct KeyFile {
-    name: &'static str,
-    armored: &'static [u8],
-}
-
-const FLATCAR: KeyFile = KeyFile {
-    name: "flatcar.asc",
-    armored: include_bytes!("../../keys/flatcar.asc"),
-};
-const FEDORA: KeyFile = KeyFile {
-    name: "fedora.asc",
-    armored: include_bytes!("../../keys/fedora.asc"),
-};
-const FEDORA_46: KeyFile = KeyFile {
-    name: "fedora-46.asc",
-    armored: include_bytes!("../../keys/fedora-46.asc"),
-};
-const COREOS: KeyFile = KeyFile {
-    name: "coreos-container-linux.asc",
-    armored: include_bytes!("../../keys/coreos-container-linux.asc"),
-};
-
-fn key_files(os: Os) -> &'static [KeyFile] {
-    match os {
-        Os::Flatcar => &[FLATCAR],
-        Os::FedoraCoreos => &[FEDORA, FEDORA_46],
-        Os::Coreos => &[COREOS],
-    }
-}
-
 /// The certificates a signature must come from.
 #[derive(Clone, Debug)]
 pub struct Keyring {
@@ -81,7 +51,7 @@ impl Keyring {
     pub fn embedded(os: Os) -> Keyring {
         let mut certs = Vec::new();
         let mut names = Vec::new();
-        for file in key_files(os) {
+        for file in os.descriptor().keys {
             let parsed = Keyring::parse(file.armored, file.name)
                 .unwrap_or_else(|err| panic!("embedded key file {} is broken: {err}", file.name));
             certs.extend(parsed.certs);

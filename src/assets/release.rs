@@ -1,10 +1,12 @@
 //! Release catalogs: which files make up a release of each OS, and where they and their
-//! signatures live (../shared/reference/anchors.md §2.1–2.3).
+//! signatures live. Each OS's [`Catalog`] says which kind it publishes:
 //!
 //! - Flatcar and CoreOS Container Linux: `<base>/<arch>-usr/<version>/<file>` with `<file>.sig`;
-//!   `current` is resolved through `<base>/<arch>-usr/current/version.txt`.
+//!   `current` is resolved through `<base>/<arch>-usr/current/version.txt`
+//!   (<https://www.flatcar.org/docs/latest/installing/bare-metal/booting-with-ipxe/>).
 //! - Fedora CoreOS: everything (version, names, URLs, sha256, signature URLs) comes from the
-//!   stream metadata `<base>/streams/<stream>.json`; nothing is hard-coded.
+//!   stream metadata `<base>/streams/<stream>.json`; nothing is hard-coded
+//!   (<https://docs.fedoraproject.org/en-US/fedora-coreos/stream-metadata/>).
 //!
 //! The parsers here are pure; [`resolve`] does the fetching.
 
@@ -17,9 +19,10 @@ use url::Url;
 use crate::assets::http::{Http, Progress};
 use crate::assets::manifest::Role;
 use crate::ids::Id;
-use crate::os::{Arch, Os};
+use crate::os::{Arch, Catalog, ContainerLinuxCatalog, Os};
 
-/// The Fedora CoreOS build server; artifact URLs under it are rewritten to a `--base-url`.
+/// The Fedora CoreOS build server, which publishes the stream metadata; artifact URLs under it
+/// are rewritten to a `--base-url`.
 pub const FCOS_OFFICIAL: &str = "https://builds.coreos.fedoraproject.org/";
 
 /// What the user asked for.
@@ -71,10 +74,9 @@ pub fn as_directory(url: &Url) -> Url {
 
 /// The official server of `os` for `channel`.
 pub fn default_base(os: Os, channel: &str) -> Url {
-    let text = match os {
-        Os::Flatcar => format!("https://{channel}.release.flatcar-linux.net/"),
-        Os::Coreos => format!("https://{channel}.release.core-os.net/"),
-        Os::FedoraCoreos => FCOS_OFFICIAL.to_owned(),
+    let text = match &os.descriptor().catalog {
+        Catalog::ContainerLinux(catalog) => format!("https://{channel}.{}/", catalog.domain),
+        Catalog::FedoraCoreosStreams => FCOS_OFFICIAL.to_owned(),
     };
     Url::parse(&text).expect("official URLs are valid")
 }
@@ -90,14 +92,6 @@ pub fn container_linux_dir(base: &Url, arch: Arch, version: &str) -> Url {
         &as_directory(base),
         &format!("{}-usr/{version}/", arch.board_name()),
     )
-}
-
-/// The variable in `version.txt` that holds the version.
-fn version_key(os: Os) -> &'static str {
-    match os {
-        Os::Coreos => "COREOS_VERSION",
-        _ => "FLATCAR_VERSION",
-    }
 }
 
 /// A version read from metadata: a valid directory name, and not `current` (the symlink's name).
@@ -129,32 +123,36 @@ pub fn parse_version_txt(text: &str, key: &str) -> Result<Id, String> {
     Err(format!("it sets no {key}"))
 }
 
-/// The PXE files of a Flatcar or Container Linux release.
-///
-/// Flatcar's PXE kernel is a symlink to the image kernel since 2024; where its own `.sig` is
-/// missing, the image kernel's signature (which covers the same bytes) is the documented
-/// fallback (anchors.md §2.1; matchbox's get-flatcar uses it).
+/// The PXE files of a release of `os` from a Flatcar-style server, in `dir`; none for an OS
+/// whose releases are described by stream metadata.
 pub fn container_linux_files(os: Os, dir: &Url) -> Vec<RemoteFile> {
-    let (prefix, fallback) = match os {
-        Os::Coreos => ("coreos", None),
-        _ => ("flatcar", Some("flatcar_production_image.vmlinuz.sig")),
-    };
-    let kernel = format!("{prefix}_production_pxe.vmlinuz");
-    let initrd = format!("{prefix}_production_pxe_image.cpio.gz");
-    let file = |role, name: String, extra: Option<&str>| {
+    match &os.descriptor().catalog {
+        Catalog::ContainerLinux(catalog) => catalog_files(catalog, dir),
+        Catalog::FedoraCoreosStreams => Vec::new(),
+    }
+}
+
+/// The PXE kernel and initrd in `dir`, each signed by `<file>.sig`; the kernel also by the
+/// catalog's fallback signature, which covers the same bytes.
+fn catalog_files(catalog: &ContainerLinuxCatalog, dir: &Url) -> Vec<RemoteFile> {
+    let file = |role, name: &str, extra: Option<&str>| {
         let mut signature_urls = vec![join(dir, &format!("{name}.sig"))];
         signature_urls.extend(extra.map(|sig| join(dir, sig)));
         RemoteFile {
             role,
-            url: join(dir, &name),
-            name: Id::new(&name).expect("fixed names are valid"),
+            url: join(dir, name),
+            name: Id::new(name).expect("fixed names are valid"),
             signature_urls,
             sha256: None,
         }
     };
     vec![
-        file(Role::Kernel, kernel, fallback),
-        file(Role::Initrd, initrd, None),
+        file(
+            Role::Kernel,
+            catalog.kernel,
+            catalog.kernel_signature_fallback,
+        ),
+        file(Role::Initrd, catalog.initrd, None),
     ]
 }
 
@@ -280,69 +278,84 @@ pub fn resolve(
     request: &ReleaseRequest,
     progress: &dyn Fn(Progress),
 ) -> anyhow::Result<Release> {
-    let os = request.os;
     let base = request
         .base_url
         .clone()
-        .unwrap_or_else(|| default_base(os, &request.channel));
-    let current = request.version.as_str() == "current";
-    match os {
-        Os::Flatcar | Os::Coreos => {
-            let (version, metadata_url) = if current {
-                let url = join(
-                    &container_linux_dir(&base, request.arch, "current"),
-                    "version.txt",
-                );
-                let (bytes, _) = http
-                    .get_small(url.as_str(), progress)
-                    .context("resolving the current release")?;
-                let text = String::from_utf8_lossy(&bytes);
-                let version = parse_version_txt(&text, version_key(os))
-                    .map_err(|err| anyhow!("{url}: {err}"))?;
-                (version, Some(url.to_string()))
-            } else {
-                (request.version.clone(), None)
-            };
-            let dir = container_linux_dir(&base, request.arch, version.as_str());
-            Ok(Release {
-                os,
-                files: container_linux_files(os, &dir),
-                version,
-                arch: request.arch,
-                channel: request.channel.clone(),
-                metadata_url,
-            })
+        .unwrap_or_else(|| default_base(request.os, &request.channel));
+    match &request.os.descriptor().catalog {
+        Catalog::ContainerLinux(catalog) => {
+            resolve_container_linux(http, request, catalog, &base, progress)
         }
-        Os::FedoraCoreos => {
-            let url = join(
-                &as_directory(&base),
-                &format!("streams/{}.json", request.channel),
-            );
-            let (bytes, final_url) = http
-                .get_small(url.as_str(), progress)
-                .context("reading the stream metadata")?;
-            let final_url = Url::parse(&final_url).unwrap_or_else(|_| url.clone());
-            let (version, files) =
-                parse_fcos_stream(&bytes, &final_url, request.arch, request.base_url.as_ref())
-                    .map_err(|err| anyhow!("stream metadata {url}: {err}"))?;
-            if !current && version != request.version {
-                return Err(anyhow!(
-                    "the {} stream offers {version}, not {}: Fedora CoreOS stream metadata names \
-                     only the newest release (use --version current)",
-                    request.channel,
-                    request.version
-                ));
-            }
-            Ok(Release {
-                os,
-                version,
-                arch: request.arch,
-                channel: request.channel.clone(),
-                metadata_url: Some(url.to_string()),
-                files,
-            })
-        }
+        Catalog::FedoraCoreosStreams => resolve_stream(http, request, &base, progress),
     }
+}
+
+fn resolve_container_linux(
+    http: &Http,
+    request: &ReleaseRequest,
+    catalog: &ContainerLinuxCatalog,
+    base: &Url,
+    progress: &dyn Fn(Progress),
+) -> anyhow::Result<Release> {
+    let (version, metadata_url) = if request.version.as_str() == "current" {
+        let url = join(
+            &container_linux_dir(base, request.arch, "current"),
+            "version.txt",
+        );
+        let (bytes, _) = http
+            .get_small(url.as_str(), progress)
+            .context("resolving the current release")?;
+        let text = String::from_utf8_lossy(&bytes);
+        let version =
+            parse_version_txt(&text, catalog.version_key).map_err(|err| anyhow!("{url}: {err}"))?;
+        (version, Some(url.to_string()))
+    } else {
+        (request.version.clone(), None)
+    };
+    let dir = container_linux_dir(base, request.arch, version.as_str());
+    Ok(Release {
+        os: request.os,
+        files: catalog_files(catalog, &dir),
+        version,
+        arch: request.arch,
+        channel: request.channel.clone(),
+        metadata_url,
+    })
+}
+
+fn resolve_stream(
+    http: &Http,
+    request: &ReleaseRequest,
+    base: &Url,
+    progress: &dyn Fn(Progress),
+) -> anyhow::Result<Release> {
+    let url = join(
+        &as_directory(base),
+        &format!("streams/{}.json", request.channel),
+    );
+    let (bytes, final_url) = http
+        .get_small(url.as_str(), progress)
+        .context("reading the stream metadata")?;
+    let final_url = Url::parse(&final_url).unwrap_or_else(|_| url.clone());
+    let (version, files) =
+        parse_fcos_stream(&bytes, &final_url, request.arch, request.base_url.as_ref())
+            .map_err(|err| anyhow!("stream metadata {url}: {err}"))?;
+    if request.version.as_str() != "current" && version != request.version {
+        return Err(anyhow!(
+            "the {} stream offers {version}, not {}: Fedora CoreOS stream metadata names \
+             only the newest release (use --version current)",
+            request.channel,
+            request.version
+        ));
+    }
+    Ok(Release {
+        os: request.os,
+        version,
+        arch: request.arch,
+        channel: request.channel.clone(),
+        metadata_url: Some(url.to_string()),
+        files,
+    })
 }
 
 #[cfg(test)]

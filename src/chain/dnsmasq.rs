@@ -1,5 +1,9 @@
 //! `caas chain dnsmasq`: a dnsmasq configuration that hands iPXE to PXE firmware and the boot
-//! URL to iPXE (../shared/reference/anchors.md §3.1–3.2). Validation and rendering are pure.
+//! URL to iPXE. Firmware is told apart by its client architecture (DHCP option 93: 0 is BIOS,
+//! which gets `undionly.kpxe`; 7 and 9 are x86-64 UEFI, which get `ipxe.efi` or `snponly.efi`);
+//! iPXE by its user class (`iPXE`), so it is handed the boot URL and never loads itself again
+//! (<https://ipxe.org/howto/chainloading>). In proxy mode dnsmasq appends `.0` to BIOS boot file
+//! names. Validation and rendering are pure.
 
 use std::net::Ipv4Addr;
 

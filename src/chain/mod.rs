@@ -51,8 +51,6 @@ pub struct Output {
     /// The file name, relative to the output directory.
     pub name: String,
     pub bytes: Vec<u8>,
-    /// Text (shown with `--dry-run`) rather than a binary image.
-    pub text: bool,
 }
 
 impl Output {
@@ -60,7 +58,6 @@ impl Output {
         Output {
             name: name.to_owned(),
             bytes: text.into_bytes(),
-            text: true,
         }
     }
 
@@ -68,7 +65,6 @@ impl Output {
         Output {
             name: name.to_owned(),
             bytes,
-            text: false,
         }
     }
 }

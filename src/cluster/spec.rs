@@ -284,8 +284,8 @@ fn check_word(word: &str) -> Result<(), String> {
     Id::new(word).map(|_| ()).map_err(|err| err.0)
 }
 
-/// The etcd variables a role needs from the lab's etcd members (seed.md §4: the metadata the
-/// 2016 scheduler gave each member): per member name, peer and client URLs.
+/// The etcd variables a role needs from the lab's etcd members (the metadata the 2016 scheduler
+/// gave each member, see [`crate::etcd`]): per member name, peer and client URLs.
 pub fn etcd_vars(machines: &[Machine]) -> BTreeMap<Id, Map<String, Value>> {
     let members: Vec<etcd::Member> = machines
         .iter()

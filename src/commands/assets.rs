@@ -14,7 +14,7 @@ use crate::assets::release::ReleaseRequest;
 use crate::cli::{AssetsCommand, CaasFetchArgs, FetchArgs, FetchTarget, GlobalArgs};
 use crate::matchbox::DataDir;
 use crate::os::Os;
-use crate::report::Format;
+use crate::report::{ChangeReport, Fields, Format, NoFields, print_changes};
 
 /// `caas assets …`.
 pub fn run(global: &GlobalArgs, command: &AssetsCommand) -> Result<()> {
@@ -108,6 +108,7 @@ fn publish_caas(global: &GlobalArgs, args: &CaasFetchArgs) -> Result<()> {
     let (outcomes, sha256) = fetch::publish_caas(&dir)?;
     let mut out = std::io::stdout().lock();
     match args.format {
+        // One event, as every `assets fetch` reports in JSON.
         Format::Json => {
             let event = serde_json::json!({
                 "event": "published",
@@ -121,14 +122,19 @@ fn publish_caas(global: &GlobalArgs, args: &CaasFetchArgs) -> Result<()> {
         }
         Format::Text if global.quiet => {}
         Format::Text => {
-            for outcome in &outcomes {
-                writeln!(
-                    out,
-                    "{} {}",
-                    outcome.action.as_str(),
-                    outcome.path.display()
-                )?;
-            }
+            // The files in the one change-report format; then which caas it is.
+            let report = ChangeReport {
+                dry_run: false,
+                format: Format::Text,
+                quiet: false,
+            };
+            print_changes(
+                &mut out,
+                &[],
+                &outcomes,
+                &report,
+                &Fields::<NoFields>::default(),
+            )?;
             writeln!(out, "caas {} sha256 {sha256}", env!("CARGO_PKG_VERSION"))?;
         }
     }

@@ -1,7 +1,6 @@
 //! `caas chain build` and `caas chain dnsmasq`.
 
 use std::io::{self, Write as _};
-use std::path::PathBuf;
 
 use anyhow::{Context as _, Result};
 use serde::Serialize;
@@ -9,11 +8,11 @@ use serde::Serialize;
 use super::change_report;
 use crate::chain::dnsmasq::DnsmasqConfig;
 use crate::chain::url::{BootTarget, BootUrl};
-use crate::chain::{self, BuildOptions, Output};
+use crate::chain::{self, BuildOptions};
 use crate::cli::{BootUrlArgs, ChainBuildArgs, ChainCommand, ChainDnsmasqArgs, GlobalArgs};
 use crate::error::invalid;
-use crate::report::{self, Format};
-use crate::write::{self, Action, FileWrite, WriteOptions};
+use crate::report::{self, Fields, Format};
+use crate::write::{self, FileWrite, WriteOptions};
 
 /// `caas chain …`.
 pub fn run(global: &GlobalArgs, command: &ChainCommand) -> Result<()> {
@@ -39,95 +38,47 @@ fn boot_url(args: &BootUrlArgs) -> Result<BootUrl> {
 /// `caas chain build`: build every output, write them all at once, report.
 fn build(global: &GlobalArgs, args: &ChainBuildArgs) -> Result<()> {
     let url = boot_url(&args.boot)?;
-    let built = chain::build(&BuildOptions {
+    let chain::Built { outputs, notes } = chain::build(&BuildOptions {
         url: url.clone(),
         targets: args.targets.iter().copied().collect(),
         ipxe_dir: args.ipxe_dir.clone(),
         ipxe_src: args.ipxe_src.clone(),
         quiet: global.quiet,
     })?;
-    let files: Vec<FileWrite> = built
-        .outputs
-        .iter()
-        .map(|o| FileWrite::new(args.out.join(&o.name), o.bytes.clone()))
+    let files: Vec<FileWrite> = outputs
+        .into_iter()
+        .map(|output| FileWrite::new(args.out.join(&output.name), output.bytes))
         .collect();
+    let report = change_report(&args.write, global);
     let options = WriteOptions {
-        dry_run: args.write.dry_run,
+        dry_run: report.dry_run,
     };
     let outcomes = write::write_changes(&files, &[], options)?;
-    let report = BuildReport {
-        boot_url: url.as_str(),
-        dry_run: args.write.dry_run,
-        files: outcomes
-            .iter()
-            .zip(&built.outputs)
-            .map(|(outcome, output)| FileReport {
-                path: &outcome.path,
-                action: outcome.action,
-                sha256: &outcome.sha256,
-                size: output.bytes.len(),
-            })
-            .collect(),
-        notes: &built.notes,
+    let fields = Fields {
+        digests: true,
+        json: BuildFields {
+            boot_url: url.as_str(),
+            notes: &notes,
+        },
     };
     let mut out = io::stdout().lock();
-    print_report(
-        &mut out,
-        &report,
-        &built.outputs,
-        args.write.format,
-        global.quiet,
-    )
-    .context("writing the summary")
-}
-
-#[derive(Serialize)]
-struct FileReport<'a> {
-    path: &'a PathBuf,
-    action: Action,
-    sha256: &'a str,
-    size: usize,
-}
-
-#[derive(Serialize)]
-struct BuildReport<'a> {
-    boot_url: &'a str,
-    dry_run: bool,
-    files: Vec<FileReport<'a>>,
-    notes: &'a [String],
-}
-
-/// Text: `<action> <path> sha256:<hex>` per file (with `--dry-run`, text outputs are shown),
-/// then `note: …` lines. JSON: the report as one document.
-fn print_report(
-    out: &mut impl io::Write,
-    report: &BuildReport<'_>,
-    outputs: &[Output],
-    format: Format,
-    quiet: bool,
-) -> io::Result<()> {
-    match format {
-        Format::Json => out.write_all(&write::canonical_json(report)),
-        Format::Text if quiet => Ok(()),
-        Format::Text => {
-            for (file, output) in report.files.iter().zip(outputs) {
-                let action = file.action.describe(report.dry_run);
-                writeln!(
-                    out,
-                    "{action} {} sha256:{}",
-                    file.path.display(),
-                    file.sha256
-                )?;
-                if report.dry_run && file.action != Action::Unchanged && output.text {
-                    out.write_all(&output.bytes)?;
+    report::print_changes(&mut out, &files, &outcomes, &report, &fields)
+        .and_then(|()| {
+            if report.prints_text() {
+                for note in &notes {
+                    writeln!(out, "note: {note}")?;
                 }
             }
-            for note in report.notes {
-                writeln!(out, "note: {note}")?;
-            }
             Ok(())
-        }
-    }
+        })
+        .context("writing the summary")
+}
+
+/// What `chain build` adds to its change report: the URL the media chain, and notes.
+#[derive(Serialize)]
+struct BuildFields<'a> {
+    boot_url: &'a str,
+    notes: &'a [String],
 }
 
 /// `caas chain dnsmasq`: the config to `--out FILE` (atomically), or to stdout.

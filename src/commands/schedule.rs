@@ -13,10 +13,10 @@ use crate::discovery;
 use crate::error::{EXIT_INVALID, invalid};
 use crate::input::UserFile;
 use crate::matchbox::DataDir;
-use crate::report::Format;
-use crate::schedule::assign::{Assignment, Schedule};
-use crate::schedule::{self, Options};
-use crate::write::{self, Action, Outcome};
+use crate::report::{ChangeReport, Fields, Format, NoFields, print_changes};
+use crate::schedule::assign::Assignment;
+use crate::schedule::{self, Options, Run};
+use crate::write::Action;
 
 /// How long `--api` may take to list the machines.
 const API_TIMEOUT: Duration = Duration::from_secs(60);
@@ -84,9 +84,13 @@ fn once(global: &GlobalArgs, args: &ScheduleOnceArgs) -> Result<ExitCode> {
         plan: args.plan,
     };
     let run = schedule::once(&data_dir, &discovered, &options)?;
+    let changes = ChangeReport {
+        dry_run: args.plan,
+        format: args.format,
+        quiet: global.quiet,
+    };
     let mut out = io::stdout().lock();
-    report(&mut out, args, &run.schedule, &run.outcomes, global.quiet)
-        .context("writing the report")?;
+    report(&mut out, &run, &changes).context("writing the report")?;
     let pending = run.outcomes.iter().any(|o| o.action != Action::Unchanged);
     Ok(if args.plan && pending {
         ExitCode::from(EXIT_INVALID)
@@ -138,37 +142,36 @@ struct Waiting {
     needed: usize,
 }
 
+/// What `schedule once` adds to its change report: the roles, and why some were not given.
 #[derive(Serialize)]
-struct Report<'a> {
+struct ScheduleFields<'a> {
     plan: bool,
     waiting: Option<Waiting>,
     members: Vec<RoleView<'a>>,
     workers: Vec<RoleView<'a>>,
     notices: Vec<String>,
-    files: &'a [Outcome],
 }
 
-fn report(
-    out: &mut impl io::Write,
-    args: &ScheduleOnceArgs,
-    schedule: &Schedule,
-    outcomes: &[Outcome],
-    quiet: bool,
-) -> io::Result<()> {
-    if args.format == Format::Json {
-        let report = Report {
-            plan: args.plan,
-            waiting: schedule
-                .waiting
-                .map(|(discovered, needed)| Waiting { discovered, needed }),
-            members: schedule.members.iter().map(RoleView::from).collect(),
-            workers: schedule.workers.iter().map(RoleView::from).collect(),
-            notices: schedule.notices.iter().map(ToString::to_string).collect(),
-            files: outcomes,
+/// JSON: the change report with the roles. Text: the roles (`<id> <mac> <ipv4>`), every file,
+/// and a count of what changed; or that the schedule waits for more machines.
+fn report(out: &mut impl io::Write, run: &Run, report: &ChangeReport) -> io::Result<()> {
+    let schedule = &run.schedule;
+    if report.format == Format::Json {
+        let fields = Fields {
+            digests: false,
+            json: ScheduleFields {
+                plan: report.dry_run,
+                waiting: schedule
+                    .waiting
+                    .map(|(discovered, needed)| Waiting { discovered, needed }),
+                members: schedule.members.iter().map(RoleView::from).collect(),
+                workers: schedule.workers.iter().map(RoleView::from).collect(),
+                notices: schedule.notices.iter().map(ToString::to_string).collect(),
+            },
         };
-        return out.write_all(&write::canonical_json(&report));
+        return print_changes(out, &run.files, &run.outcomes, report, &fields);
     }
-    if quiet {
+    if !report.prints_text() {
         return Ok(());
     }
     if let Some((discovered, needed)) = schedule.waiting {
@@ -177,30 +180,20 @@ fn report(
             "{discovered}/{needed} machines discovered, waiting: nothing written"
         );
     }
-    for member in &schedule.members {
-        writeln!(out, "{} {} {}", member.id(), member.mac, member.ip)?;
+    for role in schedule.members.iter().chain(&schedule.workers) {
+        writeln!(out, "{} {} {}", role.id(), role.mac, role.ip)?;
     }
-    for worker in &schedule.workers {
-        writeln!(out, "{} {} {}", worker.id(), worker.mac, worker.ip)?;
-    }
-    let mut counts = [0usize; 3];
-    for outcome in outcomes {
-        match outcome.action {
-            Action::Created => counts[0] += 1,
-            Action::Updated => counts[1] += 1,
-            _ => counts[2] += 1,
-        }
-        if outcome.action != Action::Unchanged {
-            writeln!(
-                out,
-                "{} {}",
-                outcome.action.describe(args.plan),
-                outcome.path.display()
-            )?;
-        }
-    }
-    let [created, updated, unchanged] = counts;
-    let verb = if args.plan { "would be " } else { "" };
+    print_changes(
+        out,
+        &run.files,
+        &run.outcomes,
+        report,
+        &Fields::<NoFields>::default(),
+    )?;
+    let count = |action: Action| run.outcomes.iter().filter(|o| o.action == action).count();
+    let (created, updated) = (count(Action::Created), count(Action::Updated));
+    let unchanged = run.outcomes.len() - created - updated;
+    let verb = if report.dry_run { "would be " } else { "" };
     let plural = |n: usize, word: &str| format!("{n} {word}{}", if n == 1 { "" } else { "s" });
     writeln!(
         out,

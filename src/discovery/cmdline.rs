@@ -105,12 +105,8 @@ fn next_arg(args: &[u8]) -> (&[u8], Option<&[u8]>, &[u8]) {
     (key, value, skip_spaces(next))
 }
 
-/// The config-URL parameters that carry the boot identity, most specific first.
-pub const CONFIG_URL_KEYS: [&str; 3] = [
-    "ignition.config.url",
-    "flatcar.config.url",
-    "coreos.config.url",
-];
+/// The config-URL parameters that carry the boot identity, most specific first: every OS's.
+pub use crate::os::CONFIG_URL_KEYS;
 
 /// Who the machine is, according to its kernel command line.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

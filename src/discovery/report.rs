@@ -382,7 +382,9 @@ mod tests {
     use proptest::prelude::*;
     use serde_json::json;
 
-    /// The payload of the 2016 unit tests (seed.md §1.2), as discoveryC serialised it.
+    /// The payload of the 2016 unit tests, as the Go discovery client (discoveryC, in
+    /// <https://github.com/JulienBalestra/enjoliver>) serialised it: `IPv4`, `CIDRv4` and `MAC`
+    /// spelled as Go field names, `netmask` a prefix length.
     fn report_2016() -> Value {
         json!({
             "interfaces": [

@@ -1,5 +1,6 @@
-//! matchbox's group selection, as a pure function (../shared/reference/anchors.md §1.4,
-//! identical in bootcfg v0.4, matchbox v0.8.3 and HEAD).
+//! matchbox's group selection, as a pure function (`SelectGroup` in
+//! <https://github.com/poseidon/matchbox/blob/v0.8.3/matchbox/server/server.go>, identical in
+//! bootcfg v0.4, matchbox v0.8.3 and since).
 //!
 //! 1. The request's query parameters become labels; for a repeated key only the first value
 //!    counts. A key equal to `mac` in any letter case has its value parsed as a MAC and

@@ -1,5 +1,6 @@
 //! Reading a data directory exactly the way matchbox's file store does
-//! (../shared/reference/anchors.md §1.5), so that `lint` and `explain` see what the server sees.
+//! (<https://github.com/poseidon/matchbox/blob/v0.8.3/matchbox/storage/filestore.go>), so that
+//! `lint` and `explain` see what the server sees.
 //!
 //! - `groups/` is listed entry by entry, sorted by name (Go's `ioutil.ReadDir`). Every entry
 //!   counts, subdirectories and non-JSON files too: matchbox strips the extension

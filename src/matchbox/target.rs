@@ -1,6 +1,7 @@
-//! The servers caas writes for, and how each differs (../shared/reference/anchors.md §1.2,
-//! §1.6, §1.8): which kernel-argument field it reads, how it renders `/ipxe`, what it does with
-//! Ignition files and templates, and which labels its `/boot.ipxe` sends.
+//! The servers caas writes for, and how each differs: which kernel-argument field it reads, how
+//! it renders `/ipxe`, what it does with Ignition files and templates, and which labels its
+//! `/boot.ipxe` sends (matchbox's HTTP handlers at each release, e.g.
+//! <https://github.com/poseidon/matchbox/tree/v0.11.0/matchbox/http>).
 
 use serde::Serialize;
 

@@ -27,7 +27,7 @@ use crate::ignition::{Engine, Spec, TemplateSet};
 use crate::matchbox::DataDir;
 use crate::matchbox::server::MatchboxUrl;
 use crate::os::{Arch, Os};
-use crate::write::{self, Outcome, WriteOptions};
+use crate::write::{self, FileWrite, Outcome, WriteOptions};
 use assign::{Assignment, Params, Schedule, WorkerLimit};
 
 /// What a schedule run is asked for, besides the machines.
@@ -58,7 +58,9 @@ pub struct Options {
 /// What a run decided and did.
 pub struct Run {
     pub schedule: Schedule,
-    /// What happened (or, planned, would happen) to each file; empty while waiting.
+    /// Every file of the schedule; empty while waiting for machines.
+    pub files: Vec<FileWrite>,
+    /// What happened (or, planned, would happen) to each file.
     pub outcomes: Vec<Outcome>,
 }
 
@@ -85,17 +87,24 @@ pub fn once(
         tracing::warn!("{notice}");
     }
 
-    let outcomes = if schedule.waiting.is_some() {
-        Vec::new()
-    } else {
-        let files = render(data_dir, options, &schedule)?;
-        check_not_taken(data_dir, &files, &existing)?;
-        let options = WriteOptions {
-            dry_run: options.plan,
-        };
-        write::write_changes(&files, &[], options)?
+    if schedule.waiting.is_some() {
+        return Ok(Run {
+            schedule,
+            files: Vec::new(),
+            outcomes: Vec::new(),
+        });
+    }
+    let files = render(data_dir, options, &schedule)?;
+    check_not_taken(data_dir, &files, &existing)?;
+    let write = WriteOptions {
+        dry_run: options.plan,
     };
-    Ok(Run { schedule, outcomes })
+    let outcomes = write::write_changes(&files, &[], write)?;
+    Ok(Run {
+        schedule,
+        files,
+        outcomes,
+    })
 }
 
 /// Refuses to replace a file that belongs to no role the scheduler already gave: a profile or

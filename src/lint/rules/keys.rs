@@ -6,9 +6,41 @@
 
 use serde_json::Value;
 
-use super::spans::{self, Part};
-use super::{Code, Local, Severity};
+use super::{Findings, Rule};
+use crate::lint::facts::{Dir, Facts};
+use crate::lint::{Code, Local, Severity};
 use crate::matchbox::decode::{PathSeg, keys_match};
+use crate::matchbox::spans::{self, Part};
+
+pub const MISSPELLED_KEY: Rule = Rule {
+    code: Code::MisspelledKey,
+    severity: Severity::Error,
+    summary: "a key that looks like a field matchbox reads, which is then missing",
+    check: check_keys,
+};
+
+pub const UNKNOWN_KEY: Rule = Rule {
+    code: Code::UnknownKey,
+    severity: Severity::Warning,
+    summary: "a key matchbox does not read",
+    check: check_keys,
+};
+
+/// Both rules read the same walk of the keys (done once per file); each keeps the findings
+/// with its code.
+fn check_keys(facts: &Facts<'_>, out: &mut Findings) {
+    for file in &facts.files {
+        let Some((bytes, json)) = file.parsed() else {
+            continue;
+        };
+        let schema = match file.dir {
+            Dir::Groups => &GROUP,
+            Dir::Profiles => &PROFILE,
+        };
+        let found = file.keys.get_or_init(|| check(bytes, json, schema));
+        out.add_locals(file.path, found.iter().cloned());
+    }
+}
 
 /// The fields of one JSON object as matchbox's Go structs declare them.
 pub struct Schema {

@@ -1,58 +1,42 @@
-//! What a profile's boot section tells lint: the OS it boots, the names of its initrds, the
-//! Ignition URLs on its kernel line and the assets it loads from matchbox
-//! (../shared/reference/anchors.md §0.7, §2.4).
+//! What a profile's boot section means: the OS it boots, the names of its initrds, the
+//! Ignition URLs on its kernel line and the assets it loads from matchbox. `lint` checks these,
+//! `explain` follows them.
+//!
+//! Under UEFI the kernel finds an initrd only by the name the kernel line gives it
+//! (`initrd=main` with `initrd --name main` for Fedora CoreOS,
+//! `initrd=flatcar_production_pxe_image.cpio.gz` for Flatcar), and Ignition runs only with the
+//! OS's first-boot argument (`flatcar.first_boot`, `ignition.firstboot`, `coreos.first_boot`).
+//! iPXE names an initrd after the last path component of its URI unless `--name` says otherwise
+//! (<https://ipxe.org/cmd/initrd>); matchbox serves `/assets/…` from its assets directory
+//! (<https://matchbox.psdn.io/matchbox/>).
 
 use crate::matchbox::kargs::key_of;
 use crate::matchbox::profile::Boot;
-use crate::os::Os;
+use crate::os::{Os, live_installers};
 
 /// Kernel arguments whose value is the URL the OS fetches its Ignition config from.
-pub const CONFIG_URL_KEYS: [&str; 3] = [
-    "ignition.config.url",
-    "flatcar.config.url",
-    "coreos.config.url",
-];
-
-/// The Fedora CoreOS installer's URL for the Ignition of the installed system.
-pub const INSTALL_IGNITION_URL_KEY: &str = "coreos.inst.ignition_url";
-
-/// The kernel argument that makes the Fedora CoreOS live system install to disk.
-pub const INSTALL_DEV_KEY: &str = "coreos.inst.install_dev";
+pub use crate::os::CONFIG_URL_KEYS;
 
 /// The OS a profile boots, from its kernel URL, else from its kernel arguments.
 pub fn detect_os(boot: &Boot, args: &[String]) -> Option<Os> {
-    let kernel = boot.kernel.to_ascii_lowercase();
-    if kernel.contains("flatcar") {
-        return Some(Os::Flatcar);
-    }
-    if kernel.contains("fedora-coreos") {
-        return Some(Os::FedoraCoreos);
-    }
-    if kernel.contains("coreos_production") {
-        return Some(Os::Coreos);
-    }
     let keys: Vec<&str> = args.iter().map(|a| key_of(a)).collect();
-    if keys.iter().any(|k| k.starts_with("flatcar.")) {
-        return Some(Os::Flatcar);
-    }
-    if keys.iter().any(|k| {
-        k.starts_with("coreos.live.")
-            || k.starts_with("coreos.inst.")
-            || *k == "ignition.platform.id"
-    }) {
-        return Some(Os::FedoraCoreos);
-    }
-    None
+    Os::detect(&boot.kernel, &keys)
 }
 
-/// The kernel arguments that tell each OS to run Ignition on this (PXE) boot.
-pub fn first_boot_keys(os: Os) -> &'static [&'static str] {
-    match os {
-        // Flatcar's bootengine still honours the Container Linux spelling.
-        Os::Flatcar => &["flatcar.first_boot", "coreos.first_boot"],
-        Os::FedoraCoreos => &["ignition.firstboot"],
-        Os::Coreos => &["coreos.first_boot"],
-    }
+/// Whether the kernel arguments make a live system install to disk (Fedora CoreOS's
+/// `coreos.inst.install_dev`).
+pub fn live_install(args: &[String]) -> bool {
+    live_installers().any(|installer| args.iter().any(|a| key_of(a) == installer.install_dev_key))
+}
+
+/// The URL of the Ignition config a live installer hands the installed system
+/// (`coreos.inst.ignition_url`).
+pub fn install_url(args: &[String]) -> Option<IgnitionUrl> {
+    live_installers().find_map(|installer| {
+        ignition_urls(args, &[installer.ignition_url_key])
+            .into_iter()
+            .next()
+    })
 }
 
 /// One `initrd` entry: the URI iPXE fetches and the image name it registers.

@@ -1,9 +1,10 @@
 //! Templates under `ignition/`, `cloud/` and `generic/`, checked as text.
 //!
 //! matchbox renders them with Go's `text/template` and `missingkey=error`, so a reference to a
-//! key that the group does not provide makes every request for it a 404
-//! (../shared/reference/anchors.md §1.7). The data is the group's metadata, its selectors
-//! (lower-cased keys, overriding metadata) and `request` (`query`, `raw_query`).
+//! key that the group does not provide makes every request for it a 404 (the template rendering
+//! of matchbox's HTTP server, <https://github.com/poseidon/matchbox>). The data is the group's
+//! metadata, its selectors (lower-cased keys, overriding metadata) and `request` (`query`,
+//! `raw_query`).
 //!
 //! caas does not run Go templates; it scans the actions (`{{ … }}`) for field references on
 //! the top-level data (`.key`, `.key.sub`) outside `range`/`with` blocks (where `.` changes
@@ -38,97 +39,130 @@ pub struct TemplateInfo {
 
 /// Scans the actions of `text`.
 pub fn scan(text: &str) -> Result<TemplateInfo, SyntaxError> {
-    #[derive(Clone, Copy, PartialEq)]
-    enum Block {
-        /// `if` (and `else if`): `.` unchanged; may guard a key.
-        If,
-        /// `range` / `with` / `define` / `block`: `.` rebound.
-        Rebind,
-    }
-    let mut stack: Vec<(Block, Option<String>)> = Vec::new();
+    let mut blocks = Blocks::default();
     let mut info = TemplateInfo::default();
     let mut at = 0;
-    while let Some(found) = text[at..].find("{{") {
-        let open = at + found;
-        let body_start = open + 2;
-        let close = find_close(text, body_start).ok_or_else(|| SyntaxError {
-            offset: open,
-            message: "unclosed action: `{{` without a matching `}}`".into(),
-        })?;
-        let mut body = &text[body_start..close];
-        let mut body_offset = body_start;
-        if let Some(rest) = body.strip_prefix('-') {
-            body = rest;
-            body_offset += 1;
-        }
-        let body = body.strip_suffix('-').unwrap_or(body);
-        at = close + 2;
-        let trimmed = body.trim_start();
-        let lead = body.len() - trimmed.len();
-        if trimmed.starts_with("/*") {
+    while let Some(action) = next_action(text, at) {
+        let action = action?;
+        at = action.end;
+        let body = action.body;
+        if body.starts_with("/*") {
             continue; // comment
         }
-        let word = trimmed
+        let word = body
             .split(|c: char| c.is_whitespace() || c == '(')
             .next()
             .unwrap_or("");
-        let rebinding = stack.iter().any(|(block, _)| *block == Block::Rebind);
-        let guarded: Vec<String> = stack
-            .iter()
-            .filter_map(|(_, guard)| guard.clone())
-            .collect();
         // The pipeline of `range`/`with` is evaluated with the outer `.`.
-        let refs = field_refs(trimmed, body_offset + lead);
-        let collect = |info: &mut TemplateInfo, refs: Vec<FieldRef>, extra_guard: Option<&str>| {
-            if rebinding {
-                return;
-            }
-            for r in refs {
-                let first = r.path[0].as_str();
-                if guarded.iter().any(|g| g == first) || extra_guard == Some(first) {
-                    continue;
-                }
-                info.required.push(r);
-            }
-        };
+        let refs = field_refs(body, action.offset);
         match word {
             "if" => {
-                let guard = index_guard(&trimmed[2..]);
-                collect(&mut info, refs, None);
-                stack.push((Block::If, guard));
+                blocks.require(&mut info, refs);
+                blocks.0.push((Block::If, index_guard(&body[2..])));
             }
             "range" | "with" | "define" | "block" => {
-                collect(&mut info, refs, None);
-                stack.push((Block::Rebind, None));
+                blocks.require(&mut info, refs);
+                blocks.0.push((Block::Rebind, None));
             }
             "else" => {
+                blocks.require(&mut info, refs);
                 // `else if` re-guards; a plain else keeps the block but drops its guard.
                 // (`{{else}}` of range/with runs with the outer `.`; it stays skipped, which
                 // can only miss a finding, never invent one.)
-                if let Some(top) = stack.last_mut() {
-                    let rest = trimmed[4..].trim_start();
+                if let Some(top) = blocks.0.last_mut() {
+                    let rest = body[4..].trim_start();
                     top.1 = rest.strip_prefix("if").and_then(index_guard);
                 }
-                collect(&mut info, refs, None);
             }
             "end" => {
-                if stack.pop().is_none() {
+                if blocks.0.pop().is_none() {
                     return Err(SyntaxError {
-                        offset: open,
+                        offset: action.open,
                         message: "unexpected {{end}}".into(),
                     });
                 }
             }
-            _ => collect(&mut info, refs, None),
+            _ => blocks.require(&mut info, refs),
         }
     }
-    if let Some(_unclosed) = stack.last() {
+    if !blocks.0.is_empty() {
         return Err(SyntaxError {
             offset: text.len(),
             message: "missing {{end}}".into(),
         });
     }
     Ok(info)
+}
+
+/// One action, `{{ … }}`.
+struct Action<'a> {
+    /// The offset of its `{{`.
+    open: usize,
+    /// What is inside, without trim markers and leading space.
+    body: &'a str,
+    /// The offset of `body`.
+    offset: usize,
+    /// The offset just past its `}}`.
+    end: usize,
+}
+
+/// The next action at or after `at`.
+fn next_action(text: &str, at: usize) -> Option<Result<Action<'_>, SyntaxError>> {
+    let open = at + text[at..].find("{{")?;
+    let body_start = open + 2;
+    let Some(close) = find_close(text, body_start) else {
+        return Some(Err(SyntaxError {
+            offset: open,
+            message: "unclosed action: `{{` without a matching `}}`".into(),
+        }));
+    };
+    let mut body = &text[body_start..close];
+    let mut offset = body_start;
+    if let Some(rest) = body.strip_prefix('-') {
+        body = rest;
+        offset += 1;
+    }
+    let body = body.strip_suffix('-').unwrap_or(body);
+    let trimmed = body.trim_start();
+    Some(Ok(Action {
+        open,
+        body: trimmed,
+        offset: offset + (body.len() - trimmed.len()),
+        end: close + 2,
+    }))
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Block {
+    /// `if` (and `else if`): `.` unchanged; may guard a key.
+    If,
+    /// `range` / `with` / `define` / `block`: `.` rebound.
+    Rebind,
+}
+
+/// The blocks open at an action, each `if` with the key it guards.
+#[derive(Default)]
+struct Blocks(Vec<(Block, Option<String>)>);
+
+impl Blocks {
+    /// Keeps the references that fail on a missing key: those outside every block that rebinds
+    /// `.` and not guarded by an enclosing `if`.
+    fn require(&self, info: &mut TemplateInfo, refs: Vec<FieldRef>) {
+        if self.0.iter().any(|(block, _)| *block == Block::Rebind) {
+            return;
+        }
+        for r in refs {
+            let first = r.path[0].as_str();
+            if self
+                .0
+                .iter()
+                .any(|(_, guard)| guard.as_deref() == Some(first))
+            {
+                continue;
+            }
+            info.required.push(r);
+        }
+    }
 }
 
 /// The offset of the `}}` closing the action that starts at `from`, skipping string literals.

@@ -1,26 +1,29 @@
 //! Raw Ignition files (`ignition/*.ign`, `*.ignition`) and what each target does with them
-//! (../shared/reference/anchors.md §1.8):
+//! (matchbox's handler: <https://github.com/poseidon/matchbox/blob/v0.11.0/matchbox/http/ignition.go>):
 //!
 //! - matchbox v0.11 (and HEAD) parses the file with Ignition's spec 3.4 parser, which upgrades
 //!   3.0–3.3, and re-serves it as 3.4.0. Anything it cannot parse (spec 2.x, 3.5, 3.6, broken
 //!   JSON) is logged and answered with an *empty* config and HTTP 200: the machine boots
-//!   unconfigured. These are errors.
+//!   unconfigured.
 //! - matchbox v0.8 and bootcfg v0.4 serve the bytes verbatim (v0.8 parses them only to log).
 //!   The machine's own Ignition decides: a file that is not JSON, or names a spec that no
-//!   Ignition release reads, fails on every machine (error). Which spec a given OS reads is
-//!   checked against the profile's OS elsewhere (warning), since the server does not care.
+//!   Ignition release reads, fails on every machine. Which spec a given OS reads depends on the
+//!   profile's OS, not on the server.
 //!
 //! Structure is checked with `ignition-config` (spec 3.0–3.6): wrong types and missing fields
-//! are errors, unknown keys warnings (Ignition itself ignores them, but they are typos).
+//! break the config; unknown keys do not (Ignition ignores them, but they are typos). `lint`
+//! reports every [`Problem`]; `explain` says what the first one that breaks the config does.
 
 use std::io::Read as _;
+use std::sync::LazyLock;
 
 use base64::Engine as _;
+use memchr::memmem;
 
+use super::decode::PathSeg;
 use super::spans::{self, Part, Pos};
-use super::{Code, Local, Severity};
-use crate::matchbox::decode::PathSeg;
-use crate::matchbox::target::Target;
+use super::target::Target;
+use crate::os::Os;
 
 /// An Ignition spec version as written in `ignition.version`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -44,59 +47,53 @@ pub struct RawInfo {
     pub installs: bool,
 }
 
+/// What is wrong with a raw Ignition file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProblemKind {
+    /// Not JSON at all.
+    Syntax,
+    /// JSON, but not a valid Ignition config (wrong types, missing fields).
+    Invalid,
+    /// A key Ignition does not know: it ignores it, so the config still works.
+    UnknownKey,
+    /// A version that is not one, a spec that does not exist, or one the target cannot serve.
+    Version,
+}
+
+impl ProblemKind {
+    /// Whether the machine ends up without a working config.
+    pub fn breaks(self) -> bool {
+        self != ProblemKind::UnknownKey
+    }
+}
+
+/// One problem of a raw Ignition file, where it is and what it does.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Problem {
+    pub pos: Pos,
+    pub kind: ProblemKind,
+    pub message: String,
+}
+
 /// Checks one raw Ignition file for `target`.
-pub fn check_raw(bytes: &[u8], target: Target) -> (RawInfo, Vec<Local>) {
-    let mut out = Vec::new();
+pub fn check_raw(bytes: &[u8], target: Target) -> (RawInfo, Vec<Problem>) {
     let mut info = RawInfo {
         installs: installs_to_disk(bytes),
         ..RawInfo::default()
     };
-    let version_path = [
-        PathSeg::Key("ignition".into()),
-        PathSeg::Key("version".into()),
-    ];
-    let at_version = || spans::locate_or_parent(bytes, &version_path, Part::Value);
+    let mut out = Vec::new();
+    let at_version = || version_pos(bytes);
     match ignition_config::Config::parse_slice(bytes) {
         Ok((config, warnings)) => {
             info.spec = Some(spec_of(&config));
-            for warning in warnings {
-                let ignition_config::Warning::UnusedKey(path) = warning else {
-                    continue;
-                };
-                let segs = dollar_path(&path);
-                out.push(Local {
-                    pos: spans::locate_or_parent(bytes, &segs, Part::Key),
-                    code: Code::IgnitionUnknownKey,
-                    severity: Severity::Warning,
-                    message: format!(
-                        "unknown key {path}: Ignition ignores it (a typo or a key of a newer spec?)"
-                    ),
-                });
-            }
+            out.extend(unknown_keys(bytes, warnings));
         }
         Err(ignition_config::Error::Serialization(err)) => {
-            let pos = spans::from_serde(bytes, err.line(), err.column());
-            let (code, what) = match err.classify() {
-                serde_json::error::Category::Data => {
-                    (Code::IgnitionInvalid, "is not a valid Ignition config")
-                }
-                _ => (Code::JsonSyntax, "is not JSON"),
-            };
-            let message = err.to_string();
-            let message = message
-                .rfind(" at line ")
-                .map_or(message.as_str(), |at| &message[..at]);
-            out.push(Local {
-                pos,
-                code,
-                severity: Severity::Error,
-                message: format!("raw Ignition {what}: {message}{}", served_as(target)),
-            });
+            out.push(not_parsed(bytes, &err, target))
         }
-        Err(ignition_config::Error::InvalidVersion(err)) => out.push(Local {
+        Err(ignition_config::Error::InvalidVersion(err)) => out.push(Problem {
             pos: at_version(),
-            code: Code::IgnitionVersion,
-            severity: Severity::Error,
+            kind: ProblemKind::Version,
             message: format!(
                 "ignition.version is not a version: {err}{}",
                 served_as(target)
@@ -109,10 +106,9 @@ pub fn check_raw(bytes: &[u8], target: Target) -> (RawInfo, Vec<Local>) {
                     minor: version.minor,
                 });
             } else {
-                out.push(Local {
+                out.push(Problem {
                     pos: at_version(),
-                    code: Code::IgnitionVersion,
-                    severity: Severity::Error,
+                    kind: ProblemKind::Version,
                     message: format!(
                         "Ignition spec {version} does not exist (Ignition reads 2.0–2.3 and 3.0–3.6){}",
                         served_as(target)
@@ -120,27 +116,79 @@ pub fn check_raw(bytes: &[u8], target: Target) -> (RawInfo, Vec<Local>) {
                 });
             }
         }
-        Err(other) => out.push(Local {
+        Err(other) => out.push(Problem {
             pos: Pos::START,
-            code: Code::IgnitionInvalid,
-            severity: Severity::Error,
+            kind: ProblemKind::Invalid,
             message: format!("raw Ignition does not parse: {other}{}", served_as(target)),
         }),
     }
-    if let (Some(spec), Some(max_minor)) = (info.spec, target.max_ignition_3_minor())
-        && (spec.major != 3 || spec.minor > max_minor)
-    {
-        out.push(Local {
-            pos: at_version(),
-            code: Code::IgnitionVersion,
-            severity: Severity::Error,
-            message: format!(
-                "Ignition spec {spec}: {} re-serves raw Ignition 3.0–3.{max_minor} only, and answers anything else with an empty config (HTTP 200)",
-                target.name()
-            ),
-        });
-    }
+    out.extend(unservable(bytes, info.spec, target));
     (info, out)
+}
+
+/// Where `ignition.version` is (or its closest ancestor).
+fn version_pos(bytes: &[u8]) -> Pos {
+    let version_path = [
+        PathSeg::Key("ignition".into()),
+        PathSeg::Key("version".into()),
+    ];
+    spans::locate_or_parent(bytes, &version_path, Part::Value)
+}
+
+/// The keys `ignition-config` did not use.
+fn unknown_keys(
+    bytes: &[u8],
+    warnings: Vec<ignition_config::Warning>,
+) -> impl Iterator<Item = Problem> + '_ {
+    warnings.into_iter().filter_map(move |warning| {
+        let ignition_config::Warning::UnusedKey(path) = warning else {
+            return None;
+        };
+        let segs = dollar_path(&path);
+        Some(Problem {
+            pos: spans::locate_or_parent(bytes, &segs, Part::Key),
+            kind: ProblemKind::UnknownKey,
+            message: format!(
+                "unknown key {path}: Ignition ignores it (a typo or a key of a newer spec?)"
+            ),
+        })
+    })
+}
+
+/// A file serde cannot read as an Ignition config: not JSON, or JSON of the wrong shape.
+fn not_parsed(bytes: &[u8], err: &serde_json::Error, target: Target) -> Problem {
+    let pos = spans::from_serde(bytes, err.line(), err.column());
+    let (kind, what) = match err.classify() {
+        serde_json::error::Category::Data => {
+            (ProblemKind::Invalid, "is not a valid Ignition config")
+        }
+        _ => (ProblemKind::Syntax, "is not JSON"),
+    };
+    let message = err.to_string();
+    let message = message
+        .rfind(" at line ")
+        .map_or(message.as_str(), |at| &message[..at]);
+    Problem {
+        pos,
+        kind,
+        message: format!("raw Ignition {what}: {message}{}", served_as(target)),
+    }
+}
+
+/// A spec the target does not re-serve (matchbox v0.11 serves 3.0–3.4 only).
+fn unservable(bytes: &[u8], spec: Option<Spec>, target: Target) -> Option<Problem> {
+    let (spec, max_minor) = (spec?, target.max_ignition_3_minor()?);
+    if spec.major == 3 && spec.minor <= max_minor {
+        return None;
+    }
+    Some(Problem {
+        pos: version_pos(bytes),
+        kind: ProblemKind::Version,
+        message: format!(
+            "Ignition spec {spec}: {} re-serves raw Ignition 3.0–3.{max_minor} only, and answers anything else with an empty config (HTTP 200)",
+            target.name()
+        ),
+    })
 }
 
 /// What the machine gets when the server cannot use the file.
@@ -179,13 +227,6 @@ fn dollar_path(path: &str) -> Vec<PathSeg> {
         .collect()
 }
 
-/// Commands and kernel arguments that install the OS to disk.
-const INSTALLERS: [&str; 3] = [
-    "flatcar-install",
-    "coreos-install",
-    "coreos.inst.install_dev",
-];
-
 /// Whether a config (raw Ignition or a template's text) installs the OS to disk: it mentions
 /// `flatcar-install`, `coreos-install`/`coreos-installer` or `coreos.inst.install_dev`, in the
 /// text or inside a `data:` URL (base64 and gzip included, as in matchbox's own
@@ -197,15 +238,30 @@ pub fn installs_to_disk(bytes: &[u8]) -> bool {
     data_urls(bytes).any(|payload| mentions_installer(&payload))
 }
 
+/// Whether `bytes` mention a command or kernel argument that installs some OS to disk.
 fn mentions_installer(bytes: &[u8]) -> bool {
-    INSTALLERS
-        .iter()
-        .any(|needle| memchr::memmem::find(bytes, needle.as_bytes()).is_some())
+    /// Every OS's installers, without those that contain another (`coreos-installer` is found
+    /// by looking for `coreos-install`).
+    static FINDERS: LazyLock<Vec<memmem::Finder<'static>>> = LazyLock::new(|| {
+        let all: Vec<&str> = Os::ALL
+            .into_iter()
+            .flat_map(|os| os.descriptor().hints.installers)
+            .copied()
+            .collect();
+        all.iter()
+            .filter(|needle| {
+                !all.iter()
+                    .any(|other| other != *needle && needle.contains(other))
+            })
+            .map(|needle| memmem::Finder::new(needle.as_bytes()))
+            .collect()
+    });
+    FINDERS.iter().any(|finder| finder.find(bytes).is_some())
 }
 
 /// The decoded payloads of the `"data:…"` JSON strings in `bytes`.
 fn data_urls(bytes: &[u8]) -> impl Iterator<Item = Vec<u8>> + '_ {
-    let mut starts = memchr::memmem::find_iter(bytes, b"\"data:");
+    let mut starts = memmem::find_iter(bytes, b"\"data:");
     std::iter::from_fn(move || {
         loop {
             let start = starts.next()?;
@@ -257,68 +313,6 @@ pub fn decode_data_url(url: &str) -> Option<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn codes(bytes: &[u8], target: Target) -> Vec<Code> {
-        check_raw(bytes, target)
-            .1
-            .into_iter()
-            .map(|l| l.code)
-            .collect()
-    }
-
-    #[test]
-    fn versions_per_target() {
-        let v = |s: &str| format!(r#"{{"ignition": {{"version": "{s}"}}}}"#).into_bytes();
-        assert!(codes(&v("3.4.0"), Target::Matchbox011).is_empty());
-        assert!(codes(&v("3.0.0"), Target::Matchbox011).is_empty());
-        assert_eq!(
-            codes(&v("3.5.0"), Target::Matchbox011),
-            vec![Code::IgnitionVersion]
-        );
-        assert_eq!(
-            codes(&v("2.2.0"), Target::Matchbox011),
-            vec![Code::IgnitionVersion]
-        );
-        assert!(codes(&v("3.5.0"), Target::Matchbox08).is_empty());
-        assert!(codes(&v("2.2.0"), Target::Matchbox08).is_empty());
-        assert_eq!(
-            codes(&v("4.0.0"), Target::Matchbox08),
-            vec![Code::IgnitionVersion]
-        );
-        assert_eq!(
-            codes(&v("x"), Target::Bootcfg04),
-            vec![Code::IgnitionVersion]
-        );
-        assert_eq!(
-            check_raw(&v("2.1.0"), Target::Matchbox08).0.spec,
-            Some(Spec { major: 2, minor: 1 })
-        );
-    }
-
-    #[test]
-    fn structure_and_syntax() {
-        assert_eq!(codes(b"{", Target::Matchbox08), vec![Code::JsonSyntax]);
-        assert_eq!(
-            codes(b"{}", Target::Matchbox011),
-            vec![Code::IgnitionInvalid]
-        );
-        let typo = br#"{"ignition": {"version": "3.3.0"}, "storage": {"filez": []}}"#;
-        let (_, found) = check_raw(typo, Target::Matchbox011);
-        assert_eq!(found.len(), 1);
-        assert_eq!(found[0].code, Code::IgnitionUnknownKey);
-        assert_eq!(
-            found[0].pos,
-            Pos {
-                line: 1,
-                column: 48
-            }
-        );
-        let wrong = br#"{"ignition": {"version": "3.3.0"}, "storage": {"files": [{"path": 1}]}}"#;
-        assert_eq!(
-            codes(wrong, Target::Matchbox011),
-            vec![Code::IgnitionInvalid]
-        );
-    }
 
     #[test]
     fn installers_are_found_in_compressed_data_urls() {
