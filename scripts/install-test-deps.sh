@@ -29,18 +29,27 @@ NEEDS=(
   "sqv sqv"
   # caas gen ignition / gen cluster: every generated .ign through the real validator
   "ignition-validate ignition"
+  # caas assets fetch etcd: a real etcd binary in the test release (tests/assets_etcd.rs)
+  "/usr/bin/etcd etcd-server"
+  # make static: the musl C toolchain for the C parts (SQLite, ring) of the static caas
+  "musl-gcc musl-tools"
   # the virtual rack (tests/rack.rs): the stand-in OS built from Debian packages
-  # (scripts/standin-os/build.sh), etcd published as an asset and queried from the host,
-  # matchbox built from source
+  # (scripts/standin-os/build.sh), etcdctl to query the cluster from the host, matchbox
+  # built from source, curl to poll the servers
   "mmdebstrap mmdebstrap"
   "zstd zstd"
   "cpio cpio"
-  "etcd etcd-server"
   "etcdctl etcd-client"
   "go golang-go"
   "ip iproute2"
   "curl curl"
 )
+
+# make static: Rust's standard library for the musl target comes from rustup, not from Debian.
+if command -v rustup >/dev/null 2>&1 \
+  && ! rustup target list --installed | grep -qx x86_64-unknown-linux-musl; then
+  rustup target add x86_64-unknown-linux-musl
+fi
 
 missing=()
 backports=()
