@@ -312,7 +312,7 @@ fn etcdctl(ns: &Netns, endpoints: &str, args: &[&str]) -> Option<String> {
 fn a_virtual_rack_boots_reports_schedules_and_forms_an_etcd_cluster() {
     require_root();
     let _turn = take_turn();
-    for tool in ["dnsmasq", "etcdctl", "curl"] {
+    for tool in ["dnsmasq", "etcd", "etcdctl", "curl"] {
         if !have(tool) {
             needs(&format!("no {tool}"));
         }
