@@ -8,7 +8,7 @@ CARGO ?= cargo
 STATIC_TARGET := x86_64-unknown-linux-musl
 STATIC_BIN := target/$(STATIC_TARGET)/static/caas
 
-.PHONY: demo check test-deps fmt lint test bench static
+.PHONY: demo check test-deps fmt lint test bench static standin-os rack
 
 # The etcd release the example's etcd roles run (from the etcd-io GitHub release).
 ETCD_VERSION ?= v3.5.21
@@ -33,3 +33,10 @@ test-deps:
 
 bench:
 	$(CARGO) bench --locked
+
+# The virtual rack alone (tests/rack.rs, as root): the stand-in OS is built and cached first.
+standin-os:
+	./scripts/standin-os/build.sh
+
+rack: test-deps static standin-os
+	$(CARGO) test --locked --test rack -- --nocapture
