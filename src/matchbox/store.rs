@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use super::decode::{DecodeError, parse_json};
+use super::decode::{DecodeError, GoJson, parse_go};
 use super::group::Group;
 use super::profile::Profile;
 
@@ -182,12 +182,12 @@ impl Store {
 
     /// `GroupGet(id)`: reads `groups/<id>.json`.
     pub fn group(&self, id: &str) -> Loaded<Group> {
-        self.load(&format!("{id}.json"), "groups", Group::from_value)
+        self.load(&format!("{id}.json"), "groups", Group::from_doc)
     }
 
     /// `ProfileGet(id)`: reads `profiles/<id>.json`; the profile must have an id.
     pub fn profile(&self, id: &str) -> Loaded<Profile> {
-        self.load(&format!("{id}.json"), "profiles", Profile::from_value)
+        self.load(&format!("{id}.json"), "profiles", Profile::from_doc)
     }
 
     /// Reads `<kind dir>/<name>` as matchbox's `IgnitionGet`/`CloudGet`/`GenericGet` do.
@@ -203,7 +203,7 @@ impl Store {
         &self,
         name: &str,
         dir: &str,
-        decode: impl Fn(&Value) -> Result<T, DecodeError>,
+        decode: impl Fn(&GoJson) -> Result<T, DecodeError>,
     ) -> Loaded<T> {
         let path = match self.resolve(dir, name) {
             Ok(path) => path,
@@ -225,10 +225,10 @@ impl Store {
                 };
             }
         };
-        let (json, result) = match parse_json(&bytes) {
-            Ok(json) => {
-                let result = decode(&json).map_err(LoadError::from);
-                (Some(json), result)
+        let (json, result) = match parse_go(&bytes) {
+            Ok(doc) => {
+                let result = decode(&doc).map_err(LoadError::from);
+                (Some(doc.to_value()), result)
             }
             Err(err) => (None, Err(LoadError::from(err))),
         };
