@@ -245,3 +245,37 @@ fn a_null_group_file_is_an_empty_default_group() {
     assert_eq!(served, None);
     assert_eq!(report["skipped"], serde_json::json!([]));
 }
+
+#[test]
+fn a_group_file_name_that_is_not_utf8_is_read() {
+    let dir = data_dir(&[
+        (b"profiles/a.json", PROFILE_A.as_bytes()),
+        (b"profiles/b.json", PROFILE_B.as_bytes()),
+        (
+            b"groups/caf\xe9.json",
+            br#"{"id": "g", "profile": "b", "selector": {"mac": "52:54:00:00:00:01"}}"#,
+        ),
+        (
+            b"groups/default.json",
+            br#"{"id": "default", "profile": "a"}"#,
+        ),
+    ]);
+    let server = Matchbox::start(dir.path());
+    let (served, report) = agree(&server, dir.path(), "52:54:00:00:00:01");
+    assert_eq!(served.unwrap(), script("/b/vmlinuz", "from=b"));
+    assert_eq!(report["group"]["id"], "g");
+    assert!(
+        report["group"]["file"]
+            .as_str()
+            .unwrap()
+            .contains("caf\u{fffd}.json"),
+        "{report:#}"
+    );
+    let findings = lint(dir.path());
+    assert!(
+        findings
+            .iter()
+            .all(|f| !f["message"].as_str().unwrap().contains("no such file")),
+        "{findings:#?}"
+    );
+}
