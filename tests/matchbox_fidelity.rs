@@ -279,3 +279,86 @@ fn a_group_file_name_that_is_not_utf8_is_read() {
         "{findings:#?}"
     );
 }
+
+/// A small deterministic generator (xorshift), so a failure reproduces.
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, n: usize) -> usize {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 % n as u64) as usize
+    }
+
+    fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
+        items[self.below(items.len())]
+    }
+}
+
+#[test]
+fn groups_written_every_which_way_agree_with_matchbox() {
+    let mut rng = Rng(0x5eed_caa5);
+    let mut files: Vec<(Vec<u8>, Vec<u8>)> = vec![
+        (b"profiles/a.json".to_vec(), PROFILE_A.as_bytes().to_vec()),
+        (b"profiles/b.json".to_vec(), PROFILE_B.as_bytes().to_vec()),
+        (
+            b"profiles/c.json".to_vec(),
+            br#"{"id": "c", "boot": {"kernel": "/c", "args": ["one"]}, "BOOT": {"args": ["two"], "initrd": ["/i"]}, "boot": {"kernel": null}}"#.to_vec(),
+        ),
+        (
+            b"groups/default.json".to_vec(),
+            br#"{"id": "default", "profile": "a"}"#.to_vec(),
+        ),
+    ];
+    let mut macs = Vec::new();
+    for i in 0..40 {
+        let mac = format!("52:54:00:00:01:{i:02x}");
+        let mut pairs: Vec<Vec<u8>> = Vec::new();
+        for _ in 0..1 + rng.below(3) {
+            let key = rng.pick(&["profile", "Profile", "PROFILE", "pRoFiLe"]);
+            let value = rng.pick(&["\"a\"", "\"b\"", "\"c\"", "\"nope\"", "null"]);
+            pairs.push(format!("\"{key}\": {value}").into_bytes());
+        }
+        let name: &[u8] = match rng.below(4) {
+            0 => b"\"caf\xe9\"",
+            1 => br#""\ud800\udc00\udfff""#,
+            2 => b"\"\xe9\x80\xff\"",
+            _ => b"\"plain\"",
+        };
+        pairs.push([b"\"name\": ".as_slice(), name].concat());
+        let mac_in_second = rng.below(2) == 1;
+        let extra = rng.pick(&["", ", \"os\": \"x\"", ", \"region\": \"\""]);
+        let first = if mac_in_second {
+            format!("{{\"rack\": \"\"{extra}}}")
+        } else {
+            format!("{{\"mac\": \"{mac}\"{extra}}}")
+        };
+        pairs.push(format!("\"selector\": {first}").into_bytes());
+        if mac_in_second || rng.below(2) == 1 {
+            let key = rng.pick(&["selector", "Selector", "SELECTOR"]);
+            pairs.push(format!("\"{key}\": {{\"mac\": \"{mac}\"}}").into_bytes());
+        }
+        for _ in 0..rng.below(3) {
+            let j = rng.below(pairs.len());
+            let k = rng.below(pairs.len());
+            pairs.swap(j, k);
+        }
+        let body = [b"{".as_slice(), &pairs.join(b", ".as_slice()), b"}"].concat();
+        files.push((format!("groups/g{i:02}.json").into_bytes(), body));
+        macs.push(mac);
+    }
+    let borrowed: Vec<(&[u8], &[u8])> = files
+        .iter()
+        .map(|(path, body)| (path.as_slice(), body.as_slice()))
+        .collect();
+    let dir = data_dir(&borrowed);
+    let server = Matchbox::start(dir.path());
+    let mut served = std::collections::BTreeSet::new();
+    for mac in &macs {
+        let (script, _) = agree(&server, dir.path(), mac);
+        served.insert(script);
+    }
+    // The cases are not all alike: several scripts and 404s come out.
+    assert!(served.len() >= 3, "{served:?}");
+}
