@@ -9,6 +9,9 @@
 //! `cargo bench --bench api -- wal` measures only the store's write-ahead log under 30 s of
 //! sustained POSTs (its peak size, its size afterwards, the first POST after the load).
 //!
+//! `cargo bench --bench api -- burst`: resident memory under 256 simultaneous 1 MiB POSTs;
+//! `-- slow-readers`: how long listings are refused while 16 clients stall theirs.
+//!
 //! Figures are printed, never asserted.
 
 use std::fs;
@@ -277,12 +280,152 @@ fn wal_under_load(dir: &Path, script: &Path, seconds: u32) {
     );
 }
 
+/// Memory under a burst of large bodies (issue: ~8.5 MB per 1 MiB POST in flight, never
+/// given back): 256 clients at once each POST a 1 MiB body of many small JSON arrays (valid
+/// JSON, refused as a report once parsed). Prints the peak and the resident size afterwards.
+fn memory_burst(dir: &Path) {
+    let db = dir.join("burst.db");
+    let server = start(&db, &dir.join("burst.log"));
+    let pid = server.child.id();
+    let (rss_before, _) = memory(pid);
+    let mut body = String::from(r#"{"x":["#);
+    while body.len() < 1024 * 1024 - 16 {
+        body.push_str("[],");
+    }
+    body.push_str("[]]}");
+    let url = format!("{}/discovery", server.url);
+    let started = Instant::now();
+    let statuses: Vec<u16> = std::thread::scope(|scope| {
+        let posts: Vec<_> = (0..256)
+            .map(|_| {
+                scope.spawn(|| {
+                    let agent: ureq::Agent = ureq::Agent::config_builder()
+                        .http_status_as_error(false)
+                        .timeout_global(Some(Duration::from_secs(120)))
+                        .build()
+                        .new_agent();
+                    agent
+                        .post(&url)
+                        .header("Content-Type", "application/json")
+                        .send(body.as_bytes())
+                        .map_or(0, |r| r.status().as_u16())
+                })
+            })
+            .collect();
+        posts.into_iter().map(|p| p.join().unwrap()).collect()
+    });
+    let elapsed = started.elapsed();
+    std::thread::sleep(Duration::from_secs(2));
+    let (rss, peak) = memory(pid);
+    let mut counts = std::collections::BTreeMap::new();
+    for status in statuses {
+        *counts.entry(status).or_insert(0) += 1;
+    }
+    println!(
+        "256 POSTs of 1 MiB at once: statuses {counts:?} in {elapsed:.2?}; resident {rss_before:.1} MiB before, peak {peak:.1} MiB, {rss:.1} MiB 2 s after"
+    );
+}
+
+/// Listings while 16 clients read nothing of theirs (issue: every listing answered 503 for
+/// 75-120 s): 20,000 machines stored (a ~40 MiB listing, more than the socket buffers), 16
+/// connections ask for it and never read, then one well-behaved client asks once a second.
+fn slow_readers(dir: &Path) {
+    let db = dir.join("slow.db");
+    {
+        let mut store = caas::discovery::store::Store::open(&db).unwrap();
+        let padding = "p".repeat(1500);
+        let bodies: Vec<(String, String)> = (0..20_000u32)
+            .map(|n| {
+                let body = report_body(0x55, n).replacen(
+                    r#""hostname":"#,
+                    &format!(r#""padding":"{padding}","hostname":"#),
+                    1,
+                );
+                let report = caas::discovery::report::Report::from_slice(body.as_bytes()).unwrap();
+                (report.check().unwrap(), report.to_json())
+            })
+            .collect();
+        let items: Vec<(&str, &str)> = bodies
+            .iter()
+            .map(|(m, r)| (m.as_str(), r.as_str()))
+            .collect();
+        store
+            .upsert_batch(&items, std::time::SystemTime::now())
+            .unwrap();
+    }
+    let server = start(&db, &dir.join("slow.log"));
+    let port: u16 = server.url.rsplit(':').next().unwrap().parse().unwrap();
+    let stalled: Vec<std::net::TcpStream> = (0..16)
+        .map(|_| {
+            use std::io::Write as _;
+            let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+            stream
+                .write_all(b"GET /discovery/machines HTTP/1.1\r\nHost: x\r\n\r\n")
+                .unwrap();
+            stream
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(500));
+    let start = Instant::now();
+    let mut refused_until = None;
+    let mut answered = None;
+    while start.elapsed() < Duration::from_secs(150) {
+        let asked = Instant::now();
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(120)))
+            .build()
+            .new_agent();
+        let result = agent
+            .get(&format!("{}/discovery/machines", server.url))
+            .call()
+            .map(|mut r| {
+                (
+                    r.status().as_u16(),
+                    r.body_mut()
+                        .with_config()
+                        .limit(u64::MAX)
+                        .read_to_vec()
+                        .map_or(0, |b| b.len()),
+                )
+            });
+        match result {
+            Ok((200, len)) => {
+                answered = Some((start.elapsed(), asked.elapsed(), len));
+                break;
+            }
+            _ => refused_until = Some(start.elapsed()),
+        }
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    drop(stalled);
+    match answered {
+        Some((at, took, len)) => println!(
+            "16 stalled listing readers: listings refused until {:.1?}; the first 200 asked at {:.1?} took {took:.2?} ({:.1} MiB)",
+            refused_until.unwrap_or_default(),
+            at - took,
+            len as f64 / 1048576.0
+        ),
+        None => println!("16 stalled listing readers: no listing answered in 150 s"),
+    }
+}
+
 fn main() {
     // `cargo test --benches` runs bench targets with `--bench` absent: stay quick there.
     if !std::env::args().any(|arg| arg == "--bench") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
+    // `cargo bench --bench api -- burst` / `-- slow-readers`: memory of bodies in flight, and
+    // listings behind stalled readers.
+    if std::env::args().any(|arg| arg == "burst") {
+        memory_burst(dir.path());
+        return;
+    }
+    if std::env::args().any(|arg| arg == "slow-readers") {
+        slow_readers(dir.path());
+        return;
+    }
     // `cargo bench --bench api -- wal`: only the write-ahead log under load.
     if std::env::args().any(|arg| arg == "wal") {
         let script = dir.path().join("post.lua");

@@ -72,6 +72,7 @@ fn bench_in_process(base: &Path, where_: &str, distinct: bool) {
     let (mut plan, mut write, mut total, mut rerun) = (vec![], vec![], vec![], vec![]);
     for _ in 0..5 {
         let dir = tempfile::tempdir_in(base).unwrap();
+        common::publish_etcd(dir.path());
         let data_dir = DataDir::new(dir.path());
         let start = Instant::now();
         let lab = from_yaml::<LabSpec>(&text, "bench.yaml")
@@ -106,6 +107,7 @@ fn bench_process(base: &Path, where_: &str) {
     let (mut first, mut again) = (vec![], vec![]);
     for _ in 0..3 {
         let dir = tempfile::tempdir_in(base).unwrap();
+        common::publish_etcd(dir.path());
         let run = || {
             let start = Instant::now();
             let status = Command::new(env!("CARGO_BIN_EXE_caas"))

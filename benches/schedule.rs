@@ -47,6 +47,7 @@ fn build_store(path: &Path) {
 }
 
 fn run(data: &Path, source: &[&str], extra: &[&str]) -> Duration {
+    common::publish_etcd(data);
     let start = Instant::now();
     let status = Command::new(env!("CARGO_BIN_EXE_caas"))
         .arg("--data-dir")

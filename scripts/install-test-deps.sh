@@ -29,7 +29,27 @@ NEEDS=(
   "sqv sqv"
   # caas gen ignition / gen cluster: every generated .ign through the real validator
   "ignition-validate ignition"
+  # caas assets fetch etcd: a real etcd binary in the test release (tests/assets_etcd.rs)
+  "/usr/bin/etcd etcd-server"
+  # make static: the musl C toolchain for the C parts (SQLite, ring) of the static caas
+  "musl-gcc musl-tools"
+  # the virtual rack (tests/rack.rs): the stand-in OS built from Debian packages
+  # (scripts/standin-os/build.sh), etcdctl to query the cluster from the host, matchbox
+  # built from source, curl to poll the servers
+  "mmdebstrap mmdebstrap"
+  "zstd zstd"
+  "cpio cpio"
+  "etcdctl etcd-client"
+  "go golang-go"
+  "ip iproute2"
+  "curl curl"
 )
+
+# make static: Rust's standard library for the musl target comes from rustup, not from Debian.
+if command -v rustup >/dev/null 2>&1 \
+  && ! rustup target list --installed | grep -qx x86_64-unknown-linux-musl; then
+  rustup target add x86_64-unknown-linux-musl
+fi
 
 missing=()
 backports=()
@@ -41,24 +61,51 @@ for need in "${NEEDS[@]}"; do
   fi
 done
 
-if [ ${#missing[@]} -eq 0 ] && [ ${#backports[@]} -eq 0 ]; then
-  exit 0
+install_packages() {
+  echo "installing test dependencies: ${missing[*]} ${backports[*]}" >&2
+  if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
+    echo "error: the tests need these Debian packages: ${missing[*]} ${backports[*]} (run as root on Debian, or install them)" >&2
+    exit 1
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  if [ ${#backports[@]} -gt 0 ] && ! grep -rqs 'bookworm-backports' /etc/apt/sources.list /etc/apt/sources.list.d/; then
+    # The machine image ships qemu-utils from backports; qemu-system-x86 must come from there too.
+    echo 'deb http://deb.debian.org/debian bookworm-backports main' >/etc/apt/sources.list.d/caas-backports.list
+  fi
+  apt-get update -q
+  if [ ${#missing[@]} -gt 0 ]; then
+    apt-get install -y -q --no-install-recommends "${missing[@]}"
+  fi
+  if [ ${#backports[@]} -gt 0 ]; then
+    apt-get install -y -q --no-install-recommends -t bookworm-backports "${backports[@]}"
+  fi
+}
+
+if [ ${#missing[@]} -gt 0 ] || [ ${#backports[@]} -gt 0 ]; then
+  install_packages
 fi
 
-echo "installing test dependencies: ${missing[*]} ${backports[*]}" >&2
-if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
-  echo "error: the tests need these Debian packages: ${missing[*]} ${backports[*]} (run as root on Debian, or install them)" >&2
-  exit 1
+# Stock matchbox v0.8.3 for the virtual rack, built offline from the source tarball next to the
+# repository (../shared/thirdparty) into a cache keyed by the tarball's hash. tests/rack.rs reads
+# the binary's path from $cache/matchbox/current.
+repo=$(cd "$(dirname "$0")/.." && pwd)
+cache=${CAAS_TEST_CACHE:-/var/cache/caas-test}
+thirdparty=$repo/../shared/thirdparty
+if [ -x "$thirdparty/build.sh" ] && [ -f "$thirdparty/matchbox-0.8.3.tar.gz" ]; then
+  key=$(cat "$thirdparty/matchbox-0.8.3.tar.gz" "$thirdparty/build.sh" | sha256sum | cut -c1-16)
+  out=$cache/matchbox/$key
+  if [ ! -x "$out/matchbox" ]; then
+    echo "building matchbox v0.8.3 into $out" >&2
+    mkdir -p "$cache/matchbox"
+    tmp=$(mktemp -d "$cache/matchbox/.build.XXXXXX")
+    "$thirdparty/build.sh" "$tmp" >&2
+    rm -rf "$out"
+    mv "$tmp" "$out"
+  fi
+  echo "$out/matchbox" >"$cache/matchbox/current.tmp"
+  mv "$cache/matchbox/current.tmp" "$cache/matchbox/current"
+elif [ ! -s "$cache/matchbox/current" ]; then
+  echo "note: tests/rack.rs needs stock matchbox v0.8.3: build it from github.com/poseidon/matchbox" >&2
+  echo "      (tag v0.8.3: go build -o matchbox ./cmd/matchbox) and write its path to $cache/matchbox/current" >&2
 fi
-export DEBIAN_FRONTEND=noninteractive
-if [ ${#backports[@]} -gt 0 ] && ! grep -rqs 'bookworm-backports' /etc/apt/sources.list /etc/apt/sources.list.d/; then
-  # The machine image ships qemu-utils from backports; qemu-system-x86 must come from there too.
-  echo 'deb http://deb.debian.org/debian bookworm-backports main' >/etc/apt/sources.list.d/caas-backports.list
-fi
-apt-get update -q
-if [ ${#missing[@]} -gt 0 ]; then
-  apt-get install -y -q --no-install-recommends "${missing[@]}"
-fi
-if [ ${#backports[@]} -gt 0 ]; then
-  apt-get install -y -q --no-install-recommends -t bookworm-backports "${backports[@]}"
-fi
+

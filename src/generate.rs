@@ -218,7 +218,7 @@ fn resolve_release(data_dir: &DataDir, os: Os, version: &Id, arch: Arch) -> Resu
     }
     let release_dir = os_dir.join(version.as_str());
     let files = match Manifest::read(&release_dir)? {
-        Some(manifest) if manifest.os != os => {
+        Some(manifest) if manifest.os != os.into() => {
             return Err(invalid(format!(
                 "{} describes {}, not {}",
                 release_dir.display(),

@@ -104,6 +104,9 @@ pub struct OsDescriptor {
     pub end_of_life: bool,
     /// What gives it away in a profile.
     pub hints: Hints,
+    /// systemd units it ships that another OS caas boots does not: a config that drops in on
+    /// (or enables) one of another OS's units here configures a unit that does not exist.
+    pub own_units: &'static [&'static str],
 }
 
 /// One kernel argument of the defaults caas writes.
@@ -237,6 +240,11 @@ const FLATCAR: OsDescriptor = OsDescriptor {
         installers: &["flatcar-install"],
         live_installer: None,
     },
+    own_units: &[
+        "etcd-member.service",
+        "locksmithd.service",
+        "update-engine.service",
+    ],
 };
 
 const FEDORA_COREOS: OsDescriptor = OsDescriptor {
@@ -276,6 +284,7 @@ const FEDORA_COREOS: OsDescriptor = OsDescriptor {
             ignition_url_key: "coreos.inst.ignition_url",
         }),
     },
+    own_units: &["zincati.service", "rpm-ostreed.service"],
 };
 
 const COREOS: OsDescriptor = OsDescriptor {
@@ -313,10 +322,38 @@ const COREOS: OsDescriptor = OsDescriptor {
         installers: &["coreos-install"],
         live_installer: None,
     },
+    own_units: &[
+        "etcd-member.service",
+        "locksmithd.service",
+        "update-engine.service",
+    ],
 };
 
 impl Os {
     pub const ALL: [Os; 3] = [Os::Flatcar, Os::FedoraCoreos, Os::Coreos];
+
+    /// Whether this OS ships `unit`: `Some(false)` for a unit caas knows as another OS's only,
+    /// `None` for a unit caas knows nothing about (systemd's own, or the admin's).
+    pub fn ships_unit(self, unit: &str) -> Option<bool> {
+        if self.descriptor().own_units.contains(&unit) {
+            Some(true)
+        } else if Os::ALL
+            .iter()
+            .any(|other| other.descriptor().own_units.contains(&unit))
+        {
+            Some(false)
+        } else {
+            None
+        }
+    }
+
+    /// The OSes that ship `unit`, of those caas knows it for.
+    pub fn shipping(unit: &str) -> Vec<Os> {
+        Os::ALL
+            .into_iter()
+            .filter(|os| os.descriptor().own_units.contains(&unit))
+            .collect()
+    }
 
     /// What caas knows about this OS.
     pub const fn descriptor(self) -> &'static OsDescriptor {

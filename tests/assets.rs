@@ -22,7 +22,7 @@ use assets_support::pgp::{Keys, Signer};
 use assets_support::server::{Hit, Server};
 use caas::assets::manifest::{Manifest, Role};
 use caas::assets::pgp::{Keyring, verify_detached};
-use common::{assert_one_line_error, caas, caas_in};
+use common::{assert_one_line_error, caas, caas_in, static_caas};
 
 const VERSION: &str = "4081.2.0";
 const KERNEL: &str = "flatcar_production_pxe.vmlinuz";
@@ -911,7 +911,10 @@ fn container_linux_comes_from_a_mirror() {
         fs::read(dir.join("coreos_production_pxe.vmlinuz")).unwrap(),
         kernel
     );
-    assert_eq!(read_manifest(&dir).os, caas::os::Os::Coreos);
+    assert_eq!(
+        read_manifest(&dir).os,
+        caas::assets::manifest::Product::Coreos
+    );
     assert!(
         lab.server
             .paths()
@@ -1014,15 +1017,39 @@ fn another_architecture_of_a_published_version_is_refused() {
 }
 
 #[test]
-fn fetch_caas_publishes_the_running_binary_with_its_sha256() {
+fn fetch_caas_publishes_the_static_binary_with_its_sha256() {
     let dir = tempfile::tempdir().unwrap();
-    caas_in(dir.path())
-        .args(["assets", "fetch", "caas"])
-        .assert()
-        .success();
+    let static_caas = static_caas();
+    let fetch_caas = || {
+        let mut cmd = caas_in(dir.path());
+        cmd.args(["assets", "fetch", "caas", "--binary"])
+            .arg(&static_caas);
+        cmd
+    };
+    fetch_caas().assert().success();
     let caas_dir = dir.path().join("assets/caas");
     let binary = fs::read(caas_dir.join("caas")).unwrap();
-    assert_eq!(binary, fs::read(env!("CARGO_BIN_EXE_caas")).unwrap());
+    assert_eq!(binary, fs::read(&static_caas).unwrap());
+    // What booting machines download runs without any libc of theirs, and is small.
+    let file = StdCommand::new("file")
+        .arg("-L")
+        .arg(caas_dir.join("caas"))
+        .output()
+        .unwrap();
+    let file = String::from_utf8_lossy(&file.stdout).into_owned();
+    assert!(file.contains("statically linked"), "{file}");
+    let ldd = StdCommand::new("ldd")
+        .arg(caas_dir.join("caas"))
+        .output()
+        .unwrap();
+    let ldd =
+        String::from_utf8_lossy(&ldd.stdout).into_owned() + &String::from_utf8_lossy(&ldd.stderr);
+    assert!(!ldd.contains("libc.so"), "{ldd}");
+    assert!(
+        binary.len() <= 15 * 1024 * 1024,
+        "the static caas is {} bytes, over 15 MiB",
+        binary.len()
+    );
     assert_eq!(
         fs::metadata(caas_dir.join("caas"))
             .unwrap()
@@ -1046,10 +1073,7 @@ fn fetch_caas_publishes_the_running_binary_with_its_sha256() {
         "{}",
         String::from_utf8_lossy(&check.stderr)
     );
-    let output = caas_in(dir.path())
-        .args(["assets", "fetch", "caas"])
-        .output()
-        .unwrap();
+    let output = fetch_caas().output().unwrap();
     assert!(
         stdout(&output).starts_with("unchanged"),
         "{}",
@@ -1059,6 +1083,36 @@ fn fetch_caas_publishes_the_running_binary_with_its_sha256() {
         .args(["assets", "verify"])
         .assert()
         .success();
+}
+
+#[test]
+fn a_dynamically_linked_caas_is_never_published() {
+    let dir = tempfile::tempdir().unwrap();
+    // The test build links glibc dynamically: the default (the running binary) and an explicit
+    // path are both refused, with the way to build the static one, and nothing is written.
+    for binary in [None, Some(env!("CARGO_BIN_EXE_caas"))] {
+        let mut cmd = caas_in(dir.path());
+        cmd.args(["assets", "fetch", "caas"]);
+        if let Some(path) = binary {
+            cmd.args(["--binary", path]);
+        }
+        let output = cmd.output().unwrap();
+        assert_eq!(output.status.code(), Some(2), "{binary:?}");
+        assert_one_line_error(&output.stderr, "dynamically linked");
+        assert_one_line_error(&output.stderr, "make static");
+        assert!(!dir.path().join("assets").exists(), "{binary:?}");
+    }
+    // Not an executable at all.
+    let script = dir.path().join("caas.sh");
+    fs::write(&script, "#!/bin/sh\n").unwrap();
+    let output = caas_in(dir.path())
+        .args(["assets", "fetch", "caas", "--binary"])
+        .arg(&script)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert_one_line_error(&output.stderr, "not an ELF executable");
+    assert!(!dir.path().join("assets").exists());
 }
 
 #[test]

@@ -226,6 +226,7 @@ fn chain_media_boot_a_generated_profile_that_reports_to_caas_api() {
 
     // The discovered machine becomes a one-member etcd cluster, and matchbox would now send
     // it to that group rather than the default one; the tree lints clean.
+    common::publish_etcd(&data);
     caas_in(&data)
         .args([
             "schedule",

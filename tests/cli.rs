@@ -59,15 +59,14 @@ fn usage_errors_exit_2() {
 #[test]
 fn a_closed_stdout_ends_quietly() {
     // `caas … | head`: the reader is gone before caas writes a byte.
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("bootcfg");
+    // The built-in example's etcd roles need a published etcd release.
+    common::publish_etcd(&data);
+    let data = data.to_str().unwrap();
     for args in [
         vec!["completions", "bash"],
-        vec![
-            "gen",
-            "cluster",
-            "--dry-run",
-            "--data-dir",
-            "/nonexistent/caas-test",
-        ],
+        vec!["gen", "cluster", "--dry-run", "--data-dir", data],
     ] {
         let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_caas"))
             .args(&args)

@@ -1316,3 +1316,47 @@ fn half_closed_clients_get_their_answer() {
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer:?}");
     assert_eq!(get_json(&format!("{}/healthz", api.url))["machines"], 20);
 }
+
+#[test]
+fn sixteen_stalled_listing_readers_do_not_block_listings_for_long() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("caas.db");
+    // ~30 MiB of listing: more than the socket buffers, so a client that reads nothing
+    // really stalls the stream.
+    {
+        let mut store = Store::open(&db).unwrap();
+        let padding = "p".repeat(1500);
+        let reports: Vec<(String, String)> = (0..20_000)
+            .map(|i| {
+                let mut value = report(&mac_of(i), "h");
+                value["padding"] = json!(padding);
+                let report = caas::discovery::report::Report::from_value(value).unwrap();
+                (mac_of(i), report.to_json())
+            })
+            .collect();
+        let items: Vec<(&str, &str)> = reports
+            .iter()
+            .map(|(mac, report)| (mac.as_str(), report.as_str()))
+            .collect();
+        store
+            .upsert_batch(&items, std::time::SystemTime::now())
+            .unwrap();
+    }
+    let api = Api::start(&db, &[]);
+    let stalled: Vec<TcpStream> = (0..16)
+        .map(|_| {
+            let mut stream = TcpStream::connect(("127.0.0.1", api.port())).unwrap();
+            stream
+                .write_all(b"GET /discovery/machines HTTP/1.1\r\nHost: x\r\n\r\n")
+                .unwrap();
+            stream
+        })
+        .collect();
+    thread::sleep(Duration::from_millis(500));
+    // A well-behaved reader waits for a slot instead of being refused, and gets it once the
+    // stalled streams are dropped.
+    let (status, body) = request("GET", &format!("{}/discovery/machines", api.url), None, b"");
+    assert_eq!(status, 200, "{}", &body[..body.len().min(300)]);
+    assert_eq!(machines_from_json(body.as_bytes()).unwrap().len(), 20_000);
+    drop(stalled);
+}

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::Command;
 
 use caas::matchbox::{Group, Profile};
-use common::{assert_one_line_error, caas_in, ignition_validate_all, tree_state};
+use common::{assert_one_line_error, caas_in, ignition_validate_all, publish_etcd, tree_state};
 use serde_json::{Value, json};
 
 fn group(dir: &Path, id: &str) -> Group {
@@ -36,6 +36,7 @@ fn names(dir: &Path, sub: &str) -> Vec<String> {
 #[test]
 fn the_built_in_example_is_a_whole_lab_and_a_rerun_touches_nothing() {
     let dir = tempfile::tempdir().unwrap();
+    publish_etcd(dir.path());
     let out = caas_in(dir.path())
         .args(["gen", "cluster"])
         .assert()
@@ -121,9 +122,7 @@ fn the_built_in_example_is_a_whole_lab_and_a_rerun_touches_nothing() {
         "{unit}"
     );
     let member = config(dir.path(), "node2");
-    let dropin = member["systemd"]["units"][0]["dropins"][0]["contents"]
-        .as_str()
-        .unwrap();
+    let dropin = member["systemd"]["units"][0]["contents"].as_str().unwrap();
     assert!(dropin.contains("Environment=\"ETCD_ADVERTISE_CLIENT_URLS=http://10.0.0.12:2379\""));
     assert!(dropin.contains("Environment=\"ETCD_INITIAL_CLUSTER_TOKEN=example\""));
     assert_eq!(
@@ -147,11 +146,9 @@ fn the_built_in_example_is_a_whole_lab_and_a_rerun_touches_nothing() {
         ]
     );
     let gateway = config(dir.path(), "node4");
-    let dropin = gateway["systemd"]["units"][0]["dropins"][0]["contents"]
-        .as_str()
-        .unwrap();
+    let dropin = gateway["systemd"]["units"][0]["contents"].as_str().unwrap();
     assert!(dropin.contains(
-        "--endpoints=http://10.0.0.11:2379,http://10.0.0.12:2379,http://10.0.0.13:2379\""
+        "Environment=\"CAAS_ETCD_ENDPOINTS=10.0.0.11:2379,10.0.0.12:2379,10.0.0.13:2379\""
     ));
     assert_eq!(profile(dir.path(), "node1").ignition_id, "node1.ign");
 
@@ -173,6 +170,7 @@ fn the_built_in_example_is_a_whole_lab_and_a_rerun_touches_nothing() {
 
     // The example file in the repository is the one built in.
     let from_file = tempfile::tempdir().unwrap();
+    publish_etcd(from_file.path());
     caas_in(from_file.path())
         .args(["-q", "gen", "cluster", "-f"])
         .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/lab.yaml"))
@@ -195,6 +193,7 @@ fn the_built_in_example_is_a_whole_lab_and_a_rerun_touches_nothing() {
 #[test]
 fn published_assets_pin_the_release_in_every_profile_and_the_installer() {
     let dir = tempfile::tempdir().unwrap();
+    publish_etcd(dir.path());
     let release = dir.path().join("assets/flatcar/4081.2.0");
     fs::create_dir_all(&release).unwrap();
     std::os::unix::fs::symlink("4081.2.0", dir.path().join("assets/flatcar/current")).unwrap();
@@ -221,6 +220,7 @@ fn published_assets_pin_the_release_in_every_profile_and_the_installer() {
 #[test]
 fn a_bad_spec_exits_2_names_file_and_line_and_writes_nothing() {
     let dir = tempfile::tempdir().unwrap();
+    publish_etcd(dir.path());
     caas_in(dir.path())
         .args(["-q", "gen", "cluster"])
         .assert()
@@ -307,6 +307,7 @@ fn removed_machines_are_reported_then_pruned_and_nothing_else_is_touched() {
     let root = tempfile::tempdir().unwrap();
     let data = root.path().join("data");
     let dir = &data;
+    publish_etcd(dir);
     let work = tempfile::tempdir().unwrap();
     let spec = work.path().join("lab.yaml");
     fs::write(&spec, caas::cluster::EXAMPLE).unwrap();
@@ -434,6 +435,7 @@ fn removed_machines_are_reported_then_pruned_and_nothing_else_is_touched() {
 #[test]
 fn flags_override_the_spec_urls() {
     let dir = tempfile::tempdir().unwrap();
+    publish_etcd(dir.path());
     caas_in(dir.path())
         .args([
             "-q",
@@ -486,6 +488,7 @@ fn print_example_prints_the_built_in_spec() {
 #[test]
 fn the_example_makefile_writes_the_lab() {
     let dir = tempfile::tempdir().unwrap();
+    publish_etcd(dir.path());
     let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
     let status = Command::new("make")
         .arg("-C")
@@ -538,6 +541,7 @@ fn a_lab_larger_than_the_open_file_limit_is_written() {
 #[test]
 fn caas_lint_finds_nothing_in_the_built_in_example_on_any_matchbox() {
     let dir = tempfile::tempdir().unwrap();
+    publish_etcd(dir.path());
     caas_in(dir.path())
         .args(["gen", "cluster"])
         .assert()
@@ -558,6 +562,96 @@ fn caas_lint_finds_nothing_in_the_built_in_example_on_any_matchbox() {
     group["selector"].as_object_mut().unwrap().remove("os");
     fs::write(&installed, serde_json::to_vec(&group).unwrap()).unwrap();
     caas_in(dir.path()).args(["lint"]).assert().code(1);
+}
+
+/// The disk an installer config wipes.
+fn install_device(dir: &Path, id: &str) -> String {
+    let unit = config(dir, id)["systemd"]["units"][0]["contents"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let line = unit
+        .lines()
+        .find(|line| line.starts_with("Environment=\"CAAS_INSTALL_DEVICE="))
+        .unwrap_or_else(|| panic!("no install device in {unit}"));
+    line.trim_start_matches("Environment=\"CAAS_INSTALL_DEVICE=")
+        .trim_end_matches('"')
+        .to_owned()
+}
+
+#[test]
+fn a_machine_with_its_own_install_disk_gets_its_own_installer() {
+    let dir = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let spec = work.path().join("lab.yaml");
+    fs::write(
+        &spec,
+        "name: disks\nos: flatcar\nmatchbox_url: http://m:8080\ndefault: null\n\
+         install: {device: /dev/sda}\nssh_authorized_keys: [\"ssh-ed25519 AAAA k\"]\nmachines:\n\
+         \x20 - {name: a, mac: \"52:54:00:00:00:01\", role: ssh}\n\
+         \x20 - {name: b, mac: \"52:54:00:00:00:02\", role: ssh, vars: {install_device: /dev/nvme0n1}}\n\
+         \x20 - {name: c, mac: \"52:54:00:00:00:03\", role: ssh}\n\
+         \x20 - {name: d, mac: \"52:54:00:00:00:04\", role: ssh, install: {device: /dev/vdb}}\n",
+    )
+    .unwrap();
+    caas_in(dir.path())
+        .args(["-q", "gen", "cluster", "-f"])
+        .arg(&spec)
+        .assert()
+        .success();
+
+    // The lab's disk stays shared; b and d each get an installer of their own.
+    assert_eq!(
+        names(dir.path(), "ignition"),
+        [
+            "a.ign",
+            "b.ign",
+            "c.ign",
+            "d.ign",
+            "install-b.ign",
+            "install-d.ign",
+            "install.ign"
+        ]
+    );
+    assert_eq!(install_device(dir.path(), "install"), "/dev/sda");
+    assert_eq!(install_device(dir.path(), "install-b"), "/dev/nvme0n1");
+    assert_eq!(install_device(dir.path(), "install-d"), "/dev/vdb");
+    for (machine, installer) in [
+        ("a", "install"),
+        ("b", "install-b"),
+        ("c", "install"),
+        ("d", "install-d"),
+    ] {
+        assert_eq!(group(dir.path(), machine).profile, installer, "{machine}");
+        assert_eq!(
+            profile(dir.path(), installer).ignition_id,
+            format!("{installer}.ign")
+        );
+        // Installed, every machine gets its role, not an installer.
+        assert_eq!(
+            group(dir.path(), &format!("{machine}-installed")).profile,
+            machine
+        );
+    }
+    assert_eq!(ignition_validate_all(dir.path()), 7);
+    caas_in(dir.path())
+        .args(["lint", "--deny", "warnings"])
+        .assert()
+        .success();
+
+    // A disk named for a machine that does not install is an error, never ignored.
+    fs::write(
+        &spec,
+        "os: flatcar\nmatchbox_url: http://m:8080\nmachines:\n\
+         \x20 - {name: a, mac: \"52:54:00:00:00:01\", role: ssh, vars: {install_device: /dev/nvme0n1}}\n",
+    )
+    .unwrap();
+    let out = caas_in(dir.path())
+        .args(["gen", "cluster", "-f"])
+        .arg(&spec)
+        .assert()
+        .code(2);
+    assert_one_line_error(&out.get_output().stderr, "does not install to disk");
 }
 
 #[test]

@@ -35,12 +35,17 @@ fn template(dir: &tempfile::TempDir, name: &str, source: &str) -> PathBuf {
     path
 }
 
-const ETCD_VARS: [&str; 4] = [
+const ETCD_VARS: [&str; 6] = [
     "etcd_name=node1",
     "etcd_initial_cluster=node1=http://10.0.0.11:2380,node2=http://10.0.0.12:2380,node3=http://10.0.0.13:2380",
     "etcd_initial_advertise_peer_urls=http://10.0.0.11:2380",
     "etcd_advertise_client_urls=http://10.0.0.11:2379",
+    ETCD_BINARY_URL,
+    ETCD_BINARY_HASH,
 ];
+const ETCD_BINARY_URL: &str = "etcd_binary_url=http://matchbox.lab:8080/assets/etcd/v3.5.21/etcd";
+const ETCD_BINARY_HASH: &str =
+    "etcd_binary_hash=sha256-0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 
 #[test]
 fn every_built_in_template_renders_a_config_ignition_validate_accepts() {
@@ -61,6 +66,8 @@ fn every_built_in_template_renders_a_config_ignition_validate_accepts() {
             "etcd-gateway",
             vec![
                 "etcd_endpoints=http://10.0.0.11:2379,http://10.0.0.12:2379",
+                ETCD_BINARY_URL,
+                ETCD_BINARY_HASH,
                 keys,
             ],
         ),
@@ -104,9 +111,7 @@ fn every_built_in_template_renders_a_config_ignition_validate_accepts() {
     assert_eq!(tree_state(dir.path()), before);
 
     let member = read_config(dir.path(), "etcd-member");
-    let dropin = member["systemd"]["units"][0]["dropins"][0]["contents"]
-        .as_str()
-        .unwrap();
+    let dropin = member["systemd"]["units"][0]["contents"].as_str().unwrap();
     assert!(
         dropin.contains("Environment=\"ETCD_NAME=node1\"\n"),
         "{dropin}"

@@ -569,6 +569,72 @@ fn ignition_version_per_target() {
     );
 }
 
+/// Flatcar's etcd-member.service configured by a drop-in, as caas's etcd templates did before
+/// they wrote a unit of their own.
+const ETCD_MEMBER_DROPIN: &str = r#"{"ignition": {"version": "3.3.0"}, "systemd": {"units": [
+  {"name": "etcd-member.service", "enabled": true, "dropins": [
+    {"name": "20-etcd.conf", "contents": "[Service]\nEnvironment=ETCD_NAME=node1\n"}]}]}}
+"#;
+
+/// A data dir with one `os` profile (from `caas gen profile`), the default group on it, and
+/// `config` as its raw Ignition.
+fn unit_tree(os: &str, version: &str, config: &str) -> TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    caas_in(dir.path())
+        .args([
+            "gen",
+            "profile",
+            "--id",
+            "node",
+            "--os",
+            os,
+            "--version",
+            version,
+        ])
+        .args(["--matchbox-url", "http://matchbox:8080"])
+        .assert()
+        .success();
+    caas_in(dir.path())
+        .args(["gen", "group", "--id", "default", "--profile", "node"])
+        .assert()
+        .success();
+    write_tree(dir.path(), &[("ignition/node.ign", config)]);
+    dir
+}
+
+#[test]
+fn missing_unit() {
+    // Fedora CoreOS ships no etcd-member.service: the drop-in configures nothing.
+    let dir = unit_tree("fedora-coreos", "42.20250410.3.1", ETCD_MEMBER_DROPIN);
+    let findings = lint(dir.path(), Target::Matchbox011);
+    assert_eq!(codes(&findings), vec![Code::MissingUnit], "{findings:#?}");
+    let f = &findings[0];
+    assert_eq!(f.severity, Severity::Error);
+    assert_eq!(
+        f.path,
+        dir.path().join("profiles/node.json").display().to_string()
+    );
+    for needle in [
+        "drops in on etcd-member.service (systemd.units.0)",
+        "Fedora CoreOS does not ship",
+        "Flatcar Container Linux and CoreOS Container Linux do",
+    ] {
+        assert!(f.message.contains(needle), "{needle}: {f}");
+    }
+    // Through the command line too, as an error.
+    caas_in(dir.path()).args(["lint"]).assert().code(1);
+
+    // Flatcar ships it: the same config is fine there.
+    let dir = unit_tree("flatcar", "4081.2.0", ETCD_MEMBER_DROPIN);
+    assert_eq!(lint(dir.path(), Target::Matchbox011), vec![]);
+    // A unit the config writes itself, or one caas knows no OS for, is never reported.
+    let own_unit = r#"{"ignition": {"version": "3.3.0"}, "systemd": {"units": [
+      {"name": "etcd-member.service", "enabled": true, "contents": "[Service]\nExecStart=/opt/bin/etcd\n"},
+      {"name": "docker.service", "dropins": [{"name": "10-x.conf", "contents": "[Service]\n"}]}]}}"#;
+    let dir = unit_tree("fedora-coreos", "42.20250410.3.1", own_unit);
+    assert_eq!(lint(dir.path(), Target::Matchbox011), vec![]);
+}
+
 const BUTANE: &str = "variant: flatcar\nversion: 1.1.0\nstorage:\n  files:\n    - path: /etc/hostname\n      contents:\n        inline: {{.hostname}}\n";
 
 /// The clean tree serving a template instead of raw Ignition.

@@ -28,3 +28,18 @@ pub fn mac(i: usize) -> String {
         i & 0xff
     )
 }
+
+/// Publishes a placeholder etcd release under `<data>/assets/etcd/` (as `caas assets fetch
+/// etcd` leaves one), so the etcd roles' configs render.
+pub fn publish_etcd(data: &std::path::Path) {
+    let dir = data.join("assets/etcd/v3.5.21");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("etcd"), b"etcd").unwrap();
+    let sha256 = caas::write::sha256_hex(b"etcd");
+    let manifest = format!(
+        r#"{{"os": "etcd", "version": "v3.5.21", "arch": "amd64",
+            "files": [{{"role": "etcd", "name": "etcd", "sha256": "{sha256}", "size": 4}}]}}"#
+    );
+    std::fs::write(dir.join("caas-assets.json"), manifest).unwrap();
+    let _ = std::os::unix::fs::symlink("v3.5.21", data.join("assets/etcd/current"));
+}

@@ -24,7 +24,7 @@ use anyhow::{Context as _, anyhow};
 use sha2::{Digest as _, Sha256};
 
 use crate::assets::http::{self, Http, Sink};
-use crate::assets::manifest::{MANIFEST_FILE, Manifest, ManifestFile};
+use crate::assets::manifest::{MANIFEST_FILE, Manifest, ManifestFile, Product};
 use crate::assets::pgp::{
     GoodSignature, KeyExpiry, Keyring, SignatureError, StreamVerifier, signing_key_status,
 };
@@ -38,7 +38,7 @@ use crate::write::{self, FileWrite};
 
 /// The staging directory under `<dest>/<os>/`.
 pub const PARTIAL_DIR: &str = ".partial";
-const LOCK_FILE: &str = ".lock";
+pub(crate) const LOCK_FILE: &str = ".lock";
 const READ_CHUNK: usize = 1 << 20;
 
 /// How `caas assets fetch` runs, besides the release it asks for.
@@ -116,7 +116,7 @@ pub fn fetch_release(
         os: os.dir_name().into(),
         version: release.version.to_string(),
         arch: release.arch.board_name().into(),
-        channel: release.channel.clone(),
+        channel: Some(release.channel.clone()),
         metadata_url: release.metadata_url.clone(),
     });
     let context = || format!("fetching {} {}", os.dir_name(), release.version);
@@ -277,7 +277,7 @@ fn freshness(
     {
         return Freshness::OtherArch(arch.board_name().into());
     }
-    if manifest.os != release.os
+    if manifest.os != Product::from(release.os)
         || manifest.version != release.version
         || manifest.files.len() != release.files.len()
         || (manifest.insecure_skip_signature && !insecure)
@@ -482,7 +482,7 @@ impl Job<'_> {
 /// A download in `.partial/<version>/<file>.part`: written, hashed (sha256) and fed to the
 /// signature verifier as it arrives. Opening it re-reads what an earlier run left, so the
 /// digest and the signature always cover the whole file.
-struct PartFile {
+pub(crate) struct PartFile {
     file: File,
     len: u64,
     sha256: Sha256,
@@ -491,7 +491,10 @@ struct PartFile {
 }
 
 impl PartFile {
-    fn open(path: &Path, signature: Option<(Arc<Keyring>, Arc<[u8]>)>) -> anyhow::Result<PartFile> {
+    pub(crate) fn open(
+        path: &Path,
+        signature: Option<(Arc<Keyring>, Arc<[u8]>)>,
+    ) -> anyhow::Result<PartFile> {
         let mut file = OpenOptions::new()
             .read(true)
             .write(true)
@@ -536,7 +539,9 @@ impl PartFile {
 
     /// Flushes the file to disk; returns its sha256 and the signature verdict (`None` when no
     /// signature is checked).
-    fn finish(self) -> anyhow::Result<(String, Option<Result<GoodSignature, SignatureError>>)> {
+    pub(crate) fn finish(
+        self,
+    ) -> anyhow::Result<(String, Option<Result<GoodSignature, SignatureError>>)> {
         self.file.sync_all().context("flushing a download")?;
         let verdict = self.verifier.map(StreamVerifier::finish);
         Ok((hex::encode(self.sha256.finalize()), verdict))
@@ -570,7 +575,7 @@ impl Sink for PartFile {
 }
 
 /// Takes the per-OS fetch lock, or fails at once when another fetch holds it.
-fn lock(path: &Path) -> anyhow::Result<File> {
+pub(crate) fn lock(path: &Path) -> anyhow::Result<File> {
     let file = OpenOptions::new()
         .create(true)
         .truncate(false)
@@ -632,7 +637,7 @@ fn publish(
         });
     }
     let manifest = Manifest {
-        os: release.os,
+        os: release.os.into(),
         version: release.version.clone(),
         files,
         arch: Some(release.arch),
@@ -641,6 +646,7 @@ fn publish(
         verified_at: Some(clock::rfc3339(SystemTime::now())),
         keyring: (!insecure).then(|| keyring.origin().to_owned()),
         insecure_skip_signature: insecure,
+        archive: None,
     };
     writes.push(FileWrite::new(
         stage.join(MANIFEST_FILE),
@@ -664,7 +670,11 @@ fn publish(
 }
 
 /// Points `<os>/current` at `version`.
-fn point_current(os_dir: &Path, version: &Id, reporter: &Reporter) -> anyhow::Result<()> {
+pub(crate) fn point_current(
+    os_dir: &Path,
+    version: &Id,
+    reporter: &Reporter,
+) -> anyhow::Result<()> {
     let link = os_dir.join("current");
     let action = write::replace_symlink(&link, Path::new(version.as_str()))?;
     reporter.event(Event::Current {
@@ -676,7 +686,7 @@ fn point_current(os_dir: &Path, version: &Id, reporter: &Reporter) -> anyhow::Re
 }
 
 /// After a publish: drops what other versions left in `.partial` (keeping the lock).
-fn clean_partial(partial: &Path) {
+pub(crate) fn clean_partial(partial: &Path) {
     let Ok(entries) = fs::read_dir(partial) else {
         return;
     };
@@ -694,24 +704,6 @@ fn clean_partial(partial: &Path) {
             tracing::warn!("could not remove {}: {err}", path.display());
         }
     }
-}
-
-/// `caas assets fetch caas`: publishes the running binary as `<dir>/caas` (mode 0755) and
-/// `<dir>/caas.sha256` (`sha256sum` format). Returns what was done to each, and the sha256.
-pub fn publish_caas(dir: &Path) -> anyhow::Result<(Vec<write::Outcome>, String)> {
-    let exe = std::env::current_exe().context("finding the running caas binary")?;
-    let bytes = fs::read(&exe).with_context(|| format!("reading {}", exe.display()))?;
-    let sha256 = write::sha256_hex(&bytes);
-    let mut binary = FileWrite::new(dir.join("caas"), bytes);
-    binary.mode = 0o755;
-    let files = [
-        binary,
-        FileWrite::new(
-            dir.join("caas.sha256"),
-            format!("{sha256}  caas\n").into_bytes(),
-        ),
-    ];
-    Ok((write::apply(&files)?, sha256))
 }
 
 #[cfg(test)]
@@ -754,7 +746,7 @@ mod tests {
             })
             .collect();
         Manifest {
-            os: Os::Flatcar,
+            os: Product::Flatcar,
             version: release.version.clone(),
             files,
             arch: Some(Arch::Amd64),
@@ -763,6 +755,7 @@ mod tests {
             verified_at: None,
             keyring: None,
             insecure_skip_signature: false,
+            archive: None,
         }
     }
 

@@ -2,7 +2,9 @@
 //!
 //! A published release is a directory holding `caas-assets.json`; the signatures are the
 //! `<file>.sig` files beside the files, and the digests and sizes are in the manifest, so
-//! nothing is fetched. `assets/caas/caas` is checked against `caas.sha256`.
+//! nothing is fetched. `assets/caas/caas` is checked against `caas.sha256`. An etcd release
+//! (`assets/etcd/<version>/`) has no signatures: its files are checked against the digests
+//! recorded when its archive was verified.
 
 use std::fs::{self, File};
 use std::io::{self, Read as _, Write as _};
@@ -144,7 +146,8 @@ fn failed(name: &str, error: String) -> FileCheck {
 }
 
 /// Re-checks one published file: size, sha256 and signature, reading it once.
-fn check_file(dir: &Path, file: &ManifestFile, keyring: &Arc<Keyring>) -> FileCheck {
+/// `keyring` is `None` for a release without signatures (etcd).
+fn check_file(dir: &Path, file: &ManifestFile, keyring: Option<&Arc<Keyring>>) -> FileCheck {
     let name = file.name.as_str();
     let path = dir.join(name);
     let mut reader = match File::open(&path) {
@@ -152,7 +155,7 @@ fn check_file(dir: &Path, file: &ManifestFile, keyring: &Arc<Keyring>) -> FileCh
         Err(err) => return failed(name, format!("cannot open {}: {err}", path.display())),
     };
     let mut verifier = None;
-    if let Some(sig_name) = &file.signature {
+    if let (Some(sig_name), Some(keyring)) = (&file.signature, keyring) {
         let sig_path = dir.join(sig_name.as_str());
         match fs::read(&sig_path) {
             Ok(sig) => {
@@ -206,7 +209,7 @@ fn check_file(dir: &Path, file: &ManifestFile, keyring: &Arc<Keyring>) -> FileCh
         signing_key: None,
         pinned_key: None,
         error: None,
-        unsigned: verifier.is_none(),
+        unsigned: verifier.is_none() && keyring.is_some(),
     };
     if let Some(verifier) = verifier {
         match verifier.finish() {
@@ -223,7 +226,7 @@ fn check_file(dir: &Path, file: &ManifestFile, keyring: &Arc<Keyring>) -> FileCh
     check
 }
 
-fn verify_release(found: &Found, keyring: &Arc<Keyring>) -> ReleaseCheck {
+fn verify_release(found: &Found, keyring: Option<&Arc<Keyring>>) -> ReleaseCheck {
     let files: Vec<FileCheck> = thread::scope(|scope| {
         let handles: Vec<_> = found
             .manifest
@@ -315,17 +318,23 @@ pub fn verify(
     let now = SystemTime::now();
     let mut checks = Vec::new();
     for found in &inventory.releases {
-        let keyring = Arc::new(
-            user_keyring
-                .clone()
-                .unwrap_or_else(|| Keyring::embedded(found.manifest.os)),
-        );
-        for status in signing_key_status(&keyring, now) {
-            if let Some(warning) = status.warning(now, keyring.origin()) {
-                tracing::warn!("{warning}");
+        // An OS release is checked against the pinned keys; an etcd release has no signatures
+        // (its archive was checked against a digest when it was fetched), only digests.
+        let keyring = match found.manifest.os.os() {
+            Some(os) => {
+                let keyring = user_keyring
+                    .clone()
+                    .unwrap_or_else(|| Keyring::embedded(os));
+                for status in signing_key_status(&keyring, now) {
+                    if let Some(warning) = status.warning(now, keyring.origin()) {
+                        tracing::warn!("{warning}");
+                    }
+                }
+                Some(Arc::new(keyring))
             }
-        }
-        let check = verify_release(found, &keyring);
+            None => None,
+        };
+        let check = verify_release(found, keyring.as_ref());
         if check.ok {
             record_verification(found, now);
         }
@@ -537,11 +546,16 @@ fn print_listing(
                         .size
                         .map(|s| BinaryBytes(s).to_string())
                         .unwrap_or_else(|| "?".into());
-                    let signer = match (&file.signing_key, &file.pinned_key) {
-                        (Some(key), Some(pinned)) if key == pinned => {
+                    let signer = match (&file.signing_key, &file.pinned_key, &m.archive) {
+                        (Some(key), Some(pinned), _) if key == pinned => {
                             format!("signed by {pinned}")
                         }
-                        (Some(key), Some(pinned)) => format!("signed by {key} ({pinned})"),
+                        (Some(key), Some(pinned), _) => format!("signed by {key} ({pinned})"),
+                        (_, _, Some(archive)) => format!(
+                            "from {} (sha256 checked against {})",
+                            archive.name,
+                            archive.checked_against.as_deref().unwrap_or("?")
+                        ),
                         _ => "unsigned".into(),
                     };
                     writeln!(

@@ -6,6 +6,10 @@
 //! signed it, where it came from, when), so `caas assets verify` can re-check offline and
 //! `caas assets list` can show it. Every field past `os`, `version` and `files[].{role,name}` is
 //! optional, so hand-written manifests keep working.
+//!
+//! An etcd release (`assets/etcd/<version>/`, from `caas assets fetch etcd`) has the same
+//! manifest with `"os": "etcd"`: its files are the `etcd` and `etcdctl` binaries taken out of the
+//! upstream archive, and `archive` records that archive and the digest it was checked against.
 
 use std::path::Path;
 
@@ -18,13 +22,59 @@ use crate::os::{Arch, Os, ReleaseFiles};
 /// The manifest's file name inside a release directory.
 pub const MANIFEST_FILE: &str = "caas-assets.json";
 
-/// The role a file plays in booting the release.
+/// What a release directory under `assets/` holds: an OS release or an etcd release.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Product {
+    Flatcar,
+    FedoraCoreos,
+    Coreos,
+    Etcd,
+}
+
+impl Product {
+    /// The directory under `assets/`.
+    pub fn dir_name(self) -> &'static str {
+        match self {
+            Product::Flatcar => Os::Flatcar.dir_name(),
+            Product::FedoraCoreos => Os::FedoraCoreos.dir_name(),
+            Product::Coreos => Os::Coreos.dir_name(),
+            Product::Etcd => "etcd",
+        }
+    }
+
+    /// The OS, for an OS release (whose files are signed with a pinned key).
+    pub fn os(self) -> Option<Os> {
+        match self {
+            Product::Flatcar => Some(Os::Flatcar),
+            Product::FedoraCoreos => Some(Os::FedoraCoreos),
+            Product::Coreos => Some(Os::Coreos),
+            Product::Etcd => None,
+        }
+    }
+}
+
+impl From<Os> for Product {
+    fn from(os: Os) -> Product {
+        match os {
+            Os::Flatcar => Product::Flatcar,
+            Os::FedoraCoreos => Product::FedoraCoreos,
+            Os::Coreos => Product::Coreos,
+        }
+    }
+}
+
+/// The role a file plays in the release: booting it, or (etcd) running it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     Kernel,
     Initrd,
     Rootfs,
+    /// The etcd server binary.
+    Etcd,
+    /// The etcd command-line client.
+    Etcdctl,
 }
 
 impl Role {
@@ -33,8 +83,24 @@ impl Role {
             Role::Kernel => "kernel",
             Role::Initrd => "initrd",
             Role::Rootfs => "rootfs",
+            Role::Etcd => "etcd",
+            Role::Etcdctl => "etcdctl",
         }
     }
+}
+
+/// The upstream archive an etcd release's files were taken from.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Archive {
+    pub name: String,
+    pub sha256: String,
+    /// Where it was downloaded from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// What the digest was checked against: `SHA256SUMS` (the release's) or `pinned`
+    /// (`--sha256`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checked_against: Option<String>,
 }
 
 /// One published file.
@@ -70,7 +136,8 @@ pub struct ManifestFile {
 /// A published, verified release.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Manifest {
-    pub os: Os,
+    /// What the release is (serialised as `os`, the name it had when only OSes were published).
+    pub os: Product,
     pub version: Id,
     pub files: Vec<ManifestFile>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -90,6 +157,9 @@ pub struct Manifest {
     /// True when signatures were NOT checked (`--insecure-skip-signature`).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub insecure_skip_signature: bool,
+    /// etcd: the archive the files came from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub archive: Option<Archive>,
 }
 
 impl Manifest {
@@ -109,6 +179,11 @@ impl Manifest {
     /// The manifest as caas writes it (canonical JSON).
     pub fn to_json(&self) -> Vec<u8> {
         crate::write::canonical_json(self)
+    }
+
+    /// The file playing `role`.
+    pub fn file_entry(&self, role: Role) -> Option<&ManifestFile> {
+        self.files.iter().find(|file| file.role == role)
     }
 
     fn file(&self, role: Role) -> Option<&str> {
@@ -145,7 +220,8 @@ mod tests {
         )
         .unwrap();
         let manifest = Manifest::read(dir.path()).unwrap().unwrap();
-        assert_eq!(manifest.os, Os::FedoraCoreos);
+        assert_eq!(manifest.os, Product::FedoraCoreos);
+        assert_eq!(manifest.os.os(), Some(Os::FedoraCoreos));
         let files = manifest.release_files().unwrap();
         assert_eq!((files.kernel.as_str(), files.initrd.as_str()), ("k", "i"));
         assert_eq!(files.rootfs.as_deref(), Some("r"));

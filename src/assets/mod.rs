@@ -5,10 +5,13 @@
 //! - [`http`]: downloads with resume and retries;
 //! - [`pgp`]: pinned keys and signature verification;
 //! - [`fetch`]: download, verify, publish (`caas assets fetch`);
+//! - [`etcd`]: etcd releases (the binaries the etcd roles run), fetched and resolved;
 //! - [`inventory`]: what is published, re-verified and listed (`verify`, `list`);
 //! - [`progress`]: the events of a fetch, as progress bars, lines or JSON;
-//! - [`manifest`]: `caas-assets.json`, read by `gen profile` too.
+//! - [`manifest`]: `caas-assets.json`, read by `gen profile` too;
+//! - [`static_binary`]: the static caas binary booting machines download.
 
+pub mod etcd;
 pub mod fetch;
 pub mod http;
 pub mod inventory;
@@ -16,3 +19,4 @@ pub mod manifest;
 pub mod pgp;
 pub mod progress;
 pub mod release;
+pub mod static_binary;

@@ -29,7 +29,9 @@ pub enum Event {
         os: String,
         version: String,
         arch: String,
-        channel: String,
+        /// The OS channel or stream; none for etcd.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        channel: Option<String>,
         #[serde(skip_serializing_if = "Option::is_none")]
         metadata_url: Option<String>,
     },
@@ -85,6 +87,19 @@ pub enum Event {
         #[serde(skip_serializing_if = "Option::is_none")]
         pinned_key: Option<String>,
     },
+    /// `file` matches the digest `against` names (etcd: the release's SHA256SUMS, or the
+    /// `--sha256` pin).
+    DigestMatched {
+        file: String,
+        sha256: String,
+        against: String,
+    },
+    /// `file` was taken out of a verified archive.
+    Extracted {
+        file: String,
+        bytes: u64,
+        sha256: String,
+    },
     Published {
         os: String,
         version: String,
@@ -111,10 +126,16 @@ impl Event {
                 arch,
                 channel,
                 metadata_url,
-            } => match metadata_url {
-                Some(url) => format!("{os} {version} ({channel}, {arch}) from {url}"),
-                None => format!("{os} {version} ({channel}, {arch})"),
-            },
+            } => {
+                let what = match channel {
+                    Some(channel) => format!("{os} {version} ({channel}, {arch})"),
+                    None => format!("{os} {version} ({arch})"),
+                };
+                match metadata_url {
+                    Some(url) => format!("{what} from {url}"),
+                    None => what,
+                }
+            }
             Event::UpToDate {
                 os,
                 version,
@@ -167,6 +188,19 @@ impl Event {
                 ),
                 _ => format!("{file}: sha256 {sha256} (signature NOT checked)"),
             },
+            Event::DigestMatched {
+                file,
+                sha256,
+                against,
+            } => format!("{file}: ok (sha256 {sha256}, as {against} says)"),
+            Event::Extracted {
+                file,
+                bytes,
+                sha256,
+            } => format!(
+                "{file}: extracted, {} (sha256 {sha256})",
+                BinaryBytes(*bytes)
+            ),
             Event::Published { os, version, path } => {
                 format!("published {os} {version} at {path}")
             }

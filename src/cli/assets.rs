@@ -28,7 +28,10 @@ pub enum FetchTarget {
     FedoraCoreos(FcosFetchArgs),
     /// CoreOS Container Linux (historical; its servers are gone, so --base-url to a mirror)
     Coreos(CoreosFetchArgs),
-    /// This caas binary, as assets/caas/caas plus caas.sha256, for machines to download
+    /// An etcd release (etcd and etcdctl from the upstream archive, checked against its
+    /// SHA256SUMS), for the etcd roles to run
+    Etcd(EtcdFetchArgs),
+    /// A static caas binary, as assets/caas/caas plus caas.sha256, for machines to download
     Caas(CaasFetchArgs),
 }
 
@@ -146,7 +149,43 @@ pub struct CoreosFetchArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct EtcdFetchArgs {
+    /// Release version, e.g. v3.5.21
+    #[arg(long, value_name = "vX.Y.Z")]
+    pub version: String,
+    /// Architecture
+    #[arg(long, value_enum, default_value_t = Arch::Amd64)]
+    pub arch: Arch,
+    /// The directory holding etcd-<version>-linux-<arch>.tar.gz and SHA256SUMS [default:
+    /// https://github.com/etcd-io/etcd/releases/download/<version>/]
+    #[arg(long, value_name = "URL", value_parser = parse_base_url)]
+    pub base_url: Option<url::Url>,
+    /// The archive's sha256, checked instead of the release's SHA256SUMS
+    #[arg(long, value_name = "HEX")]
+    pub sha256: Option<String>,
+    /// Where releases are published [default: <data-dir>/assets]
+    #[arg(long, value_name = "DIR")]
+    pub dest: Option<PathBuf>,
+    /// Retry a request up to N more times on 408, 429, 5xx and connection errors
+    #[arg(long, value_name = "N", default_value_t = 3)]
+    pub retries: u32,
+    /// Progress and results: text or json (one event per line)
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+    /// First retry delay in milliseconds (doubles on each retry)
+    #[arg(long, hide = true, default_value_t = 1000, value_name = "MS")]
+    pub retry_delay_ms: u64,
+    /// Give up on a connection that sends nothing for this many milliseconds
+    #[arg(long, hide = true, default_value_t = 60_000, value_name = "MS")]
+    pub read_timeout_ms: u64,
+}
+
+#[derive(Debug, Args)]
 pub struct CaasFetchArgs {
+    /// The caas binary to publish: statically linked (`make static` builds one)
+    /// [default: the running caas]
+    #[arg(long, value_name = "PATH")]
+    pub binary: Option<PathBuf>,
     /// Where assets are published [default: <data-dir>/assets]
     #[arg(long, value_name = "DIR")]
     pub dest: Option<PathBuf>,

@@ -81,6 +81,9 @@ pub struct ScheduleOnceArgs {
     /// Ignition spec of the configs
     #[arg(long, value_enum, default_value_t = Spec::V3_3)]
     pub spec: Spec,
+    /// The etcd release the roles run, under assets/etcd/ (`caas assets fetch etcd`)
+    #[arg(long, default_value = "current", value_name = "V")]
+    pub etcd_version: Id,
     #[command(flatten)]
     pub templates: TemplatesArgs,
 }

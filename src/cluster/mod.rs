@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 
+use crate::assets::etcd;
 use crate::generate::os_boot;
 use crate::ignition::{Engine, TemplateSet};
 use crate::matchbox::DataDir;
@@ -39,6 +40,19 @@ pub struct Changes {
     pub modified: Vec<String>,
 }
 
+/// Whether a role of the lab runs the published etcd binary (its template takes
+/// `etcd_binary_url`) without the spec's `vars` giving it.
+fn runs_etcd(engine: &Engine, lab: &Lab) -> bool {
+    if lab.vars.contains_key(etcd::URL_VAR) && lab.vars.contains_key(etcd::HASH_VAR) {
+        return false;
+    }
+    lab.default_role
+        .iter()
+        .chain(lab.machines.iter().map(|m| &m.role))
+        .filter_map(|role| engine.variables(role))
+        .any(|vars| vars.referenced.contains(etcd::URL_VAR))
+}
+
 /// Plans every change for `lab` in `data_dir` (reads the disk, writes nothing): the lab's
 /// files, its record, and what to do with the files an earlier run wrote.
 pub fn changes(
@@ -55,12 +69,23 @@ pub fn changes(
         lab.arch,
         Some(&lab.matchbox_url),
     )?;
+    let etcd_binary = if runs_etcd(&engine, lab) {
+        Some(etcd::published_binary(
+            &data_dir.assets_dir(),
+            &lab.etcd_version,
+            lab.arch,
+            &lab.matchbox_url,
+        )?)
+    } else {
+        None
+    };
     let mut files = plan::plan(&plan::PlanInput {
         lab,
         data_dir,
         os_version: &os_version,
         boot: &boot,
         engine: &engine,
+        etcd_binary: etcd_binary.as_ref(),
     })?;
 
     let planned: BTreeSet<String> = files

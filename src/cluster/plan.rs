@@ -8,7 +8,8 @@ use std::thread;
 use anyhow::{Context as _, Result};
 use serde_json::{Map, Value};
 
-use super::spec::{Lab, Machine, etcd_vars};
+use super::spec::{INSTALL_DEVICE_VAR, Lab, Machine, etcd_vars};
+use crate::assets::etcd;
 use crate::error::invalid;
 use crate::generate::{FileSet, boot_with_args};
 use crate::ids::Id;
@@ -31,6 +32,8 @@ pub struct PlanInput<'a> {
     pub os_version: &'a Id,
     pub boot: &'a OsBoot,
     pub engine: &'a Engine,
+    /// The published etcd release, when a role runs etcd.
+    pub etcd_binary: Option<&'a etcd::Binary>,
 }
 
 /// Whose Ignition config a render is: the key its config is looked up by.
@@ -38,6 +41,8 @@ pub struct PlanInput<'a> {
 enum ConfigOf {
     DefaultGroup,
     Installer,
+    /// The installer of a machine with a disk of its own.
+    OwnInstaller(Id),
     Machine(Id),
 }
 
@@ -50,8 +55,9 @@ struct Render {
     vars: Map<String, Value>,
 }
 
-/// Every file of the lab, in a stable order: the default group's, the installer's, then each
-/// machine's (profile, groups, Ignition config).
+/// Every file of the lab, in a stable order: the default group's, the shared installer's, the
+/// installers of machines with a disk of their own, then each machine's (profile, groups,
+/// Ignition config).
 pub fn plan(input: &PlanInput<'_>) -> Result<Vec<FileWrite>> {
     let lab = input.lab;
     let data_dir = input.data_dir;
@@ -59,7 +65,12 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Vec<FileWrite>> {
     let etcd = etcd_vars(&lab.machines);
     let base_boot = boot(input, &[])?;
 
-    let installs = lab.machines.iter().any(|m| m.install);
+    // The shared installer serves every installing machine without a disk of its own; a
+    // machine with one gets its own installer (`install-<name>`), never the shared disk.
+    let installs = lab
+        .machines
+        .iter()
+        .any(|m| m.install && m.install_device.is_none());
     let renders = renders(input, &common, &etcd, installs)?;
     let mut configs = render_all(input.engine, renders)?;
     let mut config_of = |of: &ConfigOf| {
@@ -91,6 +102,22 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Vec<FileWrite>> {
         files.profile(&installer, owner)?;
         files.ignition(&install_id, config_of(&ConfigOf::Installer), owner)?;
     }
+    let mut own_installers = HashMap::new();
+    for machine in &lab.machines {
+        if let Some(device) = &machine.install_device {
+            let owner = format!("machine {}", machine.name);
+            let id = own_installer_id(&machine.name)?;
+            let installer = profile(
+                &id,
+                &format!("install {} to {device}", machine.name),
+                base_boot.clone(),
+            )?;
+            files.profile(&installer, &owner)?;
+            let config = config_of(&ConfigOf::OwnInstaller(machine.name.clone()));
+            files.ignition(&id, config, &owner)?;
+            own_installers.insert(machine.name.clone(), id);
+        }
+    }
     for machine in &lab.machines {
         let owner = format!("machine {}", machine.name);
         let config = config_of(&ConfigOf::Machine(machine.name.clone()));
@@ -106,10 +133,11 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Vec<FileWrite>> {
         let mut selector = Selector::new();
         selector.insert("mac".into(), machine.mac.clone());
         if machine.install {
+            let installer_id = own_installers.get(&machine.name).unwrap_or(&install_id);
             let installer = group(
                 &machine.name,
                 &format!("{} (install)", machine.name),
-                &install_id,
+                installer_id,
                 selector.clone(),
                 metadata.clone(),
             );
@@ -129,6 +157,11 @@ pub fn plan(input: &PlanInput<'_>) -> Result<Vec<FileWrite>> {
         }
     }
     Ok(files.into_files())
+}
+
+/// The profile and config id of the installer of a machine with a disk of its own.
+pub fn own_installer_id(machine: &Id) -> Result<Id> {
+    Ok(Id::new(&format!("{INSTALL}-{machine}"))?)
 }
 
 /// The Ignition config every part of the lab needs: whose it is, its template and the
@@ -161,6 +194,19 @@ fn renders(
             template: INSTALL.to_owned(),
             vars,
         });
+    }
+    for machine in &lab.machines {
+        if let Some(device) = &machine.install_device {
+            let owner = format!("the installer of machine {} ({device})", machine.name);
+            let disk = Map::from_iter([(INSTALL_DEVICE_VAR.to_owned(), device.clone().into())]);
+            let vars = pick(engine, INSTALL, &owner, &[&disk, &machine.vars, common])?;
+            renders.push(Render {
+                of: ConfigOf::OwnInstaller(machine.name.clone()),
+                owner,
+                template: INSTALL.to_owned(),
+                vars,
+            });
+        }
     }
     let no_vars = Map::new();
     for machine in &lab.machines {
@@ -217,6 +263,9 @@ fn common_vars(input: &PlanInput<'_>) -> Map<String, Value> {
         }
     }
     vars.insert("cluster".into(), lab.name.as_str().into());
+    if let Some(binary) = input.etcd_binary {
+        vars.extend(binary.vars());
+    }
     vars.extend(lab.vars.clone());
     vars
 }

@@ -30,6 +30,9 @@ pub struct LabSpec {
     pub version: Id,
     #[serde(default)]
     pub arch: Arch,
+    /// The etcd release the etcd roles run, published under assets/etcd/ (default `current`).
+    #[serde(default = "default_version")]
+    pub etcd_version: Id,
     #[serde(default)]
     pub matchbox_url: Option<String>,
     #[serde(default)]
@@ -71,15 +74,34 @@ pub struct MachineSpec {
     pub role: String,
     #[serde(default)]
     pub ip: Option<IpAddr>,
-    /// Install to disk first; default: whether the spec has an `install` section.
+    /// Install to disk first (`true`/`false`, or `{device: /dev/nvme0n1}` for a disk of its
+    /// own); default: whether the spec has an `install` section or the machine an
+    /// `install_device`.
     #[serde(default)]
-    pub install: Option<bool>,
+    pub install: Option<MachineInstall>,
     /// Kernel arguments for this machine only.
     #[serde(default)]
     pub args: Vec<String>,
     #[serde(default)]
     pub vars: Map<String, Value>,
 }
+
+/// A machine's `install`: whether it installs, or the disk it installs to.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum MachineInstall {
+    Flag(bool),
+    Device(MachineInstallSpec),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MachineInstallSpec {
+    pub device: String,
+}
+
+/// The template variable that names the disk the installer wipes.
+pub const INSTALL_DEVICE_VAR: &str = "install_device";
 
 fn default_name() -> Id {
     Id::new("lab").expect("a valid id")
@@ -101,6 +123,7 @@ pub struct Lab {
     pub channel: Option<String>,
     pub version: Id,
     pub arch: Arch,
+    pub etcd_version: Id,
     pub matchbox_url: MatchboxUrl,
     pub api_url: Option<MatchboxUrl>,
     pub spec: Spec,
@@ -126,6 +149,9 @@ pub struct Machine {
     pub role: String,
     pub ip: Option<IpAddr>,
     pub install: bool,
+    /// The disk this machine installs to when it is not the lab's (`install.device` of the
+    /// machine, or its `vars.install_device`): it gets an installer config of its own.
+    pub install_device: Option<String>,
     pub args: Vec<String>,
     pub vars: Map<String, Value>,
 }
@@ -190,14 +216,8 @@ impl LabSpec {
         let install = match self.install {
             None => None,
             Some(install) => {
-                if !install.device.starts_with("/dev/")
-                    || install.device.contains(char::is_whitespace)
-                {
-                    return Err(bad(format!(
-                        "install.device {:?} is not a device path like /dev/sda",
-                        install.device
-                    )));
-                }
+                check_device(&install.device)
+                    .map_err(|why| bad(format!("install.device {why}")))?;
                 if let Some(url) = &install.base_url {
                     MatchboxUrl::parse(url)
                         .map_err(|err| bad(format!("install.base_url: {err}")))?;
@@ -209,7 +229,7 @@ impl LabSpec {
             }
         };
 
-        let machines = validate_machines(self.machines, install.is_some(), &bad)?;
+        let machines = validate_machines(self.machines, install.as_ref(), &bad)?;
 
         Ok(Lab {
             name: self.name,
@@ -217,6 +237,7 @@ impl LabSpec {
             channel: self.channel,
             version: self.version,
             arch: self.arch,
+            etcd_version: self.etcd_version,
             matchbox_url,
             api_url,
             spec,
@@ -230,11 +251,83 @@ impl LabSpec {
     }
 }
 
-/// Checks and normalises the machines: unique names and MACs, real roles, and an install
-/// section for those that install. `bad` prefixes an error with where the spec came from.
+/// A disk path the installers take: `/dev/…`, one word.
+fn check_device(device: &str) -> Result<(), String> {
+    if device.len() > "/dev/".len()
+        && device.starts_with("/dev/")
+        && !device.contains(|c: char| c.is_whitespace() || c.is_control())
+    {
+        Ok(())
+    } else {
+        Err(format!("{device:?} is not a device path like /dev/sda"))
+    }
+}
+
+/// Whether a machine installs to disk, and the disk of its own when it has one that is not the
+/// lab's. A disk named for a machine is never ignored: naming one on a machine that does not
+/// install, or two different ones, is an error.
+fn machine_install(
+    install: Option<&MachineInstall>,
+    vars: &Map<String, Value>,
+    lab: Option<&Install>,
+) -> Result<(bool, Option<String>), String> {
+    let from_vars = match vars.get(INSTALL_DEVICE_VAR) {
+        None => None,
+        Some(Value::String(device)) => Some(device.as_str()),
+        Some(other) => {
+            return Err(format!(
+                "vars.{INSTALL_DEVICE_VAR} must be a device path like /dev/sda, not {other}"
+            ));
+        }
+    };
+    let from_spec = match install {
+        Some(MachineInstall::Device(spec)) => Some(spec.device.as_str()),
+        _ => None,
+    };
+    if let Some(device) = from_vars {
+        check_device(device).map_err(|why| format!("vars.{INSTALL_DEVICE_VAR} {why}"))?;
+    }
+    if let Some(device) = from_spec {
+        check_device(device).map_err(|why| format!("install.device {why}"))?;
+    }
+    let device = match (from_spec, from_vars) {
+        (Some(a), Some(b)) if a != b => {
+            return Err(format!(
+                "install.device {a:?} and vars.{INSTALL_DEVICE_VAR} {b:?} name different disks"
+            ));
+        }
+        (a, b) => a.or(b),
+    };
+    let installs = match install {
+        Some(MachineInstall::Flag(flag)) => *flag,
+        Some(MachineInstall::Device(_)) => true,
+        None => lab.is_some(),
+    };
+    match (installs, device, lab) {
+        (false, Some(device), _) => Err(format!(
+            "{INSTALL_DEVICE_VAR} {device:?} is set, but the machine does not install to disk: \
+             give it `install: true` (or `install: {{device: {device}}}`), or drop the device"
+        )),
+        (true, None, None) => Err(
+            "install: true needs a disk: the spec's install section (install.device) or the \
+             machine's own (`install: {device: /dev/sda}`)"
+                .to_owned(),
+        ),
+        (installs, device, lab) => Ok((
+            installs,
+            device
+                .filter(|device| lab.is_none_or(|lab| lab.device != *device))
+                .map(str::to_owned),
+        )),
+    }
+}
+
+/// Checks and normalises the machines: unique names and MACs, real roles, and a disk for those
+/// that install (the lab's `install` section, or their own). `bad` prefixes an error with where
+/// the spec came from.
 fn validate_machines(
     specs: Vec<MachineSpec>,
-    lab_installs: bool,
+    lab_install: Option<&Install>,
     bad: &dyn Fn(String) -> anyhow::Error,
 ) -> Result<Vec<Machine>> {
     let mut machines = Vec::with_capacity(specs.len());
@@ -257,18 +350,15 @@ fn validate_machines(
                     .to_owned(),
             ));
         }
-        let install_machine = machine.install.unwrap_or(lab_installs);
-        if install_machine && !lab_installs {
-            return Err(at(
-                "install: true needs the spec's install section (install.device)".to_owned(),
-            ));
-        }
+        let (install_machine, own_device) =
+            machine_install(machine.install.as_ref(), &machine.vars, lab_install).map_err(at)?;
         machines.push(Machine {
             name: machine.name,
             mac,
             role: machine.role,
             ip: machine.ip,
             install: install_machine,
+            install_device: own_device,
             args: machine.args,
             vars: machine.vars,
         });
@@ -389,6 +479,18 @@ mod tests {
                 "install section",
             ),
             (
+                "  - {name: a, mac: 52:54:00:00:00:01, role: ssh, vars: {install_device: /dev/sdb}}\n",
+                "does not install to disk",
+            ),
+            (
+                "  - {name: a, mac: 52:54:00:00:00:01, role: ssh, install: {device: sdb}}\n",
+                "not a device path",
+            ),
+            (
+                "  - {name: a, mac: 52:54:00:00:00:01, role: ssh, install: {device: /dev/sdb}, vars: {install_device: /dev/sdc}}\n",
+                "different disks",
+            ),
+            (
                 "  - {name: ../a, mac: 52:54:00:00:00:01, role: ssh}\n",
                 "../a",
             ),
@@ -408,6 +510,39 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("api_url: invalid URL \"ftp://x\""), "{err}");
+    }
+
+    #[test]
+    fn a_machine_may_install_to_a_disk_of_its_own() {
+        let lab = lab(&format!(
+            "{BASE}install: {{device: /dev/sda}}\nmachines:\n  - {{name: a, mac: 52:54:00:00:00:01, role: ssh}}\n  - {{name: b, mac: 52:54:00:00:00:02, role: ssh, vars: {{install_device: /dev/nvme0n1}}}}\n  - {{name: c, mac: 52:54:00:00:00:03, role: ssh, install: {{device: /dev/sda}}}}\n  - {{name: d, mac: 52:54:00:00:00:04, role: ssh, install: false}}\n"
+        ))
+        .unwrap();
+        let got: Vec<(bool, Option<&str>)> = lab
+            .machines
+            .iter()
+            .map(|m| (m.install, m.install_device.as_deref()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (true, None),
+                (true, Some("/dev/nvme0n1")),
+                (true, None),
+                (false, None)
+            ]
+        );
+        // Without a lab-wide disk, a machine's own disk is enough.
+        let lab = lab_no_install();
+        assert_eq!(lab.machines[0].install_device.as_deref(), Some("/dev/vda"));
+        assert!(lab.machines[0].install);
+    }
+
+    fn lab_no_install() -> Lab {
+        lab(&format!(
+            "{BASE}machines:\n  - {{name: a, mac: 52:54:00:00:00:01, role: ssh, install: {{device: /dev/vda}}}}\n"
+        ))
+        .unwrap()
     }
 
     #[test]

@@ -4,14 +4,15 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::Result;
+use anyhow::{Context as _, Result};
 use clap::ValueEnum;
 
 use crate::assets::fetch::{self, FetchOptions};
 use crate::assets::inventory;
 use crate::assets::progress::{Event, Reporter};
 use crate::assets::release::ReleaseRequest;
-use crate::cli::{AssetsCommand, CaasFetchArgs, FetchArgs, FetchTarget, GlobalArgs};
+use crate::assets::{etcd, static_binary};
+use crate::cli::{AssetsCommand, CaasFetchArgs, EtcdFetchArgs, FetchArgs, FetchTarget, GlobalArgs};
 use crate::matchbox::DataDir;
 use crate::os::Os;
 use crate::report::{ChangeReport, Fields, Format, NoFields, print_changes};
@@ -49,6 +50,7 @@ fn value_name<T: ValueEnum>(value: &T) -> String {
 fn fetch(global: &GlobalArgs, target: &FetchTarget) -> Result<()> {
     let (request, args) = match target {
         FetchTarget::Caas(args) => return publish_caas(global, args),
+        FetchTarget::Etcd(args) => return fetch_etcd(global, args),
         FetchTarget::Flatcar(a) => (
             ReleaseRequest {
                 os: Os::Flatcar,
@@ -102,10 +104,36 @@ fn fetch_options(global: &GlobalArgs, args: &FetchArgs) -> FetchOptions {
     }
 }
 
-/// `caas assets fetch caas`: the running binary under `assets/caas/`, then a report.
+/// `caas assets fetch etcd`.
+fn fetch_etcd(global: &GlobalArgs, args: &EtcdFetchArgs) -> Result<()> {
+    let reporter = Reporter::new(args.format, global.quiet);
+    etcd::fetch(
+        &etcd::FetchOptions {
+            version: args.version.clone(),
+            arch: args.arch,
+            base_url: args.base_url.clone(),
+            sha256: args.sha256.clone(),
+            dest: assets_dir(global, args.dest.as_deref()),
+            retries: args.retries,
+            retry_delay: Duration::from_millis(args.retry_delay_ms),
+            read_timeout: Duration::from_millis(args.read_timeout_ms),
+        },
+        &reporter,
+    )
+}
+
+/// `caas assets fetch caas`: a static caas (`--binary`, default the running one) under
+/// `assets/caas/`, then a report.
 fn publish_caas(global: &GlobalArgs, args: &CaasFetchArgs) -> Result<()> {
-    let dir = assets_dir(global, args.dest.as_deref()).join("caas");
-    let (outcomes, sha256) = fetch::publish_caas(&dir)?;
+    let binary = match &args.binary {
+        Some(path) => path.clone(),
+        None => std::env::current_exe().context("finding the running caas binary")?,
+    };
+    let published = static_binary::publish(&static_binary::PublishOptions {
+        binary,
+        dest: assets_dir(global, args.dest.as_deref()),
+    })?;
+    let (dir, sha256, outcomes) = (&published.dir, &published.sha256, &published.outcomes);
     let mut out = std::io::stdout().lock();
     match args.format {
         // One event, as every `assets fetch` reports in JSON.
@@ -116,6 +144,7 @@ fn publish_caas(global: &GlobalArgs, args: &CaasFetchArgs) -> Result<()> {
                 "version": env!("CARGO_PKG_VERSION"),
                 "path": dir.display().to_string(),
                 "sha256": sha256,
+                "size": published.size,
                 "files": outcomes,
             });
             writeln!(out, "{event}")?;
@@ -131,11 +160,16 @@ fn publish_caas(global: &GlobalArgs, args: &CaasFetchArgs) -> Result<()> {
             print_changes(
                 &mut out,
                 &[],
-                &outcomes,
+                outcomes,
                 &report,
                 &Fields::<NoFields>::default(),
             )?;
-            writeln!(out, "caas {} sha256 {sha256}", env!("CARGO_PKG_VERSION"))?;
+            writeln!(
+                out,
+                "caas {} sha256 {sha256}, {} bytes, statically linked",
+                env!("CARGO_PKG_VERSION"),
+                published.size
+            )?;
         }
     }
     Ok(())

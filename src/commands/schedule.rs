@@ -82,6 +82,7 @@ fn once(global: &GlobalArgs, args: &ScheduleOnceArgs) -> Result<ExitCode> {
         matchbox_url: args.matchbox_url.clone(),
         api_url: args.api_url.clone(),
         plan: args.plan,
+        etcd_version: args.etcd_version.clone(),
     };
     let run = schedule::once(&data_dir, &discovered, &options)?;
     let changes = ChangeReport {

@@ -20,7 +20,10 @@
 //!
 //! Hostile or slow clients: headers must arrive within `--header-timeout` (also the keep-alive
 //! idle limit), are at most 16 KiB and 64 fields; a request, body included, must finish within
-//! `--request-timeout` (408); at most `--max-connections` connections are served at once.
+//! `--request-timeout` (408); at most `--max-connections` connections are served at once; POST
+//! bodies being read and parsed share a budget of 4 MiB (a POST waits for its share); at most
+//! 16 listings are streamed at once (more wait up to 20 s, then 503), each dropped when its
+//! client takes nothing for 10 s or falls below 256 KiB/s after its first 30 s.
 //! SIGTERM or SIGINT stops accepting, lets requests in flight finish (10 s at most), commits and
 //! closes the store.
 
@@ -29,12 +32,14 @@ use std::io::{self, Write as _};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{DefaultBodyLimit, RawQuery, Request, State};
+use axum::handler::Handler as _;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -63,14 +68,29 @@ const GRACE: Duration = Duration::from_secs(10);
 const MATCHBOX_TIMEOUT: Duration = Duration::from_secs(5);
 /// Streamed responses are sent in chunks of about this size.
 const CHUNK: usize = 64 * 1024;
-/// A client that reads nothing of a streamed response for this long is dropped.
-const STREAM_STALL: Duration = Duration::from_secs(60);
+/// A client that takes nothing of a streamed response for this long is dropped.
+const STREAM_STALL: Duration = Duration::from_secs(10);
+/// A listing may take this long, plus the time to send what was sent at [`STREAM_MIN_RATE`]:
+/// a client that trickles is cut off once it falls behind, not after [`STREAM_DEADLINE`].
+const STREAM_GRACE: Duration = Duration::from_secs(30);
+const STREAM_MIN_RATE: u64 = 256 * 1024;
 /// The longest one listing may take however steadily its client reads: each holds a blocking
 /// thread and a read snapshot (which keeps the WAL from being checkpointed back).
 const STREAM_DEADLINE: Duration = Duration::from_secs(600);
-/// Listings streamed at once; more are answered 503 (each holds a blocking thread).
+/// Listings streamed at once (each holds a blocking thread); more wait for a slot, first come
+/// first served, for at most [`STREAM_QUEUE_WAIT`], then are answered 503.
 const STREAMS_AT_ONCE: usize = 16;
 static STREAMS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(STREAMS_AT_ONCE);
+/// Longer than [`STREAM_STALL`]: listings held by clients that stopped reading free their
+/// slots before a waiting one gives up.
+const STREAM_QUEUE_WAIT: Duration = Duration::from_secs(20);
+/// Bytes of POST bodies being read, parsed and stored at once, all connections together. A
+/// body parsed into JSON values takes several times its size (up to ~8× for many tiny arrays):
+/// this budget, not the connection count, bounds the memory of bodies in flight. A POST waits
+/// for its share (its Content-Length, or [`MAX_BODY`] when it has none) within
+/// `--request-timeout`.
+const BODY_BUDGET: usize = 4 * MAX_BODY;
+static BODY_BYTES: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(BODY_BUDGET);
 
 /// The routes, as `GET /` lists them.
 pub const ROUTES: [&str; 8] = [
@@ -196,7 +216,10 @@ fn router(state: AppState, request_timeout: Duration) -> Router {
     Router::new()
         .route("/", get(list_routes))
         .route("/healthz", get(healthz))
-        .route("/discovery", get(list_reports).post(post_report))
+        .route(
+            "/discovery",
+            get(list_reports).post(post_report.layer(middleware::from_fn(body_budget))),
+        )
         .route("/discovery/interfaces", get(list_interfaces))
         .route("/discovery/machines", get(list_machines))
         .route("/boot.ipxe", get(boot_ipxe))
@@ -342,6 +365,22 @@ async fn list_routes() -> Response {
     json_response(StatusCode::OK, &json!(ROUTES))
 }
 
+/// Waits for the request body's share of [`BODY_BUDGET`], held until the answer.
+async fn body_budget(request: Request, next: Next) -> Response {
+    let claimed = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<usize>().ok())
+        .unwrap_or(MAX_BODY)
+        .clamp(1, MAX_BODY);
+    let _share = BODY_BYTES
+        .acquire_many(claimed as u32)
+        .await
+        .expect("the body budget is never closed");
+    next.run(request).await
+}
+
 async fn post_report(State(state): State<AppState>, body: Bytes) -> Response {
     let depth = nesting_depth(&body);
     if depth > MAX_DEPTH {
@@ -398,20 +437,29 @@ async fn stream_rows(
     close: &'static str,
     render: fn(&Row, &mut String) -> anyhow::Result<()>,
 ) -> Response {
-    let Ok(permit) = STREAMS.try_acquire() else {
+    let Ok(Ok(permit)) = tokio::time::timeout(STREAM_QUEUE_WAIT, STREAMS.acquire()).await else {
         return error_response(
             StatusCode::SERVICE_UNAVAILABLE,
             format!("{STREAMS_AT_ONCE} listings are being sent already: try again shortly"),
         );
     };
     let (chunks, mut received) = mpsc::channel::<Result<Bytes, io::Error>>(4);
+    // Set once the closing chunk is in the channel.
+    let finished = Arc::new(AtomicBool::new(false));
+    let complete = finished.clone();
     let inner = state.0.clone();
     let runtime = tokio::runtime::Handle::current();
-    let deadline = tokio::time::Instant::now() + STREAM_DEADLINE;
+    let started = tokio::time::Instant::now();
+    let deadline = started + STREAM_DEADLINE;
+    let mut sent: u64 = 0;
     // Waits for room in the channel, but not forever: a client that stops reading, or reads
     // too slowly, must not keep a blocking thread and a read snapshot.
-    let send = move |chunk: Result<Bytes, io::Error>| -> anyhow::Result<()> {
-        let until = deadline.min(tokio::time::Instant::now() + STREAM_STALL);
+    let mut send = move |chunk: Result<Bytes, io::Error>| -> anyhow::Result<()> {
+        let earned = STREAM_GRACE + Duration::from_secs(sent / STREAM_MIN_RATE);
+        let until = deadline
+            .min(started + earned)
+            .min(tokio::time::Instant::now() + STREAM_STALL);
+        sent += chunk.as_ref().map_or(0, |bytes| bytes.len() as u64);
         match runtime.block_on(tokio::time::timeout_at(until, chunks.send(chunk))) {
             Ok(Ok(())) => Ok(()),
             Ok(Err(_)) => Err(anyhow::Error::new(ClientGone("the client went away"))),
@@ -438,23 +486,26 @@ async fn stream_rows(
                 Ok(())
             })
         });
-        let last = match result {
+        match result {
             Ok(()) => {
                 buffer.push_str(close);
                 buffer.push('\n');
-                Ok(Bytes::from(buffer))
+                if send(Ok(Bytes::from(buffer))).is_ok() {
+                    complete.store(true, Ordering::SeqCst);
+                }
             }
             Err(err) => {
                 let message = crate::error::one_line(&err);
                 if err.is::<ClientGone>() {
+                    // No last word: waiting for room again would keep the slot another
+                    // STREAM_STALL. The body ends with an error without it (see below).
                     tracing::debug!("streaming a response: {message}");
                 } else {
                     tracing::error!("reading the store: {message}");
+                    let _ = send(Err(io::Error::other(message)));
                 }
-                Err(io::Error::other(message))
             }
-        };
-        let _ = send(last);
+        }
     });
     let first = match received.recv().await {
         Some(Ok(chunk)) => chunk,
@@ -471,8 +522,18 @@ async fn stream_rows(
             );
         }
     };
-    let rest = futures_util::stream::unfold(received, |mut received| async move {
-        received.recv().await.map(|item| (item, received))
+    // The sender gone without the closing chunk: an error, so that hyper cuts the connection
+    // instead of ending a truncated listing as if it were whole.
+    let rest = futures_util::stream::unfold(Some(received), move |received| {
+        let finished = finished.clone();
+        async move {
+            let mut received = received?;
+            match received.recv().await {
+                Some(item) => Some((item, Some(received))),
+                None if finished.load(Ordering::SeqCst) => None,
+                None => Some((Err(io::Error::other("the listing was cut off")), None)),
+            }
+        }
     });
     let body = futures_util::stream::StreamExt::chain(
         futures_util::stream::iter([Ok::<_, io::Error>(first)]),

@@ -140,6 +140,12 @@ mod tests {
         );
     }
 
+    const ETCD_URL: &str = "http://matchbox.lab:8080/assets/etcd/v3.5.21/etcd";
+
+    fn etcd_hash() -> String {
+        format!("sha256-{}", "ab".repeat(32))
+    }
+
     #[test]
     fn etcd_member_sets_etcds_environment() {
         let bytes = render_built_in(
@@ -149,6 +155,8 @@ mod tests {
                 "etcd_initial_cluster": "node1=http://10.0.0.11:2380,node2=http://10.0.0.12:2380",
                 "etcd_initial_advertise_peer_urls": "http://10.0.0.11:2380",
                 "etcd_advertise_client_urls": "http://10.0.0.11:2379",
+                "etcd_binary_url": ETCD_URL,
+                "etcd_binary_hash": etcd_hash(),
             })),
             Spec::V3_3,
         )
@@ -156,9 +164,22 @@ mod tests {
         let config: Value = serde_json::from_slice(&bytes).unwrap();
         assert!(config.get("passwd").is_none());
         let unit = &config["systemd"]["units"][0];
-        assert_eq!(unit["name"], "etcd-member.service");
+        assert_eq!(unit["name"], "caas-etcd-member.service");
         assert_eq!(unit["enabled"], true);
-        let dropin = unit["dropins"][0]["contents"].as_str().unwrap();
+        let dropin = unit["contents"].as_str().unwrap();
+        assert!(
+            dropin.contains("\nExecStart=/opt/caas/bin/etcd\n"),
+            "{dropin}"
+        );
+        assert!(
+            dropin.contains("\nWantedBy=multi-user.target\n"),
+            "{dropin}"
+        );
+        let file = &config["storage"]["files"][0];
+        assert_eq!(file["path"], "/opt/caas/bin/etcd");
+        assert_eq!(file["mode"], 0o755);
+        assert_eq!(file["contents"]["source"], ETCD_URL);
+        assert_eq!(file["contents"]["verification"]["hash"], etcd_hash());
         for line in [
             "Environment=\"ETCD_NAME=node1\"",
             "Environment=\"ETCD_INITIAL_CLUSTER=node1=http://10.0.0.11:2380,node2=http://10.0.0.12:2380\"",
@@ -168,24 +189,27 @@ mod tests {
         ] {
             assert!(dropin.contains(line), "{line} in {dropin}");
         }
-        assert!(!dropin.contains("ETCD_IMAGE"));
+        assert!(!dropin.contains("docker"));
     }
 
     #[test]
     fn unit_values_escape_systemd_specifiers() {
         let bytes = render_built_in(
             "etcd-gateway",
-            &vars(json!({"etcd_endpoints": "http://a%20b:2379"})),
+            &vars(json!({
+                "etcd_endpoints": "http://a%20b:2379",
+                "etcd_binary_url": ETCD_URL,
+                "etcd_binary_hash": etcd_hash(),
+            })),
             Spec::V3_3,
         )
         .unwrap();
         let config: Value = serde_json::from_slice(&bytes).unwrap();
-        let dropin = config["systemd"]["units"][0]["dropins"][0]["contents"]
-            .as_str()
-            .unwrap();
+        let unit = config["systemd"]["units"][0]["contents"].as_str().unwrap();
+        // The gateway takes host:port endpoints: the scheme is dropped.
         assert!(
-            dropin.contains("--endpoints=http://a%%20b:2379\""),
-            "{dropin}"
+            unit.contains("Environment=\"CAAS_ETCD_ENDPOINTS=a%%20b:2379\""),
+            "{unit}"
         );
     }
 

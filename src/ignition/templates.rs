@@ -20,6 +20,10 @@ pub const SUFFIX: &str = ".yaml.tera";
 /// templates include.
 pub const BUILT_IN: &[(&str, &str)] = &[
     (
+        "_etcd_binary",
+        include_str!("../../templates/ignition/_etcd_binary.yaml.tera"),
+    ),
+    (
         "_users",
         include_str!("../../templates/ignition/_users.yaml.tera"),
     ),

@@ -106,6 +106,8 @@ codes! {
     IgnitionUnknownKey = "ignition-unknown-key",
     /// An Ignition spec version the target cannot serve or the OS cannot read.
     IgnitionVersion = "ignition-version",
+    /// Raw Ignition that drops in on (or enables) a unit the profile's OS does not ship.
+    MissingUnit = "missing-unit",
     /// A template whose actions do not parse (`{{` without `}}`, a missing `{{end}}`).
     TemplateSyntax = "template-syntax",
     /// A template in a dialect the target does not read (Container Linux Config vs Butane).

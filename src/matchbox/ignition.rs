@@ -45,6 +45,18 @@ pub struct RawInfo {
     pub spec: Option<Spec>,
     /// Whether the config installs the OS to disk (see [`installs_to_disk`]).
     pub installs: bool,
+    /// The systemd units it configures without writing them (see [`units_it_relies_on`]).
+    pub relies_on_units: Vec<UnitUse>,
+}
+
+/// A systemd unit a config configures but does not write: the OS must ship it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UnitUse {
+    /// Its index in `systemd.units`.
+    pub index: usize,
+    pub name: String,
+    /// It drops in on the unit (else it only enables, disables or masks it).
+    pub dropins: bool,
 }
 
 /// What is wrong with a raw Ignition file.
@@ -86,6 +98,7 @@ pub fn check_raw(bytes: &[u8], target: Target) -> (RawInfo, Vec<Problem>) {
     match ignition_config::Config::parse_slice(bytes) {
         Ok((config, warnings)) => {
             info.spec = Some(spec_of(&config));
+            info.relies_on_units = units_it_relies_on(bytes);
             out.extend(unknown_keys(bytes, warnings));
         }
         Err(ignition_config::Error::Serialization(err)) => {
@@ -124,6 +137,34 @@ pub fn check_raw(bytes: &[u8], target: Target) -> (RawInfo, Vec<Problem>) {
     }
     out.extend(unservable(bytes, info.spec, target));
     (info, out)
+}
+
+/// The units of `systemd.units` that come with drop-ins or an `enabled` state but no
+/// `contents`: units the config expects the OS to ship.
+pub fn units_it_relies_on(bytes: &[u8]) -> Vec<UnitUse> {
+    let Ok(config) = serde_json::from_slice::<serde_json::Value>(bytes) else {
+        return Vec::new();
+    };
+    let Some(units) = config["systemd"]["units"].as_array() else {
+        return Vec::new();
+    };
+    units
+        .iter()
+        .enumerate()
+        .filter_map(|(index, unit)| {
+            let name = unit["name"].as_str()?;
+            if unit.get("contents").is_some_and(|c| !c.is_null()) {
+                return None;
+            }
+            let dropins = unit["dropins"].as_array().is_some_and(|d| !d.is_empty());
+            let enabled = unit.get("enabled").is_some_and(|e| !e.is_null());
+            (dropins || enabled).then(|| UnitUse {
+                index,
+                name: name.to_owned(),
+                dropins,
+            })
+        })
+        .collect()
 }
 
 /// Where `ignition.version` is (or its closest ancestor).

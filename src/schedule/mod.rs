@@ -19,6 +19,7 @@ use std::path::PathBuf;
 use anyhow::{Context as _, Result};
 use serde_json::{Map, Value};
 
+use crate::assets::etcd;
 use crate::discovery;
 use crate::error::invalid;
 use crate::generate::{boot_with_args, os_boot};
@@ -53,6 +54,8 @@ pub struct Options {
     pub api_url: Option<MatchboxUrl>,
     /// Compare with the disk only; write nothing.
     pub plan: bool,
+    /// The published etcd release the roles run (`current`: what `assets/etcd/current` names).
+    pub etcd_version: Id,
 }
 
 /// What a run decided and did.
@@ -172,6 +175,13 @@ fn render(
         options.spec,
     )?;
     let mut vars = Map::new();
+    vars.extend(etcd_binary_vars(
+        data_dir,
+        &engine,
+        &options.etcd_version,
+        options.arch,
+        base,
+    )?);
     if !options.ssh_authorized_keys.is_empty() {
         vars.insert(
             "ssh_authorized_keys".into(),
@@ -188,4 +198,27 @@ fn render(
             api_url: options.api_url.as_ref().map(MatchboxUrl::as_str),
         },
     )
+}
+
+/// The published etcd binary's URL and digest, when the role templates run it.
+fn etcd_binary_vars(
+    data_dir: &DataDir,
+    engine: &Engine,
+    version: &Id,
+    arch: Arch,
+    matchbox_url: Option<&MatchboxUrl>,
+) -> Result<Map<String, Value>> {
+    let runs_etcd = [plan::MEMBER_TEMPLATE, plan::WORKER_TEMPLATE]
+        .iter()
+        .filter_map(|template| engine.variables(template))
+        .any(|vars| vars.referenced.contains(etcd::URL_VAR));
+    if !runs_etcd {
+        return Ok(Map::new());
+    }
+    let Some(matchbox_url) = matchbox_url else {
+        return Err(invalid(
+            "--matchbox-url is needed: the etcd roles download etcd from matchbox",
+        ));
+    };
+    Ok(etcd::published_binary(&data_dir.assets_dir(), version, arch, matchbox_url)?.vars())
 }

@@ -148,3 +148,82 @@ pub fn ignition_validate(path: &Path) {
         fs::read_to_string(path).unwrap_or_default()
     );
 }
+
+/// The etcd release [`publish_etcd`] publishes.
+pub const ETCD_VERSION: &str = "v3.5.21";
+
+/// Publishes a stand-in etcd release under `<data>/assets/etcd/` as `caas assets fetch etcd`
+/// leaves one (binaries, `caas-assets.json`, the `current` link), so configs of the etcd roles
+/// render; returns the `sha256-…` hash the configs carry. The binaries are placeholders: these
+/// configs are checked, not booted (tests/assets.rs fetches a real one).
+pub fn publish_etcd(data: &Path) -> String {
+    use sha2::Digest as _;
+    let etcd_dir = data.join("assets/etcd");
+    let dir = etcd_dir.join(ETCD_VERSION);
+    fs::create_dir_all(&dir).unwrap();
+    let mut files = Vec::new();
+    let mut etcd_hash = String::new();
+    for name in ["etcd", "etcdctl"] {
+        let bytes = format!("#!/bin/sh\n# stand-in {name} {ETCD_VERSION}\n").into_bytes();
+        let sha256 = hex::encode(sha2::Sha256::digest(&bytes));
+        if name == "etcd" {
+            etcd_hash = format!("sha256-{sha256}");
+        }
+        fs::write(dir.join(name), &bytes).unwrap();
+        files.push(serde_json::json!({
+            "role": name, "name": name, "sha256": sha256, "size": bytes.len(),
+        }));
+    }
+    let manifest = serde_json::json!({
+        "os": "etcd", "version": ETCD_VERSION, "arch": "amd64", "files": files,
+        "archive": {"name": format!("etcd-{ETCD_VERSION}-linux-amd64.tar.gz"),
+                    "sha256": "00".repeat(32), "checked_against": "pinned"},
+    });
+    fs::write(
+        dir.join("caas-assets.json"),
+        serde_json::to_vec_pretty(&manifest).unwrap(),
+    )
+    .unwrap();
+    let link = etcd_dir.join("current");
+    let _ = fs::remove_file(&link);
+    std::os::unix::fs::symlink(ETCD_VERSION, &link).unwrap();
+    etcd_hash
+}
+
+/// The static caas build `make static` leaves (`--profile static`, musl): what `caas assets
+/// fetch caas` publishes for booting machines. `make check` builds it before the tests; when it
+/// is missing (a plain `cargo test`), it is built here once, into the same target directory.
+pub fn static_caas() -> PathBuf {
+    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            // <target>/debug/caas → <target>
+            let target_dir = Path::new(env!("CARGO_BIN_EXE_caas"))
+                .parent()
+                .and_then(Path::parent)
+                .expect("the test binary lives in <target>/<profile>/")
+                .to_owned();
+            let path = target_dir.join("x86_64-unknown-linux-musl/static/caas");
+            if path.is_file() {
+                return path;
+            }
+            let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+            let status = std::process::Command::new(cargo)
+                .args(["build", "--locked", "--profile", "static"])
+                .args(["--target", "x86_64-unknown-linux-musl", "--bin", "caas"])
+                .arg("--target-dir")
+                .arg(&target_dir)
+                .current_dir(env!("CARGO_MANIFEST_DIR"))
+                .status()
+                .expect("cargo runs");
+            assert!(
+                status.success() && path.is_file(),
+                "the static caas build failed, and the tests need it at {}: run `make static` \
+                 (it needs `rustup target add x86_64-unknown-linux-musl` and Debian's musl-tools; \
+                 scripts/install-test-deps.sh installs both)",
+                path.display()
+            );
+            path
+        })
+        .clone()
+}

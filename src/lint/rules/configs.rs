@@ -161,6 +161,55 @@ fn spec_problem(os: Os, spec: ignition::Spec, target: Target) -> Option<String> 
     ))
 }
 
+pub const MISSING_UNIT: Rule = Rule {
+    code: Code::MissingUnit,
+    severity: Severity::Error,
+    summary: "raw Ignition that drops in on (or enables) a unit the profile's OS does not ship",
+    check: missing_units,
+};
+
+/// A drop-in (or an `enabled`) for a unit the config does not write and the profile's OS does
+/// not ship: Ignition writes the drop-in, and nothing runs. Units caas knows as some other OS's
+/// only count (Flatcar's `etcd-member.service` on Fedora CoreOS); systemd's own and unknown
+/// units are never reported.
+fn missing_units(facts: &Facts<'_>, out: &mut Findings) {
+    for fact in facts.profiles() {
+        let (Some(os), Some(named)) = (fact.os, fact.ignition()) else {
+            continue;
+        };
+        let Config::Raw { info, .. } = named.config else {
+            continue;
+        };
+        for unit in &info.relies_on_units {
+            if os.ships_unit(&unit.name) != Some(false) {
+                continue;
+            }
+            let shipped_by: Vec<&str> = Os::shipping(&unit.name)
+                .into_iter()
+                .map(|other| other.descriptor().display_name)
+                .collect();
+            out.add(
+                fact.path,
+                fact.at(&[key(ConfigKind::Ignition.field())], Part::Value),
+                format!(
+                    "{} {} {} (systemd.units.{}), a unit {} does not ship ({} does): nothing \
+                     runs it; write the whole unit (contents) under a name of its own",
+                    named.path.display(),
+                    if unit.dropins {
+                        "drops in on"
+                    } else {
+                        "enables"
+                    },
+                    unit.name,
+                    unit.index,
+                    os.descriptor().display_name,
+                    shipped_by.join(" and ")
+                ),
+            );
+        }
+    }
+}
+
 pub const TEMPLATE_SYNTAX: Rule = Rule {
     code: Code::TemplateSyntax,
     severity: Severity::Error,

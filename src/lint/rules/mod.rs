@@ -57,6 +57,7 @@ pub static RULES: &[Rule] = &[
     configs::IGNITION_UNKNOWN_KEY,
     configs::IGNITION_VERSION,
     configs::IGNITION_VERSION_FOR_OS,
+    configs::MISSING_UNIT,
     configs::TEMPLATE_SYNTAX,
     configs::TEMPLATE_DIALECT,
     groups::INVALID_MAC,
