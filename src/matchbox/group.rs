@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use super::decode::{DecodeError, GoObject, parse_json};
+use super::decode::{DecodeError, GoJson, GoObject, parse_go};
 use super::mac;
 
 /// Labels a machine must carry, all of them, for the group to match. Empty: the default group.
@@ -27,12 +27,13 @@ impl Group {
     /// Decodes a group file with matchbox's rules: `mac` selectors are normalised, and an
     /// unparsable one makes the whole group invalid (matchbox skips it).
     pub fn parse(bytes: &[u8]) -> Result<Group, DecodeError> {
-        Group::from_value(&parse_json(bytes)?)
+        Group::from_doc(&parse_go(bytes)?)
     }
 
-    /// Decodes an already parsed group file (lint parses once and inspects the keys too).
-    pub fn from_value(value: &Value) -> Result<Group, DecodeError> {
-        let root = GoObject::new(value, "")?;
+    /// Decodes an already parsed group file. A `null` file is an empty group: no selectors (a
+    /// default group) and no profile, as Go decodes it.
+    pub fn from_doc(doc: &GoJson) -> Result<Group, DecodeError> {
+        let root = GoObject::root(doc)?;
         let selector = normalize_selector(root.string_map("selector")?)
             .map_err(|err| DecodeError::Invalid(format!("selector: {err}")))?;
         Ok(Group {
@@ -106,6 +107,13 @@ mod tests {
         assert!(group.is_default());
         assert_eq!(group.id, "");
         assert_eq!(group.metadata["n"], json!(1));
+    }
+
+    #[test]
+    fn a_null_file_is_an_empty_default_group() {
+        let group = Group::parse(b"null").unwrap();
+        assert_eq!(group, Group::default());
+        assert!(group.is_default());
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use super::decode::{DecodeError, GoObject, parse_json};
+use super::decode::{DecodeError, GoJson, GoObject, parse_go};
 
 /// A profile as matchbox (v0.5 and later) and bootcfg v0.4 read it.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
@@ -41,26 +41,14 @@ pub struct Boot {
 impl Profile {
     /// Decodes a profile file with matchbox's rules; the error is why matchbox would skip it.
     pub fn parse(bytes: &[u8]) -> Result<Profile, DecodeError> {
-        Profile::from_value(&parse_json(bytes)?)
+        Profile::from_doc(&parse_go(bytes)?)
     }
 
-    /// Decodes an already parsed profile file (lint parses once and inspects the keys too).
-    pub fn from_value(value: &Value) -> Result<Profile, DecodeError> {
-        let root = GoObject::new(value, "")?;
-        let boot = match root.get("boot") {
-            None => None,
-            Some(boot) => {
-                let boot = GoObject::new(boot, "boot")?;
-                Some(Boot {
-                    kernel: boot.string("kernel")?,
-                    initrd: boot.strings("initrd")?,
-                    args: boot.get("args").map(|_| boot.strings("args")).transpose()?,
-                    // Read leniently: matchbox ignores the field whatever its type; lint
-                    // reports it for the targets that read it.
-                    cmdline: boot.get("cmdline").and_then(|v| v.as_object().cloned()),
-                })
-            }
-        };
+    /// Decodes an already parsed profile file. `boot` given more than once is decoded into the
+    /// same struct, field by field, as Go does; a `null` file is a profile without an id.
+    pub fn from_doc(doc: &GoJson) -> Result<Profile, DecodeError> {
+        let root = GoObject::root(doc)?;
+        let boot = root.object("boot", Boot::merge)?;
         let profile = Profile {
             id: root.string("id")?,
             name: root.string("name")?,
@@ -83,6 +71,37 @@ impl Profile {
 }
 
 impl Boot {
+    /// Decodes one `boot` object into `self`: the fields it gives replace, the others stay.
+    fn merge(&mut self, boot: GoObject<'_>) -> Result<(), DecodeError> {
+        if boot.has("kernel") {
+            let kernel = boot.string("kernel")?;
+            if boot.all("kernel").any(|v| !matches!(v, GoJson::Null)) {
+                self.kernel = kernel;
+            }
+        }
+        if boot.has("initrd") {
+            self.initrd = boot.strings("initrd")?;
+        }
+        if boot.has("args") {
+            self.args = boot.strings_opt("args")?;
+        }
+        // Read leniently: matchbox ignores the field whatever its type; lint reports it for
+        // the targets that read it. Objects merge as a Go map does, `null` resets it.
+        for value in boot.all("cmdline") {
+            match value {
+                GoJson::Null => self.cmdline = None,
+                GoJson::Object(_) => {
+                    let map = self.cmdline.get_or_insert_with(Map::new);
+                    if let Value::Object(more) = value.to_value() {
+                        map.extend(more);
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
     /// The kernel arguments whichever form the file uses (`args`, else `cmdline`, as bootcfg
     /// v0.4 renders it: keys sorted, empty values as bare flags).
     pub fn effective_args(&self) -> Vec<String> {
@@ -125,6 +144,27 @@ mod tests {
         let boot = profile.boot.unwrap();
         assert_eq!(boot.initrd, vec!["/i"]);
         assert_eq!(boot.effective_args(), vec!["a=1", "b"]);
+    }
+
+    #[test]
+    fn boot_given_twice_merges_field_by_field() {
+        let profile = Profile::parse(
+            br#"{"id": "p", "boot": {"kernel": "/k", "initrd": ["/i"], "args": ["a"]},
+                "Boot": {"args": ["b"], "kernel": null}}"#,
+        )
+        .unwrap();
+        let boot = profile.boot.unwrap();
+        assert_eq!(
+            (boot.kernel.as_str(), boot.initrd.as_slice()),
+            ("/k", &["/i".to_owned()][..])
+        );
+        assert_eq!(boot.args, Some(vec!["b".to_owned()]));
+        let profile = Profile::parse(br#"{"id": "p", "boot": {"kernel": "/k"}, "boot": null}"#);
+        assert_eq!(profile.unwrap().boot, None);
+        assert_eq!(
+            Profile::parse(b"null").unwrap_err().to_string(),
+            "profile has no id"
+        );
     }
 
     #[test]

@@ -11,15 +11,18 @@
 //!   a name ending in `.ign` or `.ignition` is raw Ignition, any other name a template.
 //! - Every name goes through matchbox's sanitiser, `path.Clean("/" + <dir>/<name>)`, so `..`
 //!   cannot leave the data directory (but can move between its subdirectories).
+//! - Names are bytes: a file name that is not UTF-8 is listed and read like any other (Go
+//!   strings hold any bytes); caas keeps it as an `OsStr` and only shows it lossily.
 
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
 use std::fs;
 use std::io;
+use std::os::unix::ffi::OsStrExt as _;
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use super::decode::{DecodeError, parse_json};
+use super::decode::{DecodeError, GoJson, parse_go};
 use super::group::Group;
 use super::profile::Profile;
 
@@ -86,7 +89,8 @@ pub struct Entry<T> {
     pub name: OsString,
     /// Whether the entry itself is a directory (following symlinks).
     pub is_dir: bool,
-    /// The name with its extension stripped: the id matchbox reads `<stem>.json` for.
+    /// The name with its extension stripped: the id matchbox reads `<stem>.json` for, shown
+    /// lossily when it is not UTF-8 (the file read is `loaded.path`).
     pub stem: String,
     pub loaded: Loaded<T>,
 }
@@ -159,35 +163,53 @@ impl Store {
 
     /// The file matchbox opens for `<dir>/<name>`, or why it refuses the name.
     pub fn resolve(&self, dir: &str, name: &str) -> Result<PathBuf, LoadError> {
-        if name.contains('\0') {
+        self.resolve_os(dir, OsStr::new(name))
+    }
+
+    /// [`Store::resolve`] for a name of any bytes.
+    pub fn resolve_os(&self, dir: &str, name: &OsStr) -> Result<PathBuf, LoadError> {
+        if name.as_bytes().contains(&0) {
             return Err(LoadError::Read {
                 kind: io::ErrorKind::InvalidInput,
                 message: "invalid character in file path".into(),
             });
         }
-        let cleaned = go_clean(&format!("/{dir}/{name}"));
-        Ok(self.root.join(cleaned.trim_start_matches('/')))
+        let mut full = format!("/{dir}/").into_bytes();
+        full.extend_from_slice(name.as_bytes());
+        let cleaned = go_clean_bytes(&full);
+        let relative = cleaned.strip_prefix(b"/").unwrap_or(&cleaned);
+        Ok(self.root.join(OsStr::from_bytes(relative)))
     }
 
     /// Every group as `GroupList` loads them, in listing order. An unreadable `groups/` is
     /// an error (matchbox then answers 404 to every request).
     pub fn groups(&self) -> io::Result<Vec<Entry<Group>>> {
-        self.entries("groups", |store, stem| store.group(stem))
+        self.entries("groups", |store, stem| store.group_os(stem))
     }
 
     /// Every entry of `profiles/`, loaded as `ProfileList` would (lint checks them all).
     pub fn profiles(&self) -> io::Result<Vec<Entry<Profile>>> {
-        self.entries("profiles", |store, stem| store.profile(stem))
+        self.entries("profiles", |store, stem| store.profile_os(stem))
     }
 
     /// `GroupGet(id)`: reads `groups/<id>.json`.
     pub fn group(&self, id: &str) -> Loaded<Group> {
-        self.load(&format!("{id}.json"), "groups", Group::from_value)
+        self.group_os(OsStr::new(id))
+    }
+
+    /// [`Store::group`] for an id of any bytes (a listed file name's stem).
+    pub fn group_os(&self, id: &OsStr) -> Loaded<Group> {
+        self.load(&json_name(id), "groups", Group::from_doc)
     }
 
     /// `ProfileGet(id)`: reads `profiles/<id>.json`; the profile must have an id.
     pub fn profile(&self, id: &str) -> Loaded<Profile> {
-        self.load(&format!("{id}.json"), "profiles", Profile::from_value)
+        self.profile_os(OsStr::new(id))
+    }
+
+    /// [`Store::profile`] for an id of any bytes.
+    pub fn profile_os(&self, id: &OsStr) -> Loaded<Profile> {
+        self.load(&json_name(id), "profiles", Profile::from_doc)
     }
 
     /// Reads `<kind dir>/<name>` as matchbox's `IgnitionGet`/`CloudGet`/`GenericGet` do.
@@ -201,11 +223,11 @@ impl Store {
 
     fn load<T>(
         &self,
-        name: &str,
+        name: &OsStr,
         dir: &str,
-        decode: impl Fn(&Value) -> Result<T, DecodeError>,
+        decode: impl Fn(&GoJson) -> Result<T, DecodeError>,
     ) -> Loaded<T> {
-        let path = match self.resolve(dir, name) {
+        let path = match self.resolve_os(dir, name) {
             Ok(path) => path,
             Err(err) => {
                 return Loaded {
@@ -225,10 +247,10 @@ impl Store {
                 };
             }
         };
-        let (json, result) = match parse_json(&bytes) {
-            Ok(json) => {
-                let result = decode(&json).map_err(LoadError::from);
-                (Some(json), result)
+        let (json, result) = match parse_go(&bytes) {
+            Ok(doc) => {
+                let result = decode(&doc).map_err(LoadError::from);
+                (Some(doc.to_value()), result)
             }
             Err(err) => (None, Err(LoadError::from(err))),
         };
@@ -242,13 +264,13 @@ impl Store {
     fn entries<T: Send>(
         &self,
         dir: &str,
-        load: impl Fn(&Store, &str) -> Loaded<T> + Sync,
+        load: impl Fn(&Store, &OsStr) -> Loaded<T> + Sync,
     ) -> io::Result<Vec<Entry<T>>> {
         let listed = list_dir(&self.root.join(dir))?;
         Ok(par_map(listed, |(name, is_dir)| {
             let stem_bytes = strip_go_ext(name.as_encoded_bytes());
             let stem = String::from_utf8_lossy(stem_bytes).into_owned();
-            let loaded = load(self, &stem);
+            let loaded = load(self, OsStr::from_bytes(stem_bytes));
             Entry {
                 name,
                 is_dir,
@@ -331,30 +353,43 @@ pub fn strip_go_ext(name: &[u8]) -> &[u8] {
     &name[..name.len() - go_ext(name).len()]
 }
 
+/// `<id>.json`, for an id of any bytes.
+fn json_name(id: &OsStr) -> OsString {
+    let mut name = id.to_owned();
+    name.push(".json");
+    name
+}
+
 /// Go's `path.Clean` for slash-separated paths.
 pub fn go_clean(path: &str) -> String {
+    String::from_utf8(go_clean_bytes(path.as_bytes()))
+        .expect("cleaning splits only at '/', so UTF-8 stays UTF-8")
+}
+
+/// Go's `path.Clean` on bytes (Go strings need not be UTF-8).
+pub fn go_clean_bytes(path: &[u8]) -> Vec<u8> {
     if path.is_empty() {
-        return ".".into();
+        return b".".to_vec();
     }
-    let rooted = path.starts_with('/');
-    let mut parts: Vec<&str> = Vec::new();
-    for part in path.split('/') {
+    let rooted = path.starts_with(b"/");
+    let mut parts: Vec<&[u8]> = Vec::new();
+    for part in path.split(|&b| b == b'/') {
         match part {
-            "" | "." => {}
-            ".." => {
-                if parts.last().is_some_and(|last| *last != "..") {
+            b"" | b"." => {}
+            b".." => {
+                if parts.last().is_some_and(|last| *last != b"..") {
                     parts.pop();
                 } else if !rooted {
-                    parts.push("..");
+                    parts.push(b"..");
                 }
             }
             part => parts.push(part),
         }
     }
-    let joined = parts.join("/");
+    let joined = parts.join(&b'/');
     match (rooted, joined.is_empty()) {
-        (true, _) => format!("/{joined}"),
-        (false, true) => ".".into(),
+        (true, _) => [b"/".as_slice(), &joined].concat(),
+        (false, true) => b".".to_vec(),
         (false, false) => joined,
     }
 }
@@ -460,6 +495,24 @@ mod tests {
             entries[0].loaded.result,
             Err(LoadError::Decode(DecodeError::Invalid(_)))
         ));
+    }
+
+    #[test]
+    fn names_that_are_not_utf8_are_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let groups = dir.path().join("groups");
+        fs::create_dir_all(&groups).unwrap();
+        fs::write(
+            groups.join(OsStr::from_bytes(b"caf\xe9.json")),
+            br#"{"profile": "p"}"#,
+        )
+        .unwrap();
+        let entries = Store::new(dir.path()).groups().unwrap();
+        assert_eq!(entries.len(), 1);
+        assert_eq!(entries[0].stem, "caf\u{fffd}");
+        assert!(entries[0].is_json_file());
+        assert_eq!(entries[0].loaded.ok().unwrap().profile, "p");
+        assert_eq!(go_clean_bytes(b"/groups/../\xff/./x"), b"/\xff/x");
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod guest;
+pub mod matchbox;
 
 use std::collections::BTreeMap;
 use std::fs;
