@@ -80,6 +80,8 @@ fn two_gen_cluster_at_once_leave_a_record_that_prunes_everything() {
     let b = spec(dir.path(), "bb", 300);
     for round in 0..4 {
         let data = dir.path().join(format!("bootcfg-{round}"));
+        // The lab's etcd roles run a published etcd release.
+        common::publish_etcd(&data);
         let first = caas(&data)
             .args(["gen", "cluster", "-f"])
             .arg(&a)
@@ -109,6 +111,7 @@ fn two_gen_cluster_at_once_leave_a_record_that_prunes_everything() {
             String::from_utf8_lossy(&out.stderr)
         );
         let only_a = dir.path().join(format!("only-a-{round}"));
+        common::publish_etcd(&only_a);
         finish(
             caas(&only_a)
                 .args(["gen", "cluster", "-f"])
@@ -152,6 +155,7 @@ fn two_schedule_once_at_once_never_put_a_mac_in_two_groups() {
     let two = machines_file(dir.path(), "two.json", &backward);
     for round in 0..6 {
         let data = dir.path().join(format!("bootcfg-{round}"));
+        common::publish_etcd(&data);
         let run = |file: &Path| {
             caas(&data)
                 .args([

@@ -751,7 +751,10 @@ mod tests {
         let db_size = std::fs::metadata(&path).unwrap().len();
         drop(writer);
         handle.join().unwrap();
-        assert!(wal_size < 16 << 20, "the WAL reached {wal_size} bytes");
+        // Without the writer's checkpoints the log reaches ~100 MiB here; with them it peaks
+        // at 9–16 MiB on an idle machine and somewhat higher on a loaded one, where batches
+        // grow between checkpoints. The bound tells the two apart without depending on load.
+        assert!(wal_size < 40 << 20, "the WAL reached {wal_size} bytes");
         assert!(db_size + wal_size > 30 << 20, "{db_size} + {wal_size}");
     }
 
