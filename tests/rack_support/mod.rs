@@ -12,6 +12,8 @@ use std::process::{Child, Command, Output, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use crate::common::guest::strip_ansi;
+
 pub fn needs(what: &str) -> ! {
     panic!(
         "{what}: run scripts/install-test-deps.sh as root (or `make check`) to install what the \
@@ -146,26 +148,6 @@ pub fn tail(path: &Path, lines: usize) -> String {
     let text = strip_ansi(&String::from_utf8_lossy(&bytes));
     let all: Vec<&str> = text.lines().collect();
     all[all.len().saturating_sub(lines)..].join("\n")
-}
-
-pub fn strip_ansi(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut chars = text.chars().peekable();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            if chars.peek() == Some(&'[') {
-                chars.next();
-                for c in chars.by_ref() {
-                    if c.is_ascii_alphabetic() {
-                        break;
-                    }
-                }
-            }
-        } else if c != '\r' {
-            out.push(c);
-        }
-    }
-    out
 }
 
 /// A private network namespace (`ip netns add caas-rack-<pid>-<n>`) with a bridge `br0`
