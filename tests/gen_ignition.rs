@@ -602,3 +602,73 @@ fn vars_file_errors_name_the_vars_file_flag_and_its_content() {
 
     assert_eq!(tree_state(dir.path()), before);
 }
+
+#[test]
+fn the_discovery_template_embeds_the_api_ca_and_passes_it_to_discover() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca_pem = params.self_signed(&key).unwrap().pem();
+    let vars = dir.path().join("vars.json");
+    let write_vars = |ca: &str| {
+        fs::write(
+            &vars,
+            serde_json::to_vec(&json!({
+                "matchbox_url": "http://matchbox.lab:8080",
+                "api_url": "https://caas.lab:5000",
+                "api_ca_cert": ca,
+            }))
+            .unwrap(),
+        )
+        .unwrap();
+    };
+    write_vars(&ca_pem);
+    let data = dir.path().join("data");
+    caas_in(&data)
+        .args(["gen", "ignition", "--template", "discovery", "--id", "d"])
+        .arg("--vars-file")
+        .arg(&vars)
+        .assert()
+        .success();
+    ignition_validate(&data.join("ignition/d.ign"));
+    let config = read_config(&data, "d");
+    let unit = config["systemd"]["units"][0]["contents"].as_str().unwrap();
+    assert!(
+        unit.contains("Environment=CAAS_API_CA_CERT=/etc/caas/api-ca.pem\n"),
+        "{unit}"
+    );
+    let files = config["storage"]["files"].as_array().unwrap();
+    let ca_file = files
+        .iter()
+        .find(|f| f["path"] == "/etc/caas/api-ca.pem")
+        .expect("the CA file is in the config");
+    let source = ca_file["contents"]["source"].as_str().unwrap();
+    let decoded = percent_encoding::percent_decode_str(source.strip_prefix("data:,").unwrap())
+        .decode_utf8()
+        .unwrap();
+    assert_eq!(decoded, ca_pem);
+    let script = files[0]["contents"]["source"].as_str().unwrap();
+    let script = percent_encoding::percent_decode_str(script.strip_prefix("data:,").unwrap())
+        .decode_utf8()
+        .unwrap();
+    assert!(
+        script.contains(r#"ca=(--ca-cert "$CAAS_API_CA_CERT")"#)
+            && script.contains(r#"discover --api "$CAAS_API_URL" "${ca[@]}""#),
+        "{script}"
+    );
+
+    // A private key given as the CA certificate is refused: it would be served to anyone.
+    write_vars(&format!("{ca_pem}{}", key.serialize_pem()));
+    let before = tree_state(&data);
+    let out = caas_in(&data)
+        .args(["gen", "ignition", "--template", "discovery", "--id", "d2"])
+        .arg("--vars-file")
+        .arg(&vars)
+        .assert()
+        .code(2)
+        .get_output()
+        .clone();
+    assert_one_line_error(&out.stderr, "api_ca_cert holds a private key");
+    assert_eq!(tree_state(&data), before);
+}

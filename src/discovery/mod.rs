@@ -8,6 +8,7 @@
 //!   `ip -json address` capture, lldpctl captures);
 //! - [`client`]: `caas discover` and the HTTP client side (`fetch_machines`);
 //! - [`server`]: `caas api`;
+//! - [`tls`]: the certificates of `caas api --tls-cert` and `caas discover --ca-cert`;
 //! - [`store`]: the SQLite store, its group-committing writer, read-only access;
 //! - [`machine`]: a discovered machine as readers see it, from any of the three sources.
 //!
@@ -23,6 +24,7 @@ pub mod machine;
 pub mod report;
 pub mod server;
 pub mod store;
+pub mod tls;
 
 pub use machine::Machine;
 pub use report::Report;
