@@ -672,3 +672,54 @@ fn the_discovery_template_embeds_the_api_ca_and_passes_it_to_discover() {
     assert_one_line_error(&out.stderr, "api_ca_cert holds a private key");
     assert_eq!(tree_state(&data), before);
 }
+
+#[test]
+fn a_secret_in_a_generated_config_is_warned_about_and_still_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let path = template(
+        &work,
+        "tls.yaml.tera",
+        "storage:\n  files:\n    - path: /etc/ssl/server.key\n      mode: 0600\n      contents:\n        source: {{ key | data_url }}\n",
+    );
+    let key = rcgen::KeyPair::generate().unwrap().serialize_pem();
+    let vars = work.path().join("vars.json");
+    fs::write(&vars, serde_json::to_vec(&json!({"key": key})).unwrap()).unwrap();
+    let out = caas_in(dir.path())
+        .args(["gen", "ignition", "--id", "tls", "--template"])
+        .arg(&path)
+        .arg("--vars-file")
+        .arg(&vars)
+        .assert()
+        .success()
+        .get_output()
+        .clone();
+    let written = dir.path().join("ignition/tls.ign");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        format!(
+            "warning: {}: a PEM private key in /etc/ssl/server.key in a config anyone on the \
+             network can read (matchbox serves it over plain HTTP unless run with -web-ssl): \
+             serve matchbox over https, or deliver the secret another way\n",
+            written.display()
+        )
+    );
+    ignition_validate(&written);
+
+    // SSH public keys are not secrets: the built-in ssh template warns about nothing.
+    let out = caas_in(dir.path())
+        .args(["gen", "ignition", "--template", "ssh", "--id", "ssh"])
+        .args([
+            "--var",
+            "ssh_authorized_keys=ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA key@lab",
+        ])
+        .assert()
+        .success()
+        .get_output()
+        .clone();
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
