@@ -167,10 +167,16 @@ fn discover_reports_over_https_to_an_api_whose_ca_it_trusts() {
         "{answer}"
     );
 
-    // Plain HTTP to the HTTPS port gets no answer that could be mistaken for one.
+    // Plain HTTP to the HTTPS port gets no answer that could be mistaken for one; the CA
+    // given with it is said to be unused.
     let http = api.url.replacen("https://", "http://", 1);
-    let out = discover(&http, None);
+    let out = discover(&http, Some(&ca_file));
     assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("--ca-cert has nothing to check"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]

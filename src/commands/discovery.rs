@@ -50,6 +50,11 @@ pub fn discover(global: &GlobalArgs, args: &DiscoverArgs) -> anyhow::Result<()> 
     };
     // Read before anything else: a bad CA file is an input error, not a failed delivery.
     let ca = args.ca_cert.as_deref().map(tls::root_certs).transpose()?;
+    if let (Some(_), Some(url)) = (&ca, &url)
+        && url.starts_with("http://")
+    {
+        tracing::warn!("--ca-cert has nothing to check: {url} is plain http, not https");
+    }
     let report = collect(&Sources {
         proc_cmdline: args.proc_cmdline.clone(),
         sysfs: args.sysfs.clone(),

@@ -45,23 +45,21 @@ pub fn in_ignition(config: &Value) -> Vec<Secret> {
     }
     for (i, file) in array(config, &["storage", "files"]).iter().enumerate() {
         let name = file["path"].as_str().unwrap_or("?");
-        let sources = std::iter::once((file["contents"]["source"].as_str(), vec!["contents"]))
-            .chain(
-                (file["append"].as_array().into_iter().flatten())
-                    .map(|append| (append["source"].as_str(), Vec::new())),
-            );
-        for (j, (source, prefix)) in sources.enumerate() {
+        // The file's contents, then what it appends, each with the JSON path of its source.
+        let mut sources = vec![(
+            path(&["storage", "files"], i, &["contents", "source"]),
+            file["contents"]["source"].as_str(),
+        )];
+        for (j, append) in (file["append"].as_array().into_iter().flatten()).enumerate() {
+            let mut at = path(&["storage", "files"], i, &["append"]);
+            at.extend([PathSeg::Index(j), PathSeg::Key("source".into())]);
+            sources.push((at, append["source"].as_str()));
+        }
+        for (at, source) in sources {
             let Some(content) = source.and_then(decode_data_url) else {
                 continue;
             };
             if let Some(what) = in_content(name, &String::from_utf8_lossy(&content)) {
-                let mut at = path(&["storage", "files"], i, &[]);
-                if prefix.is_empty() {
-                    at.extend([PathSeg::Key("append".into()), PathSeg::Index(j - 1)]);
-                } else {
-                    at.push(PathSeg::Key("contents".into()));
-                }
-                at.push(PathSeg::Key("source".into()));
                 found.push(Secret {
                     at,
                     what: format!("{what} in {name}"),
