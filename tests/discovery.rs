@@ -1409,3 +1409,76 @@ fn sixteen_stalled_listing_readers_do_not_block_listings_for_long() {
     assert_eq!(machines_from_json(body.as_bytes()).unwrap().len(), 20_000);
     drop(stalled);
 }
+
+/// `GET /healthz` over a connection from `source` (a loopback address), the status line.
+fn healthz_from(source: std::net::Ipv4Addr, port: u16) -> String {
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket
+        .bind(&std::net::SocketAddr::from((source, 0)).into())
+        .unwrap();
+    socket
+        .connect(&std::net::SocketAddr::from(([127, 0, 0, 1], port)).into())
+        .unwrap();
+    let mut stream: TcpStream = socket.into();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let _ = stream.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer);
+    String::from_utf8_lossy(&answer)
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+#[test]
+fn one_client_cannot_hold_every_connection() {
+    let dir = tempfile::tempdir().unwrap();
+    let api = Api::start(
+        &dir.path().join("caas.db"),
+        &[
+            "--max-connections-per-client",
+            "3",
+            "--header-timeout",
+            "60s",
+        ],
+    );
+    let port = api.port();
+    let local = std::net::Ipv4Addr::LOCALHOST;
+    // 127.0.0.1 takes its share with connections that never send a request.
+    let mut idle: Vec<TcpStream> = (0..3)
+        .map(|_| TcpStream::connect(("127.0.0.1", port)).unwrap())
+        .collect();
+    // One more from it is closed on arrival, not held until a timeout.
+    let mut extra = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    extra
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let mut buf = [0u8; 64];
+    match extra.read(&mut buf) {
+        Ok(0) => {}
+        Err(err) if err.kind() == std::io::ErrorKind::ConnectionReset => {}
+        other => panic!("the connection over the cap was not closed: {other:?}"),
+    }
+    // Another client is served meanwhile.
+    assert_eq!(
+        healthz_from(std::net::Ipv4Addr::new(127, 0, 0, 2), port),
+        "HTTP/1.1 200 OK"
+    );
+    // A slot given back is a slot the client can use again.
+    drop(idle.pop());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let status = healthz_from(local, port);
+        if status == "HTTP/1.1 200 OK" {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the freed slot never came back: {status:?}"
+        );
+        thread::sleep(Duration::from_millis(50));
+    }
+}
