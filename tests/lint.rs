@@ -674,6 +674,84 @@ fn template_syntax() {
 }
 
 #[test]
+fn container_linux_config_templates_on_matchbox_0_8() {
+    // What matchbox v0.8's transpiler rejects (tests/matchbox_fidelity.rs asks the real
+    // server): here, each rule's code, severity and position.
+    let cases: &[(&str, Code, Severity, usize, usize)] = &[
+        (
+            "storage:\n  files:\n    - path: /etc/hostname\n",
+            Code::TemplateInvalid,
+            Severity::Error,
+            3,
+            7,
+        ),
+        (
+            "storage:\n  files:\n    - filesystem: root\n      path: etc/hostname\n",
+            Code::TemplateInvalid,
+            Severity::Error,
+            4,
+            13,
+        ),
+        (
+            "systemd:\n  units:\n    - name: hello\n",
+            Code::TemplateInvalid,
+            Severity::Error,
+            3,
+            13,
+        ),
+        (
+            "systemd:\n  unitz: []\n",
+            Code::TemplateUnknownKey,
+            Severity::Warning,
+            2,
+            3,
+        ),
+        (
+            "locksmith:\n  reboot_strategy: off\n",
+            Code::TemplateUnverified,
+            Severity::Warning,
+            2,
+            3,
+        ),
+        (
+            "storage:\n  files:\n    - filesystem: root\n      path: \"{{.request.raw_query}}\"\n",
+            Code::TemplateUnverified,
+            Severity::Warning,
+            4,
+            13,
+        ),
+    ];
+    let group = (
+        "groups/default.json",
+        Some(r#"{"profile": "flatcar", "metadata": {"path": "/x"}}"#),
+    );
+    for (text, code, severity, line, column) in cases {
+        let dir = template_tree(text, &[group]);
+        let f = assert_only(
+            &lint(dir.path(), Target::Matchbox08),
+            dir.path(),
+            *code,
+            "ignition/flatcar.yaml",
+            *line,
+            *column,
+        );
+        assert_eq!(f.severity, *severity, "{text}: {f}");
+        if *code == Code::TemplateUnverified {
+            assert!(f.message.contains("cannot verify"), "{f}");
+        }
+    }
+    // bootcfg v0.4's Fuze transpiler is not modelled at all: every template is unverified.
+    let dir = template_tree(cases[0].0, &[group]);
+    let on_bootcfg = lint(dir.path(), Target::Bootcfg04);
+    assert!(
+        on_bootcfg
+            .iter()
+            .any(|f| f.code == Code::TemplateUnverified && f.severity == Severity::Warning),
+        "{on_bootcfg:#?}"
+    );
+}
+
+#[test]
 fn template_dialect() {
     // A Container Linux Config (no `variant:`): matchbox v0.10+ reads Butane only.
     let clc = "storage:\n  files:\n    - path: /etc/hostname\n      filesystem: root\n";
@@ -964,15 +1042,30 @@ fn matchbox_v0_8_3_examples_findings_are_all_justified() {
 #[test]
 fn current_examples_on_older_targets_flag_butane() {
     // The current examples ship Butane sources next to the raw Ignition they serve; matchbox
-    // v0.8 would read them as Container Linux Configs (a warning, as they are not served).
+    // v0.8 would read them as Container Linux Configs (a warning, as they are not served), and
+    // its transpiler rejects flatcar-install.yaml: a file without `filesystem: root`.
     let dir = matchbox_example("head", "flatcar");
     let findings = lint(dir.path(), Target::Matchbox08);
     assert_eq!(
         codes(&findings),
-        vec![Code::TemplateDialect; 3],
+        vec![
+            Code::TemplateDialect,
+            Code::TemplateDialect,
+            Code::TemplateInvalid,
+            Code::TemplateDialect
+        ],
         "{findings:#?}"
     );
-    assert!(findings.iter().all(|f| f.severity == Severity::Warning));
+    let invalid = &findings[2];
+    assert!(
+        invalid.path.ends_with("ignition/flatcar-install.yaml"),
+        "{invalid}"
+    );
+    assert_eq!(invalid.severity, Severity::Error);
+    assert!(
+        invalid.message.contains("no filesystem specified"),
+        "{invalid}"
+    );
 }
 
 // ---- the command line ----

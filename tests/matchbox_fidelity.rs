@@ -362,3 +362,153 @@ fn groups_written_every_which_way_agree_with_matchbox() {
     // The cases are not all alike: several scripts and 404s come out.
     assert!(served.len() >= 3, "{served:?}");
 }
+
+fn explain_args(dir: &Path, args: &[&str]) -> Value {
+    let output = caas_in(dir)
+        .args(["explain", "--target", "matchbox-0.8", "--format", "json"])
+        .args(args)
+        .output()
+        .unwrap();
+    serde_json::from_slice(&output.stdout).unwrap_or_else(|err| {
+        panic!("{err}: {}", String::from_utf8_lossy(&output.stderr));
+    })
+}
+
+/// A profile `id` serving `ignition_id`, and a group sending machines with `os=<id>` to it.
+fn config_case(id: &str, ignition_id: &str) -> [(Vec<u8>, Vec<u8>); 2] {
+    [
+        (
+            format!("profiles/{id}.json").into_bytes(),
+            format!(r#"{{"id": "{id}", "boot": {{"kernel": "/k"}}, "ignition_id": "{ignition_id}"}}"#)
+                .into_bytes(),
+        ),
+        (
+            format!("groups/{id}.json").into_bytes(),
+            format!(
+                r#"{{"id": "{id}", "profile": "{id}", "selector": {{"os": "{id}"}}, "metadata": {{"hostname": "node-{id}"}}}}"#
+            )
+            .into_bytes(),
+        ),
+    ]
+}
+
+fn owned_dir(files: &[(Vec<u8>, Vec<u8>)]) -> tempfile::TempDir {
+    let borrowed: Vec<(&[u8], &[u8])> = files
+        .iter()
+        .map(|(path, body)| (path.as_slice(), body.as_slice()))
+        .collect();
+    data_dir(&borrowed)
+}
+
+const CLC_NO_FILESYSTEM: &str = "storage:\n  files:\n    - path: /etc/hostname\n      contents:\n        inline: \"{{.hostname}}\"\n";
+const CLC_GOOD: &str = "storage:\n  files:\n    - filesystem: root\n      path: /etc/hostname\n      mode: 0644\n      contents:\n        inline: \"{{.hostname}}\"\nsystemd:\n  units:\n    - name: hello.service\n      enable: true\n      contents: |\n        [Service]\n        ExecStart=/usr/bin/echo hello\n        [Install]\n        WantedBy=multi-user.target\n";
+const BUTANE: &str = "variant: flatcar\nversion: 1.0.0\nstorage:\n  files:\n    - path: /etc/hostname\n      mode: 0644\n      contents:\n        inline: \"{{.hostname}}\"\nsystemd:\n  units:\n    - name: hello.service\n      enabled: true\n      contents: |\n        [Unit]\n        Description=Hello\n        [Service]\n        ExecStart=/usr/bin/echo hello\n        [Install]\n        WantedBy=multi-user.target\n";
+const IGNITION_2_JSON: &str = r#"{"ignition": {"version": "2.2.0"}, "storage": {"files": [{"filesystem": "root", "path": "/etc/hostname", "mode": 420, "contents": {"source": "data:,node1"}}]}}"#;
+const IGNITION_3_JSON: &str = r#"{"ignition": {"version": "3.3.0"}, "storage": {"files": [{"path": "/etc/hostname", "mode": 420, "contents": {"source": "data:,node1"}}]}}"#;
+const CLC_ETCD: &str = "etcd:\n  name: \"{{.hostname}}\"\n";
+
+#[test]
+fn container_linux_config_templates_as_the_transpiler_reads_them() {
+    let cases: [(&str, &str, &str, u16, Option<bool>); 6] = [
+        ("nofs", "nofs.yaml", CLC_NO_FILESYSTEM, 404, Some(false)),
+        ("good", "good.yaml", CLC_GOOD, 200, Some(true)),
+        ("butane", "butane.yaml", BUTANE, 404, Some(false)),
+        ("ign2", "node.json", IGNITION_2_JSON, 200, Some(false)),
+        ("ign3", "node3.json", IGNITION_3_JSON, 404, Some(false)),
+        ("etcd", "etcd.yaml", CLC_ETCD, 200, None),
+    ];
+    let mut files = Vec::new();
+    for (id, name, text, _, _) in &cases {
+        files.extend(config_case(id, name));
+        files.push((
+            format!("ignition/{name}").into_bytes(),
+            text.as_bytes().to_vec(),
+        ));
+    }
+    let dir = owned_dir(&files);
+    let server = Matchbox::start(dir.path());
+    for (id, name, _, status, ok) in &cases {
+        let (served, body) = server.get(&format!("/ignition?os={id}"));
+        assert_eq!(
+            served,
+            *status,
+            "{name}: {}",
+            String::from_utf8_lossy(&body)
+        );
+        let report = explain_args(dir.path(), &[&format!("os={id}")]);
+        assert_eq!(
+            report["ignition"]["ok"].as_bool(),
+            *ok,
+            "{name}: {report:#}"
+        );
+        if *status == 404 {
+            assert!(
+                report["ignition"]["served"]
+                    .as_str()
+                    .unwrap()
+                    .contains("404"),
+                "{name}: {report:#}"
+            );
+        }
+    }
+    // What the 200 of raw Ignition 2.2 JSON read as a Container Linux Config carries: the
+    // file, without its contents (`contents.source` is no Container Linux Config key).
+    let (_, body) = server.get("/ignition?os=ign2");
+    let served: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(
+        served["storage"]["files"][0]["contents"]["source"],
+        "data:,"
+    );
+    let (_, body) = server.get("/ignition?os=good");
+    let served: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(
+        served["storage"]["files"][0]["contents"]["source"],
+        "data:,node-good"
+    );
+
+    let findings = lint(dir.path());
+    let at = |name: &str| -> Vec<(String, String)> {
+        findings
+            .iter()
+            .filter(|f| {
+                f["path"]
+                    .as_str()
+                    .unwrap()
+                    .ends_with(&format!("ignition/{name}"))
+            })
+            .map(|f| {
+                (
+                    f["code"].as_str().unwrap().to_owned(),
+                    f["severity"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect()
+    };
+    let has = |name: &str, code: &str, severity: &str| {
+        assert!(
+            at(name).contains(&(code.to_owned(), severity.to_owned())),
+            "{name}: {code} {severity}: {findings:#?}"
+        );
+    };
+    has("nofs.yaml", "template-invalid", "error");
+    has("butane.yaml", "template-invalid", "error");
+    has("node.json", "template-invalid", "error");
+    has("node3.json", "template-invalid", "error");
+    has("etcd.yaml", "template-unverified", "warning");
+    assert_eq!(at("good.yaml"), vec![], "{findings:#?}");
+    // The position matchbox logs: "error at line 3, column 7 / no filesystem specified".
+    let nofs = findings
+        .iter()
+        .find(|f| f["path"].as_str().unwrap().ends_with("nofs.yaml"))
+        .unwrap();
+    assert_eq!(
+        (nofs["line"].as_u64(), nofs["column"].as_u64()),
+        (Some(3), Some(7))
+    );
+    assert!(
+        nofs["message"]
+            .as_str()
+            .unwrap()
+            .contains("no filesystem specified")
+    );
+}

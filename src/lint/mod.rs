@@ -114,6 +114,13 @@ codes! {
     TemplateSyntax = "template-syntax",
     /// A template in a dialect the target does not read (Container Linux Config vs Butane).
     TemplateDialect = "template-dialect",
+    /// A Container Linux Config template matchbox v0.8's transpiler rejects (`/ignition`
+    /// answers 404), or raw Ignition JSON saved under a template's name.
+    TemplateInvalid = "template-invalid",
+    /// A key the Container Linux Config transpiler does not know: it drops it.
+    TemplateUnknownKey = "template-unknown-key",
+    /// A template caas cannot check completely: whether the server accepts it is unknown.
+    TemplateUnverified = "template-unverified",
     /// A template referencing a key that a group using it does not provide.
     TemplateMissingKey = "template-missing-key",
     /// An `initrd=` kernel argument naming no initrd of the profile.
