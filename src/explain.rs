@@ -272,9 +272,10 @@ fn ignition_for(
             file: String::new(),
             kind: "none",
             served: format!(
-                "the OS fetches {}, and no group matches its labels {}: /ignition answers 404",
+                "the OS fetches {}, and no group matches its labels {}{}: /ignition answers 404",
                 url.key,
-                shown_labels(&request)
+                shown_labels(&request),
+                dropped_pairs(&url.dropped)
             ),
             ok: Some(false),
         };
@@ -303,7 +304,16 @@ fn ignition_for(
     };
     view.url = Some(fetched);
     view.group = Some(display(&files[w]));
+    view.served.push_str(&dropped_pairs(&url.dropped));
     view
+}
+
+/// ` (matchbox drops the query pairs "a;b"…)`, when it drops any.
+fn dropped_pairs(dropped: &[String]) -> String {
+    if dropped.is_empty() {
+        return String::new();
+    }
+    format!(" (matchbox drops the query pairs {dropped:?}: a `;` in a pair, or a bad `%` escape)")
 }
 
 /// Fills iPXE settings (`${uuid}`, `${mac:hexhyp}`, `${net0/mac}`, `${hostname}`, …) from the

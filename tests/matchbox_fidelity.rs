@@ -24,7 +24,9 @@ fn data_dir(files: &[(&[u8], &[u8])]) -> tempfile::TempDir {
         fs::create_dir_all(dir.path().join(sub)).unwrap();
     }
     for (rel, bytes) in files {
-        fs::write(dir.path().join(OsStr::from_bytes(rel)), bytes).unwrap();
+        let path = dir.path().join(OsStr::from_bytes(rel));
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(path, bytes).unwrap();
     }
     dir
 }
@@ -510,5 +512,93 @@ fn container_linux_config_templates_as_the_transpiler_reads_them() {
             .as_str()
             .unwrap()
             .contains("no filesystem specified")
+    );
+}
+
+#[test]
+fn a_semicolon_in_an_ignition_url_drops_that_query_pair() {
+    // The installed system's URL glues its labels with `;`: matchbox (Go 1.17 and later) drops
+    // the whole pair, selects with no labels, finds no group and answers 404.
+    let dir = data_dir(&[
+        (
+            b"profiles/semi.json",
+            br#"{"id": "semi", "boot": {"kernel": "/k", "args": ["flatcar.first_boot=yes", "flatcar.config.url=http://matchbox.lab:8080/ignition?mac=${mac:hexhyp};os=installed"]}, "ignition_id": "semi.ign"}"#,
+        ),
+        (b"ignition/semi.ign", br#"{"ignition": {"version": "3.3.0"}}"#),
+        (
+            b"groups/boot.json",
+            br#"{"id": "boot", "profile": "semi", "selector": {"mac": "52:54:00:00:00:01"}}"#,
+        ),
+        (
+            b"groups/installed.json",
+            br#"{"id": "installed", "profile": "semi", "selector": {"mac": "52:54:00:00:00:01", "os": "installed"}}"#,
+        ),
+    ]);
+    let server = Matchbox::start(dir.path());
+    let (_, report) = agree(&server, dir.path(), "52:54:00:00:00:01");
+    let url = report["ignition"]["url"].as_str().unwrap();
+    let path = url.strip_prefix("http://matchbox.lab:8080").unwrap();
+    assert_eq!(path, "/ignition?mac=52-54-00-00-00-01;os=installed");
+    assert_eq!(server.get(path).0, 404);
+    assert_eq!(report["ignition"]["ok"], false, "{report:#}");
+    let served = report["ignition"]["served"].as_str().unwrap();
+    assert!(served.contains("404") && served.contains(';'), "{served}");
+    // Written with `&`, the same labels select the installed group.
+    assert_eq!(
+        server.get("/ignition?mac=52-54-00-00-00-01&os=installed").0,
+        200
+    );
+    let findings = lint(dir.path());
+    assert!(
+        findings.iter().any(|f| f["code"] == "ignition-url-labels"
+            && f["severity"] == "error"
+            && f["message"].as_str().unwrap().contains("contains `;`")),
+        "{findings:#?}"
+    );
+}
+
+#[test]
+fn a_profile_in_a_subdirectory_is_served_by_its_path() {
+    let dir = data_dir(&[
+        (
+            b"profiles/sub/p.json",
+            br#"{"id": "sub/p", "boot": {"kernel": "/sub/k", "args": ["a=1"]}}"#,
+        ),
+        (b"groups/g.json", br#"{"id": "g", "profile": "sub/p"}"#),
+    ]);
+    let server = Matchbox::start(dir.path());
+    let (served, _) = agree(&server, dir.path(), "52:54:00:00:00:01");
+    assert_eq!(served.unwrap(), script("/sub/k", "a=1"));
+    let findings = lint(dir.path());
+    assert_eq!(findings, Vec::<Value>::new());
+    // A subdirectory no group names a profile in is still reported, truthfully.
+    fs::create_dir(dir.path().join("profiles/other")).unwrap();
+    let findings = lint(dir.path());
+    assert_eq!(findings.len(), 1, "{findings:#?}");
+    let message = findings[0]["message"].as_str().unwrap();
+    assert!(message.contains("no group uses"), "{message}");
+    assert!(!message.contains("does not look inside"), "{message}");
+}
+
+#[test]
+fn a_profile_without_a_kernel_gets_an_empty_kernel_line() {
+    let dir = data_dir(&[
+        (
+            b"profiles/p.json",
+            br#"{"id": "p", "boot": {"args": ["x=1"]}}"#,
+        ),
+        (b"groups/g.json", br#"{"id": "g", "profile": "p"}"#),
+    ]);
+    let server = Matchbox::start(dir.path());
+    let (served, _) = agree(&server, dir.path(), "52:54:00:00:00:01");
+    assert_eq!(served.unwrap(), "#!ipxe\nkernel  x=1\nboot\n");
+    let findings = lint(dir.path());
+    let boot = findings
+        .iter()
+        .find(|f| f["code"] == "missing-boot")
+        .expect("missing-boot");
+    assert!(
+        !boot["message"].as_str().unwrap().contains("404"),
+        "{boot:#}"
     );
 }

@@ -73,6 +73,7 @@ pub static RULES: &[Rule] = &[
     groups::SELECTOR_OVERLAP,
     machines::TEMPLATE_MISSING_KEY,
     machines::IGNITION_URL_LABELS,
+    machines::IGNITION_URL_DROPPED,
     machines::INSTALL_LOOP,
 ];
 
