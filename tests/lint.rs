@@ -176,7 +176,7 @@ fn stray_entries_in_groups_and_profiles() {
     );
     assert!(findings[1].path.ends_with("profiles/old"));
     assert!(
-        findings[1].message.contains("does not look inside it"),
+        findings[1].message.contains("no group uses"),
         "{}",
         findings[1]
     );
