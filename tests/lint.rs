@@ -1321,3 +1321,52 @@ fn raw_ignition_checks_agree_with_ignition_validate() {
     }
     assert_eq!(refused, cases.len() - 3);
 }
+
+#[test]
+fn selector_case() {
+    // tests/matchbox_fidelity.rs shows the real matchbox never selecting these groups.
+    let node = NODE1.replace(r#""mac": "52"#, r#""MAC": "52"#);
+    let dir = tree_with(&[("groups/node1.json", Some(&node))]);
+    let f = assert_only(
+        &lint(dir.path(), Target::Matchbox011),
+        dir.path(),
+        Code::SelectorCase,
+        "groups/node1.json",
+        4,
+        16,
+    );
+    assert!(f.message.contains("write \"mac\""), "{f}");
+    let node = NODE1.replace(
+        r#""mac": "52:54:00:a1:9c:ae""#,
+        r#""uuid": "1C2D3E4F-0000-4000-8000-00000000ABCD""#,
+    );
+    let dir = tree_with(&[("groups/node1.json", Some(&node))]);
+    let f = assert_only(
+        &lint(dir.path(), Target::Matchbox011),
+        dir.path(),
+        Code::SelectorCase,
+        "groups/node1.json",
+        4,
+        24,
+    );
+    assert!(f.message.contains("lower case"), "{f}");
+}
+
+#[test]
+fn metadata_render() {
+    let node = NODE1.replace(
+        r#""hostname": "node1.lab""#,
+        r#""hostname": "node1.lab", "size": 1000000"#,
+    );
+    let dir = tree_with(&[("groups/node1.json", Some(&node))]);
+    let f = assert_only(
+        &lint(dir.path(), Target::Matchbox011),
+        dir.path(),
+        Code::MetadataRender,
+        "groups/node1.json",
+        5,
+        41,
+    );
+    assert!(f.message.contains("1e+06"), "{f}");
+    assert_eq!(f.severity, Severity::Warning);
+}

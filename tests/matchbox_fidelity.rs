@@ -602,3 +602,180 @@ fn a_profile_without_a_kernel_gets_an_empty_kernel_line() {
         "{boot:#}"
     );
 }
+
+fn codes_at(findings: &[Value], file: &str) -> Vec<String> {
+    findings
+        .iter()
+        .filter(|f| f["path"].as_str().unwrap().ends_with(file))
+        .map(|f| f["code"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[test]
+fn selectors_in_a_case_ipxe_never_sends_never_match() {
+    // iPXE's chain sends lower-case label names and `${uuid}` in lower case.
+    let uuid = "1c2d3e4f-0000-4000-8000-00000000abcd";
+    let dir = data_dir(&[
+        (b"profiles/a.json", PROFILE_A.as_bytes()),
+        (b"profiles/b.json", PROFILE_B.as_bytes()),
+        (
+            b"groups/upper-uuid.json",
+            format!(
+                r#"{{"id": "u", "profile": "b", "selector": {{"uuid": "{}"}}}}"#,
+                uuid.to_uppercase()
+            )
+            .as_bytes(),
+        ),
+        (
+            b"groups/upper-key.json",
+            br#"{"id": "k", "profile": "b", "selector": {"MAC": "52:54:00:00:00:02"}}"#,
+        ),
+        (
+            b"groups/default.json",
+            br#"{"id": "default", "profile": "a"}"#,
+        ),
+    ]);
+    let server = Matchbox::start(dir.path());
+    let query = format!("uuid={uuid}&mac=52-54-00-00-00-02");
+    let served = server.ipxe(&query).unwrap();
+    assert_eq!(served, script("/a/vmlinuz", "from=a"));
+    let report = explain_args(dir.path(), &["--uuid", uuid, "--mac", "52:54:00:00:00:02"]);
+    assert_eq!(report["ipxe"].as_str(), Some(served.as_str()), "{report:#}");
+    assert_eq!(report["group"]["id"], "default");
+    let findings = lint(dir.path());
+    for file in ["upper-uuid.json", "upper-key.json"] {
+        let codes = codes_at(&findings, file);
+        assert!(
+            codes.contains(&"selector-case".to_owned()),
+            "{file}: {findings:#?}"
+        );
+    }
+
+    // `caas gen group` writes the uuid as iPXE sends it.
+    let output = caas_in(dir.path())
+        .args(["gen", "group", "--id", "gen", "--profile", "b"])
+        .args(["--selector", &format!("uuid={}", uuid.to_uppercase())])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let written: Value =
+        serde_json::from_slice(&fs::read(dir.path().join("groups/gen.json")).unwrap()).unwrap();
+    assert_eq!(written["selector"]["uuid"], uuid);
+}
+
+#[test]
+fn metadata_comes_out_as_go_prints_it() {
+    let dir = data_dir(&[
+        (
+            b"profiles/p.json",
+            br#"{"id": "p", "boot": {"kernel": "/k"}, "ignition_id": "t.yaml"}"#,
+        ),
+        (
+            b"ignition/t.yaml",
+            b"storage:\n  files:\n    - filesystem: root\n      path: /etc/big\n      mode: 0644\n      contents:\n        inline: \"{{.big}}\"\n",
+        ),
+        (
+            b"groups/g.json",
+            br#"{"id": "g", "profile": "p", "selector": {"mac": "52:54:00:00:00:01"}, "metadata": {"big": 1000000, "huge": 4200000001, "small": 999999, "list": [1, 2], "request": "mine", "k": "a", "K": "b", "nested": {"n": 2000000}}}"#,
+        ),
+        (b"profiles/q.json", br#"{"id": "q", "boot": {"kernel": "/k"}}"#),
+        (
+            b"groups/h.json",
+            br#"{"id": "h", "profile": "q", "selector": {"mac": "52:54:00:00:00:02"}, "metadata": {"keys": ["a", "b"], "one": "x"}}"#,
+        ),
+    ]);
+    let server = Matchbox::start(dir.path());
+    let (status, body) = server.get("/metadata?mac=52:54:00:00:00:01");
+    assert_eq!(status, 200);
+    let body = String::from_utf8(body).unwrap();
+    let mut lines: Vec<&str> = body.lines().collect();
+    lines.sort();
+    for line in [
+        "BIG=1e+06",
+        "HUGE=4.200000001e+09",
+        "SMALL=999999",
+        "NESTED_N=2e+06",
+    ] {
+        assert!(lines.contains(&line), "{line}: {body}");
+    }
+    assert!(!body.contains("LIST"), "{body}");
+    assert!(!body.contains("mine"), "{body}");
+    assert_eq!(
+        lines.iter().filter(|l| l.starts_with("K=")).count(),
+        2,
+        "{body}"
+    );
+    let (status, body) = server.get("/ignition?mac=52:54:00:00:00:01");
+    assert_eq!(status, 200);
+    let ignition: Value = serde_json::from_slice(&body).unwrap();
+    let source = ignition["storage"]["files"][0]["contents"]["source"]
+        .as_str()
+        .unwrap();
+    assert!(source.starts_with("data:,1e"), "{source}");
+
+    let findings = lint(dir.path());
+    let messages: Vec<&str> = findings
+        .iter()
+        .filter(|f| f["code"] == "metadata-render")
+        .map(|f| f["message"].as_str().unwrap())
+        .collect();
+    for needle in [
+        "1e+06",
+        "4.200000001e+09",
+        "nested.n",
+        "\"request\"",
+        "differ only in case",
+    ] {
+        assert!(
+            messages.iter().any(|m| m.contains(needle)),
+            "{needle}: {messages:#?}"
+        );
+    }
+    assert!(
+        messages.iter().all(|m| !m.contains("999999")),
+        "{messages:#?}"
+    );
+    // g's list reaches its template; h's can only reach /metadata, which leaves it out.
+    assert_eq!(messages.len(), 6, "{messages:#?}");
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.contains("metadata keys is a list")),
+        "{messages:#?}"
+    );
+    let (_, body) = server.get("/metadata?mac=52:54:00:00:00:02");
+    assert_eq!(
+        String::from_utf8(body)
+            .unwrap()
+            .lines()
+            .filter(|l| l.starts_with("KEYS"))
+            .count(),
+        0
+    );
+}
+
+#[test]
+fn a_newline_in_a_kernel_argument_runs_as_an_ipxe_command() {
+    let dir = data_dir(&[
+        (
+            b"profiles/p.json",
+            br#"{"id": "p", "boot": {"kernel": "/k", "args": ["a=1\nshell", "b=2"]}}"#,
+        ),
+        (b"groups/g.json", br#"{"id": "g", "profile": "p"}"#),
+    ]);
+    let server = Matchbox::start(dir.path());
+    let (served, _) = agree(&server, dir.path(), "52:54:00:00:00:01");
+    // The script gains a line of its own: iPXE runs `shell b=2`.
+    assert_eq!(served.unwrap(), "#!ipxe\nkernel /k a=1\nshell b=2\nboot\n");
+    let findings = lint(dir.path());
+    assert!(
+        findings
+            .iter()
+            .any(|f| f["code"] == "ipxe-command" && f["severity"] == "error"),
+        "{findings:#?}"
+    );
+}

@@ -98,6 +98,12 @@ codes! {
     MissingAsset = "missing-asset",
     /// A `mac` selector that is not a MAC address: matchbox skips the group.
     InvalidMac = "invalid-mac",
+    /// A selector a booting machine never matches: an upper-case label name (`MAC`) or an
+    /// upper-case `uuid`.
+    SelectorCase = "selector-case",
+    /// Metadata matchbox renders otherwise than written: numbers of a million or more (`1e+06`),
+    /// lists (left out of `/metadata`), a `request` key, keys differing only in case.
+    MetadataRender = "metadata-render",
     /// Groups with identical selector sets: matchbox picks one in no defined order.
     DuplicateSelector = "duplicate-selector",
     /// Groups with as many selectors each that can match the same machine.

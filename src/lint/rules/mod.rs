@@ -67,6 +67,8 @@ pub static RULES: &[Rule] = &[
     configs::TEMPLATE_UNVERIFIED,
     configs::FUZE_UNVERIFIED,
     groups::INVALID_MAC,
+    groups::SELECTOR_CASE,
+    groups::METADATA_RENDER,
     groups::MISSING_PROFILE,
     groups::DUPLICATE_ID,
     groups::DUPLICATE_SELECTOR,
