@@ -561,7 +561,7 @@ fn ignition_version_per_target() {
         13,
         18,
     );
-    assert_eq!(f.severity, Severity::Warning);
+    assert_eq!(f.severity, Severity::Error);
     assert!(
         f.message
             .contains("Container Linux reads Ignition spec 2.x only"),

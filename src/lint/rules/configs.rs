@@ -120,7 +120,7 @@ pub const IGNITION_VERSION: Rule = Rule {
 
 pub const IGNITION_VERSION_FOR_OS: Rule = Rule {
     code: Code::IgnitionVersion,
-    severity: Severity::Warning,
+    severity: Severity::Error,
     summary: "raw Ignition of a spec the profile's OS cannot read",
     check: ignition_versions_for_os,
 };
@@ -140,7 +140,7 @@ fn ignition_versions_for_os(facts: &Facts<'_>, out: &mut Findings) {
                 fact.path,
                 fact.at(&[key(ConfigKind::Ignition.field())], Part::Value),
                 format!(
-                    "{} is Ignition spec {spec}, and {problem}",
+                    "{} is Ignition spec {spec}, and {problem}: its Ignition refuses the config (\"incorrect config version\") and the machine boots unconfigured",
                     named.path.display()
                 ),
             );
