@@ -14,6 +14,7 @@ use super::interfaces;
 use super::lldp;
 use super::machine::{Machine, machines_from_json};
 use super::report::{BootInfo, Report};
+use super::tls::certificate_refusal;
 use crate::error::invalid;
 
 /// Longest wait between two attempts.
@@ -175,9 +176,16 @@ pub struct Retry {
     pub timeout: Duration,
 }
 
-fn agent(timeout: Duration) -> ureq::Agent {
+/// The HTTP client; `roots`, when given, are the only CAs an `https` API may be signed by
+/// (otherwise the public web's).
+fn agent(timeout: Duration, roots: Option<&ureq::tls::RootCerts>) -> ureq::Agent {
+    let mut tls = ureq::tls::TlsConfig::builder();
+    if let Some(roots) = roots {
+        tls = tls.root_certs(roots.clone());
+    }
     ureq::Agent::config_builder()
         .timeout_global(Some(timeout))
+        .tls_config(tls.build())
         .http_status_as_error(false)
         .user_agent(format!("caas/{}", env!("CARGO_PKG_VERSION")))
         .build()
@@ -186,9 +194,14 @@ fn agent(timeout: Duration) -> ureq::Agent {
 
 /// POSTs `body` to `url` until the API answers 2xx or the retries are spent. Network errors,
 /// 408, 429 and 5xx are retried; any other answer is final (the same report would be refused
-/// again).
-pub fn post_report(url: &str, body: &[u8], retry: Retry) -> anyhow::Result<PostAnswer> {
-    let agent = agent(retry.timeout);
+/// again), and so is a TLS certificate the client refuses (`ca`: the CAs of `--ca-cert`).
+pub fn post_report(
+    url: &str,
+    body: &[u8],
+    retry: Retry,
+    ca: Option<&ureq::tls::RootCerts>,
+) -> anyhow::Result<PostAnswer> {
+    let agent = agent(retry.timeout, ca);
     let mut wait = retry.wait;
     let mut last_error = String::new();
     for attempt in 0..=retry.retries {
@@ -226,7 +239,12 @@ pub fn post_report(url: &str, body: &[u8], retry: Retry) -> anyhow::Result<PostA
                     bail!("the API refused the report: {last_error}");
                 }
             }
-            Err(err) => last_error = format!("{url}: {err}"),
+            Err(err) => {
+                if let Some(refusal) = certificate_refusal(&err) {
+                    bail!("{url}: {refusal}");
+                }
+                last_error = format!("{url}: {err}");
+            }
         }
     }
     bail!(
@@ -254,7 +272,7 @@ const MACHINES_BODY_LIMIT: u64 = 4 << 30;
 /// Every machine `caas api` at `api` (its base URL) knows, first seen first.
 pub fn fetch_machines(api: &str, timeout: Duration) -> anyhow::Result<Vec<Machine>> {
     let url = endpoint(api, "/discovery/machines")?;
-    let mut response = agent(timeout)
+    let mut response = agent(timeout, None)
         .get(&url)
         .call()
         .with_context(|| format!("GET {url}"))?;
