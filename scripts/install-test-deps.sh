@@ -23,7 +23,7 @@ NEEDS=(
   "make make"
   "perl perl"
   "/usr/include/lzma.h liblzma-dev"
-  "/usr/lib/ipxe/qemu/pxe-virtio.rom ipxe-qemu"
+  "/usr/lib/ipxe/qemu/pxe-e1000.rom ipxe-qemu"
   # discovery: a real kernel under QEMU runs `caas discover` (tests/discovery_qemu.rs)
   "/bin/busybox busybox-static"
   "/usr/share/doc/linux-image-cloud-amd64 linux-image-cloud-amd64"

@@ -135,17 +135,17 @@ impl Qemu {
     fn boot(dir: &Path, server: &BootServer, args: &[&str], bootfile: Option<&str>) -> Qemu {
         let netdev = bootfile.map_or(String::new(), |b| format!(",bootfile={b}"));
         // No option ROM on the NIC: the only iPXE in the machine is the one under test.
-        Qemu::boot_net(dir, server, args, &netdev, "")
+        Qemu::boot_net(dir, server, args, &netdev, "virtio-net-pci,romfile=")
     }
 
-    /// [`Qemu::boot`] with more `-netdev user` options (`netdev`, each starting with a comma)
-    /// and the NIC's option ROM (`romfile`, empty for none).
+    /// [`Qemu::boot`] with more `-netdev user` options (`netdev_options`, each starting with a
+    /// comma) and the NIC (`nic`: a `-device` without its `netdev=`).
     fn boot_net(
         dir: &Path,
         server: &BootServer,
         args: &[&str],
         netdev_options: &str,
-        romfile: &str,
+        nic: &str,
     ) -> Qemu {
         let port = server.port;
         let mut netdev = format!("user,id=n0,restrict=on{netdev_options}");
@@ -156,10 +156,7 @@ impl Qemu {
         let child = Command::new("qemu-system-x86_64")
             .args(["-accel", "tcg", "-m", "512", "-nographic", "-no-reboot"])
             .args(["-netdev", &netdev])
-            .args([
-                "-device",
-                &format!("virtio-net-pci,netdev=n0,romfile={romfile}"),
-            ])
+            .args(["-device", &format!("{nic},netdev=n0")])
             .args(args)
             .stdin(Stdio::null())
             .stdout(File::create(&serial).unwrap())
@@ -411,8 +408,9 @@ fn file_times(dir: &Path) -> Vec<(PathBuf, u64, std::time::SystemTime)> {
     files
 }
 
-/// QEMU's own PXE ROM for virtio-net (Debian package ipxe-qemu), the machine's PXE firmware.
-const PXE_ROM: &str = "/usr/lib/ipxe/qemu/pxe-virtio.rom";
+/// The machine's PXE firmware: an e1000 NIC with QEMU's PXE ROM for it (Debian package
+/// ipxe-qemu; SeaBIOS does not offer that package's virtio-net ROM for booting).
+const PXE_NIC: &str = "e1000,romfile=/usr/lib/ipxe/qemu/pxe-e1000.rom";
 
 /// The 2016 flow: iPXE built from source with the chain script embedded (`make EMBED=`),
 /// PXE-booted. The PXE firmware gets `undionly.kpxe` by TFTP from QEMU's user network (dnsmasq
@@ -448,7 +446,7 @@ fn undionly_kpxe_built_from_source_pxe_boots_and_runs_the_embedded_script() {
     assert_eq!(file_times(&src), before, "the build wrote into --ipxe-src");
 
     let tftp = format!(",tftp={},bootfile=undionly.kpxe", out.display());
-    let mut qemu = Qemu::boot_net(dir.path(), &server, &["-boot", "n"], &tftp, PXE_ROM);
+    let mut qemu = Qemu::boot_net(dir.path(), &server, &["-boot", "n"], &tftp, PXE_NIC);
     qemu.wait_for(&server, "iPXE request of /boot.ipxe", |seen| {
         seen.iter().any(from_ipxe)
     });

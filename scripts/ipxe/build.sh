@@ -27,6 +27,7 @@ flock 9
 if [ ! -f "$out/ready" ]; then
   echo "building iPXE $(basename "$archive") into $out (a few minutes, once)" >&2
   tmp=$(mktemp -d "$cache/ipxe/.build.XXXXXX")
+  chmod 755 "$tmp"
   tar -xzf "$archive" -C "$tmp"
   rm -rf "$out"
   mv "$tmp" "$out"
