@@ -1,7 +1,6 @@
 //! `caas discover`: collect the report on the machine itself and deliver it to `caas api`, and
 //! the HTTP client side of the API for other commands (`fetch_machines`).
 
-use std::fs;
 use std::path::{Path, PathBuf};
 use std::thread;
 use std::time::Duration;
@@ -16,9 +15,15 @@ use super::machine::{Machine, machines_from_json};
 use super::report::{BootInfo, Report};
 use super::tls::certificate_refusal;
 use crate::error::invalid;
+use crate::input::read_capped;
 
 /// Longest wait between two attempts.
 const MAX_RETRY_WAIT: Duration = Duration::from_secs(30);
+
+/// The longest kernel command line read: the kernel's own limit is at most a few KiB.
+const CMDLINE_LIMIT: u64 = 64 * 1024;
+/// The largest `ip -json` or LLDP capture read: a switch with thousands of ports fits.
+const CAPTURE_LIMIT: u64 = 64 << 20;
 
 /// Largest answer read from the API for one POST.
 const MAX_ANSWER: u64 = 64 * 1024;
@@ -69,7 +74,7 @@ pub struct Sources {
 /// name, and LLDP neighbours when a capture is given. Problems that leave a field empty are
 /// warnings; the report is still made.
 pub fn collect(args: &Sources) -> anyhow::Result<Report> {
-    let cmdline = fs::read(&args.proc_cmdline).with_context(|| {
+    let cmdline = read_capped(&args.proc_cmdline, CMDLINE_LIMIT).with_context(|| {
         format!(
             "reading the kernel command line {}",
             args.proc_cmdline.display()
@@ -84,8 +89,9 @@ pub fn collect(args: &Sources) -> anyhow::Result<Report> {
     let links = interfaces::read_links(sysfs)?;
     let addresses = match &args.addresses {
         Some(path) => {
-            let text =
-                fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+            let text = read_capped(path, CAPTURE_LIMIT)
+                .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+                .with_context(|| format!("reading {}", path.display()))?;
             interfaces::parse_ip_json(&text)
                 .with_context(|| format!("reading {}", path.display()))
                 .map_err(|err| invalid(crate::error::one_line(&err)))?
@@ -100,7 +106,9 @@ pub fn collect(args: &Sources) -> anyhow::Result<Report> {
     };
     let (product_uuid, serial) = interfaces::dmi(sysfs);
     let lldp = match &args.lldp_file {
-        Some(path) => match fs::read_to_string(path) {
+        Some(path) => match read_capped(path, CAPTURE_LIMIT)
+            .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+        {
             Ok(text) => match lldp::parse(&text) {
                 Ok(lldp) => Some(lldp),
                 Err(err) => {
@@ -187,6 +195,9 @@ fn agent(timeout: Duration, roots: Option<&ureq::tls::RootCerts>) -> ureq::Agent
         .timeout_global(Some(timeout))
         .tls_config(tls.build())
         .http_status_as_error(false)
+        // A redirect would turn the report's POST into a GET, or carry a request to another
+        // host: a 3xx is an answer to report, never followed.
+        .max_redirects(0)
         .user_agent(format!("caas/{}", env!("CARGO_PKG_VERSION")))
         .build()
         .new_agent()
@@ -221,16 +232,41 @@ pub fn post_report(
         {
             Ok(mut response) => {
                 let status = response.status();
-                let text = response
+                let location = redirect_target(&response);
+                let body = response
                     .body_mut()
                     .with_config()
                     .limit(MAX_ANSWER)
-                    .read_to_string()
-                    .unwrap_or_default();
+                    .read_to_string();
+                let text = match body {
+                    Ok(text) => text,
+                    Err(err) => {
+                        // The answer broke off: whether or not the report was stored, posting
+                        // it again is safe (a repost of a MAC is an update).
+                        last_error =
+                            format!("{url} answered {status}, then reading it failed: {err}");
+                        continue;
+                    }
+                };
                 if status.is_success() {
-                    return serde_json::from_str(&text).with_context(|| {
-                        format!("{url} answered {status} with an unexpected body {text:?}")
-                    });
+                    match serde_json::from_str(&text) {
+                        Ok(answer) => return Ok(answer),
+                        Err(_) => {
+                            last_error = format!(
+                                "{url} answered {status} with a body that is not caas api's \
+                                 answer: {:?}",
+                                error_message(&text)
+                            );
+                            continue;
+                        }
+                    }
+                }
+                if let Some(location) = location {
+                    bail!(
+                        "the API refused the report: {url} answered {status}, a redirect to \
+                         {location}; caas does not follow redirects (a POST would become a GET): \
+                         give --api the final URL"
+                    );
                 }
                 let message = error_message(&text);
                 last_error = format!("{url} answered {status}: {message}");
@@ -253,6 +289,20 @@ pub fn post_report(
     )
 }
 
+/// Where a 3xx answer points, if it is one.
+fn redirect_target(response: &ureq::http::Response<ureq::Body>) -> Option<String> {
+    if !response.status().is_redirection() {
+        return None;
+    }
+    let location = response.headers().get("location");
+    Some(
+        location
+            .and_then(|value| value.to_str().ok())
+            .unwrap_or("(no Location)")
+            .to_owned(),
+    )
+}
+
 /// The `error` of a JSON error body, or the body itself, shortened.
 fn error_message(text: &str) -> String {
     let message = serde_json::from_str::<serde_json::Value>(text)
@@ -266,8 +316,9 @@ fn error_message(text: &str) -> String {
     short
 }
 
-/// The largest machine list `fetch_machines` accepts: 100,000 machines take about 100 MB.
-const MACHINES_BODY_LIMIT: u64 = 4 << 30;
+/// The largest machine list read, from the API or a saved listing: 100,000 machines take
+/// about 100 MB, so this is room for a million.
+pub const MACHINES_BODY_LIMIT: u64 = 1 << 30;
 
 /// Every machine `caas api` at `api` (its base URL) knows, first seen first.
 pub fn fetch_machines(api: &str, timeout: Duration) -> anyhow::Result<Vec<Machine>> {
