@@ -27,7 +27,7 @@ use crate::matchbox::store::Store;
 use crate::matchbox::target::Target;
 use crate::write::{self, FileWrite, Outcome, TreeEntry, WriteOptions};
 
-pub use resolve::{Entry, Resolved};
+pub use resolve::{Body, Entry, Resolved};
 
 /// What to publish and how to serve it.
 #[derive(Clone, Debug)]
@@ -75,7 +75,7 @@ pub fn publish(options: &PublishOptions) -> Result<Published> {
     let bodies = bodies(&resolved);
     let mut files: Vec<FileWrite> = bodies
         .iter()
-        .map(|(sha, bytes)| FileWrite::new(out.join(BODIES).join(sha), bytes.to_vec()))
+        .map(|(sha, body)| FileWrite::new(out.join(BODIES).join(sha), body.bytes.to_vec()))
         .collect();
     let conf = nginx::render(&nginx::NginxOptions {
         listen: &options.listen,
@@ -128,22 +128,19 @@ fn absolute(path: &Path) -> Result<PathBuf> {
 }
 
 /// Every distinct body, by digest.
-fn bodies(resolved: &Resolved) -> BTreeMap<String, &[u8]> {
+fn bodies(resolved: &Resolved) -> BTreeMap<&str, &Body> {
     let mut bodies = BTreeMap::new();
-    bodies.insert(
-        write::sha256_hex(&resolved.boot_ipxe),
-        resolved.boot_ipxe.as_slice(),
-    );
+    bodies.insert(resolved.boot_ipxe.sha256.as_str(), &resolved.boot_ipxe);
     for entry in &resolved.entries {
         for body in [&entry.ipxe, &entry.ignition].into_iter().flatten() {
-            bodies.insert(write::sha256_hex(body), body.as_slice());
+            bodies.insert(body.sha256.as_str(), body);
         }
     }
     bodies
 }
 
 /// Bodies on disk that the new tree does not use (the trees still served hold their own links).
-fn stale_bodies(dir: &Path, keep: &BTreeMap<String, &[u8]>) -> Result<Vec<PathBuf>> {
+fn stale_bodies(dir: &Path, keep: &BTreeMap<&str, &Body>) -> Result<Vec<PathBuf>> {
     let listed = match fs::read_dir(dir) {
         Ok(listed) => listed,
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -166,7 +163,7 @@ fn manifest(resolved: &Resolved, data_dir: &Path) -> Result<(String, Vec<TreeEnt
     // Link sources name a body; [`swap_in`] finds it under `bodies/`.
     let body = |sha: &str| PathBuf::from(sha);
     let assets = absolute(data_dir)?.join("assets");
-    let boot_sha = write::sha256_hex(&resolved.boot_ipxe);
+    let boot_sha = &resolved.boot_ipxe.sha256;
     let mut text = format!("boot.ipxe {boot_sha}\nassets {}\n", assets.display());
     let mut tree = vec![
         TreeEntry::Symlink {
@@ -175,7 +172,7 @@ fn manifest(resolved: &Resolved, data_dir: &Path) -> Result<(String, Vec<TreeEnt
         },
         TreeEntry::Link {
             path: "boot.ipxe".into(),
-            source: body(&boot_sha),
+            source: body(boot_sha),
         },
         TreeEntry::Dir("t".into()),
     ];
@@ -185,12 +182,11 @@ fn manifest(resolved: &Resolved, data_dir: &Path) -> Result<(String, Vec<TreeEnt
         text.push_str(&entry.dir);
         for (name, answer) in [("ipxe", &entry.ipxe), ("ignition", &entry.ignition)] {
             match answer {
-                Some(bytes) => {
-                    let sha = write::sha256_hex(bytes);
-                    text.push_str(&format!(" {name}={sha}"));
+                Some(answer) => {
+                    text.push_str(&format!(" {name}={}", answer.sha256));
                     tree.push(TreeEntry::Link {
                         path: dir.join(name),
-                        source: body(&sha),
+                        source: body(&answer.sha256),
                     });
                 }
                 None => {

@@ -8,6 +8,7 @@
 //! whenever selectors use only `mac`, `os` and `uuid` (see [`KEYSETS`]); other keys are refused.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
 
 use crate::matchbox::select;
 use crate::matchbox::store::{ConfigKind, Store, is_raw_ignition, par_map};
@@ -40,9 +41,25 @@ pub struct Entry {
     /// The group file that answers (for reports and errors).
     pub group_file: String,
     /// The `/ipxe` body, `None` for a 404.
-    pub ipxe: Option<Vec<u8>>,
+    pub ipxe: Option<Body>,
     /// The `/ignition` body, `None` for a 404.
-    pub ignition: Option<Vec<u8>>,
+    pub ignition: Option<Body>,
+}
+
+/// A body and its digest; shared by every entry whose group names the same profile.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Body {
+    pub sha256: String,
+    pub bytes: Arc<[u8]>,
+}
+
+impl Body {
+    pub fn new(bytes: Vec<u8>) -> Body {
+        Body {
+            sha256: crate::write::sha256_hex(&bytes),
+            bytes: bytes.into(),
+        }
+    }
 }
 
 /// Two group files with identical selectors: the first one answers.
@@ -54,7 +71,7 @@ pub struct Resolved {
     /// Sorted by directory.
     pub entries: Vec<Entry>,
     /// The `/boot.ipxe` script.
-    pub boot_ipxe: Vec<u8>,
+    pub boot_ipxe: Body,
     /// Groups that tie with another (identical selectors): matchbox may answer with either.
     pub ties: Vec<Tie>,
 }
@@ -85,17 +102,14 @@ pub fn resolve(store: &Store, target: Target) -> anyhow::Result<Result<Resolved,
     if target != Target::Matchbox08 {
         return Ok(Err(Refusal::Target(target.name())));
     }
-    let entries = match store.groups() {
-        Ok(entries) => entries,
+    let listed = match store.group_list() {
+        Ok(listed) => listed,
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => Vec::new(),
         Err(err) => return Err(anyhow::Error::new(err).context("listing groups/")),
     };
-    let (groups, files): (Vec<Group>, Vec<String>) = entries
-        .iter()
-        .filter_map(|entry| {
-            let group = entry.loaded.ok()?;
-            Some((group.clone(), entry.loaded.path.display().to_string()))
-        })
+    let (files, groups): (Vec<String>, Vec<Group>) = listed
+        .into_iter()
+        .map(|(path, group)| (path.display().to_string(), group))
         .unzip();
     if let Err(refusal) = check_selectors(&groups, &files) {
         return Ok(Err(refusal));
@@ -103,14 +117,14 @@ pub fn resolve(store: &Store, target: Target) -> anyhow::Result<Result<Resolved,
     let (winners, ties) = winners(&groups, &files);
     let answers = Answers::new(store, target);
     let resolved: Vec<(Entry, Option<String>)> = par_map(winners, |(dir, index)| {
-        let (ipxe, ignition, template) = answers.of(&groups[index]);
+        let answer = answers.of(&groups[index]);
         let entry = Entry {
             dir,
             group_file: files[index].clone(),
-            ipxe,
-            ignition,
+            ipxe: answer.ipxe.clone(),
+            ignition: answer.ignition.clone(),
         };
-        (entry, template.then(|| files[index].clone()))
+        (entry, answer.template.then(|| files[index].clone()))
     });
     let templates: Vec<String> = resolved.iter().filter_map(|(_, t)| t.clone()).collect();
     if !templates.is_empty() {
@@ -118,7 +132,7 @@ pub fn resolve(store: &Store, target: Target) -> anyhow::Result<Result<Resolved,
     }
     Ok(Ok(Resolved {
         entries: resolved.into_iter().map(|(entry, _)| entry).collect(),
-        boot_ipxe: boot_ipxe(target).into_bytes(),
+        boot_ipxe: Body::new(boot_ipxe(target).into_bytes()),
         ties,
     }))
 }
@@ -224,11 +238,21 @@ pub fn boot_ipxe(target: Target) -> String {
     format!("#!ipxe\nchain ipxe?{}\n", labels.join("&"))
 }
 
-/// What matchbox answers for a group, with profiles read once each.
+/// What matchbox answers for the groups that name one profile (with matchbox v0.7–v0.9 the
+/// answers depend on the profile alone).
+#[derive(Clone, Debug, Default)]
+struct Answer {
+    ipxe: Option<Body>,
+    ignition: Option<Body>,
+    /// The profile's Ignition is a template, which a tree cannot hold.
+    template: bool,
+}
+
+/// What matchbox answers for each group, each profile read once.
 struct Answers<'a> {
     store: &'a Store,
     target: Target,
-    profiles: std::sync::Mutex<HashMap<String, Option<Profile>>>,
+    by_profile: Mutex<HashMap<String, Arc<Answer>>>,
 }
 
 impl<'a> Answers<'a> {
@@ -236,41 +260,46 @@ impl<'a> Answers<'a> {
         Answers {
             store,
             target,
-            profiles: std::sync::Mutex::new(HashMap::new()),
+            by_profile: Mutex::new(HashMap::new()),
         }
     }
 
-    fn profile(&self, id: &str) -> Option<Profile> {
-        if let Some(found) = self.profiles.lock().expect("profile cache").get(id) {
+    fn of(&self, group: &Group) -> Arc<Answer> {
+        let id = &group.profile;
+        if let Some(found) = self.by_profile.lock().expect("answer cache").get(id) {
             return found.clone();
         }
-        let loaded = self.store.profile(id).result.ok();
-        self.profiles
+        let answer = Arc::new(self.read(id));
+        self.by_profile
             .lock()
-            .expect("profile cache")
-            .insert(id.to_owned(), loaded.clone());
-        loaded
+            .expect("answer cache")
+            .insert(id.clone(), answer.clone());
+        answer
     }
 
-    /// `/ipxe` and `/ignition` for `group` (`None`: 404), and whether its Ignition is a
-    /// template (which a tree cannot hold).
-    fn of(&self, group: &Group) -> (Option<Vec<u8>>, Option<Vec<u8>>, bool) {
+    /// `/ipxe` and `/ignition` (`None`: 404) for groups naming profile `id`.
+    fn read(&self, id: &str) -> Answer {
         // matchbox reads `profiles/<id>.json`; an empty id names no file it can read.
-        let Some(profile) = (!group.profile.is_empty())
-            .then(|| self.profile(&group.profile))
-            .flatten()
-        else {
-            return (None, None, false);
+        let profile: Option<Profile> = (!id.is_empty())
+            .then(|| self.store.profile(id).result.ok())
+            .flatten();
+        let Some(profile) = profile else {
+            return Answer::default();
         };
         let ipxe = ipxe_script(profile.boot.as_ref(), self.target)
             .ok()
-            .map(String::into_bytes);
+            .map(|script| Body::new(script.into_bytes()));
         let name = &profile.ignition_id;
-        match self.store.config(ConfigKind::Ignition, name) {
-            Err(_) => (ipxe, None, false),
+        let (ignition, template) = match self.store.config(ConfigKind::Ignition, name) {
+            Err(_) => (None, false),
             // matchbox v0.7–v0.9 serves raw Ignition byte for byte.
-            Ok((_, bytes)) if is_raw_ignition(name) => (ipxe, Some(bytes), false),
-            Ok(_) => (ipxe, None, true),
+            Ok((_, bytes)) if is_raw_ignition(name) => (Some(Body::new(bytes)), false),
+            Ok(_) => (None, true),
+        };
+        Answer {
+            ipxe,
+            ignition,
+            template,
         }
     }
 }
