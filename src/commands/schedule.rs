@@ -10,6 +10,7 @@ use serde::Serialize;
 
 use crate::cli::{GlobalArgs, ScheduleCommand, ScheduleOnceArgs};
 use crate::discovery;
+use crate::discovery::storage::StoreRead as _;
 use crate::error::{EXIT_INVALID, invalid};
 use crate::input::UserFile;
 use crate::matchbox::DataDir;
@@ -112,11 +113,13 @@ fn read_machines(source: &MachineSource) -> Result<Vec<discovery::machine::Machi
             if !db.is_file() {
                 return Err(invalid(format!("--db {}: no such file", db.display())));
             }
-            return discovery::store::Store::open_read_only(db)?.machines();
+            return discovery::storage::open_sqlite_read_only(db)?.machines();
         }
         MachineSource::File(path) => path,
     };
-    let bytes = UserFile::new("--discovery", path).read()?;
+    let bytes = UserFile::new("--discovery", path)
+        .with_limit(discovery::client::MACHINES_BODY_LIMIT)
+        .read()?;
     discovery::machine::machines_from_json(&bytes)
         .map_err(|err| invalid(format!("{}: {err:#}", path.display())))
 }

@@ -24,6 +24,8 @@
 //! bodies being read and parsed share a budget of 4 MiB (a POST waits for its share); at most
 //! 16 listings are streamed at once (more wait up to 20 s, then 503), each dropped when its
 //! client takes nothing for 10 s or falls below 256 KiB/s after its first 30 s.
+//! With `--tls-cert` and `--tls-key` every connection is HTTPS (rustls): the TLS handshake must
+//! finish within `--header-timeout` too, and the limits above apply inside it unchanged.
 //! SIGTERM or SIGINT stops accepting, lets requests in flight finish (10 s at most), commits and
 //! closes the store.
 
@@ -54,7 +56,9 @@ use tower_http::timeout::TimeoutLayer;
 
 use super::machine::record_json;
 use super::report::{MAX_DEPTH, Report, nesting_depth};
-use super::store::{DbFile, Readers, Row, Store, StoreError, Writer};
+use super::storage::{SqliteStorage, Storage, StoreRead as _};
+use super::store::{Row, StoreError};
+use super::tls;
 use crate::matchbox::server::MatchboxUrl;
 
 /// Largest accepted request body.
@@ -108,13 +112,12 @@ pub const ROUTES: [&str; 8] = [
 const MATCHBOX_PROBES: [&str; 3] = ["/", "/boot.ipxe", "/assets"];
 
 struct Inner {
-    writer: Writer,
-    /// The database file the writer holds: `/healthz` checks that the path still names it.
-    db_file: Option<Arc<DbFile>>,
-    readers: Readers,
+    storage: Arc<dyn Storage>,
     matchbox: Option<MatchboxUrl>,
     http: ureq::Agent,
     listen: SocketAddr,
+    /// `http` or `https`: how this server is reached, for the boot script's URL.
+    scheme: &'static str,
 }
 
 #[derive(Clone)]
@@ -145,15 +148,29 @@ pub struct ApiOptions {
     /// matchbox: `GET /ipxe` is proxied there and `/healthz` probes it.
     pub matchbox_url: Option<MatchboxUrl>,
     pub limits: Limits,
+    /// Serve HTTPS with this certificate and key instead of HTTP.
+    pub tls: Option<TlsFiles>,
+}
+
+/// The PEM files of `--tls-cert` and `--tls-key`.
+#[derive(Clone, Debug)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
 }
 
 /// Runs `caas api` until SIGTERM or SIGINT; prints the listening address unless `quiet`.
 pub fn api(args: &ApiOptions, quiet: bool) -> anyhow::Result<()> {
-    let store = Store::open(&args.db)?;
-    let machines = store.count()?;
-    // Held until every connection to the file in this process is closed (see DbFile).
-    let db_file = store.db_file();
-    let (writer, writer_thread) = Writer::spawn(store)?;
+    // Before the store is opened: a bad certificate or key must leave nothing behind.
+    let tls = args
+        .tls
+        .as_ref()
+        .map(|files| tls::server_config(&files.cert, &files.key))
+        .transpose()?
+        .map(tokio_rustls::TlsAcceptor::from);
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let storage = Arc::new(SqliteStorage::open(&args.db)?);
+    let machines = storage.count()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("caas-api")
@@ -169,30 +186,21 @@ pub fn api(args: &ApiOptions, quiet: bool) -> anyhow::Result<()> {
             .context("reading the listening address")?;
         if !quiet {
             let mut stdout = io::stdout().lock();
-            let _ = writeln!(stdout, "listening on http://{local}");
+            let _ = writeln!(stdout, "listening on {scheme}://{local}");
             let _ = stdout.flush();
         }
         tracing::info!(
             listen = %local,
+            scheme,
             db = %args.db.display(),
             machines,
             matchbox = args.matchbox_url.as_ref().map_or("", |u| u.as_str()),
             "caas api started"
         );
-        let state = AppState(Arc::new(Inner {
-            writer,
-            db_file: db_file.clone(),
-            readers: Readers::new(&args.db),
-            matchbox: args.matchbox_url.clone(),
-            http: ureq::Agent::config_builder()
-                .timeout_global(Some(MATCHBOX_TIMEOUT))
-                .http_status_as_error(false)
-                .build()
-                .new_agent(),
-            listen: local,
-        }));
+        let state = app_state(storage.clone(), args.matchbox_url.clone(), local, scheme);
         serve(
             listener,
+            tls,
             router(state, limits.request_timeout),
             limits,
             shutdown_signal(),
@@ -200,15 +208,35 @@ pub fn api(args: &ApiOptions, quiet: bool) -> anyhow::Result<()> {
         .await;
         anyhow::Ok(())
     });
-    // Connections still open after the grace period are dropped here; then the last Writer is
-    // gone and the writer thread commits what it holds and closes the database.
+    // Connections still open after the grace period are dropped here; then the store commits
+    // what it holds and closes the database.
     runtime.shutdown_timeout(Duration::from_secs(1));
-    let joined = writer_thread.join();
+    let closed = storage.close();
     served?;
-    joined.map_err(|_| anyhow::anyhow!("the store writer thread panicked"))?;
-    drop(db_file);
+    closed?;
+    drop(storage);
     tracing::info!("caas api stopped");
     Ok(())
+}
+
+/// The handlers' shared state around a store.
+fn app_state(
+    storage: Arc<dyn Storage>,
+    matchbox: Option<MatchboxUrl>,
+    listen: SocketAddr,
+    scheme: &'static str,
+) -> AppState {
+    AppState(Arc::new(Inner {
+        storage,
+        matchbox,
+        http: ureq::Agent::config_builder()
+            .timeout_global(Some(MATCHBOX_TIMEOUT))
+            .http_status_as_error(false)
+            .build()
+            .new_agent(),
+        listen,
+        scheme,
+    }))
 }
 
 /// The application: routes, limits, per-request log lines.
@@ -237,9 +265,11 @@ fn router(state: AppState, request_timeout: Duration) -> Router {
 }
 
 /// Accepts connections until `shutdown` resolves, then waits (at most [`GRACE`]) for the
-/// connections to finish their requests.
+/// connections to finish their requests. With `tls`, each connection first completes a TLS
+/// handshake, within `--header-timeout` (a client that stalls it holds a connection slot).
 async fn serve(
     listener: TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     app: Router,
     limits: Limits,
     shutdown: impl Future<Output = ()>,
@@ -273,19 +303,24 @@ async fn serve(
             () = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
-        let app = app.clone();
-        let service = tower::service_fn(move |mut request: Request<hyper::body::Incoming>| {
-            request.extensions_mut().insert(Peer(peer));
-            tower::ServiceExt::oneshot(app.clone(), request.map(Body::new))
-        });
-        let connection = http.serve_connection(
-            TokioIo::new(stream),
-            hyper_util::service::TowerToHyperService::new(service),
-        );
-        let connection = graceful.watch(connection);
+        let connection = Connection {
+            http: http.clone(),
+            app: app.clone(),
+            peer,
+            watcher: graceful.watcher(),
+        };
+        let tls = tls.clone();
+        let handshake_timeout = limits.header_timeout;
         tokio::spawn(async move {
-            if let Err(err) = connection.await {
-                tracing::debug!("connection from {peer}: {err}");
+            match tls {
+                None => connection.serve(stream).await,
+                Some(acceptor) => {
+                    match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
+                        Ok(Ok(stream)) => connection.serve(stream).await,
+                        Ok(Err(err)) => tracing::debug!("TLS handshake with {peer}: {err}"),
+                        Err(_) => tracing::debug!("TLS handshake with {peer}: timed out"),
+                    }
+                }
             }
             drop(permit);
         });
@@ -296,6 +331,40 @@ async fn serve(
         () = graceful.shutdown() => {}
         () = tokio::time::sleep(GRACE) => {
             tracing::warn!("requests still running after {}s: closing their connections", GRACE.as_secs());
+        }
+    }
+}
+
+/// What serving one accepted connection needs, plain or TLS.
+struct Connection {
+    http: hyper::server::conn::http1::Builder,
+    app: Router,
+    peer: SocketAddr,
+    watcher: hyper_util::server::graceful::Watcher,
+}
+
+impl Connection {
+    /// Serves HTTP/1.1 on `stream` until the client is done or the server shuts down.
+    async fn serve<S>(self, stream: S)
+    where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        let Connection {
+            http,
+            app,
+            peer,
+            watcher,
+        } = self;
+        let service = tower::service_fn(move |mut request: Request<hyper::body::Incoming>| {
+            request.extensions_mut().insert(Peer(peer));
+            tower::ServiceExt::oneshot(app.clone(), request.map(Body::new))
+        });
+        let connection = http.serve_connection(
+            TokioIo::new(stream),
+            hyper_util::service::TowerToHyperService::new(service),
+        );
+        if let Err(err) = watcher.watch(connection).await {
+            tracing::debug!("connection from {peer}: {err}");
         }
     }
 }
@@ -406,7 +475,7 @@ async fn post_report(State(state): State<AppState>, body: Bytes) -> Response {
         Ok(mac) => mac,
         Err(err) => return error_response(StatusCode::NOT_ACCEPTABLE, err.0),
     };
-    let mut response = match state.0.writer.upsert(mac.clone(), report.to_json()).await {
+    let mut response = match state.0.storage.upsert(mac.clone(), report.to_json()).await {
         Ok(ack) => json_response(
             StatusCode::OK,
             &json!({"total_elt": ack.total, "update": ack.update}),
@@ -473,18 +542,16 @@ async fn stream_rows(
         let mut buffer = String::with_capacity(CHUNK + 4096);
         buffer.push_str(open);
         let mut first = true;
-        let result = inner.readers.with(|store| {
-            store.for_each_row(|row| {
-                if !first {
-                    buffer.push(',');
-                }
-                first = false;
-                render(&row, &mut buffer)?;
-                if buffer.len() >= CHUNK {
-                    send(Ok(Bytes::from(std::mem::take(&mut buffer))))?;
-                }
-                Ok(())
-            })
+        let result = inner.storage.for_each_row(&mut |row| {
+            if !first {
+                buffer.push(',');
+            }
+            first = false;
+            render(&row, &mut buffer)?;
+            if buffer.len() >= CHUNK {
+                send(Ok(Bytes::from(std::mem::take(&mut buffer))))?;
+            }
+            Ok(())
         });
         match result {
             Ok(()) => {
@@ -584,15 +651,10 @@ async fn list_machines(State(state): State<AppState>) -> Response {
 
 async fn healthz(State(state): State<AppState>) -> Response {
     let inner = state.0.clone();
-    let db = tokio::task::spawn_blocking(move || {
-        if let Some(file) = &inner.db_file {
-            file.check()?;
-        }
-        inner.readers.with(|store| store.count())
-    })
-    .await
-    .map_err(anyhow::Error::from)
-    .and_then(|r| r);
+    let db = tokio::task::spawn_blocking(move || inner.storage.health())
+        .await
+        .map_err(anyhow::Error::from)
+        .and_then(|r| r);
     let mut matchbox = BTreeMap::new();
     if let Some(base) = &state.0.matchbox {
         let probes: Vec<_> = MATCHBOX_PROBES
@@ -662,7 +724,7 @@ async fn boot_ipxe(State(state): State<AppState>, headers: HeaderMap) -> Respons
             header::CONTENT_TYPE,
             HeaderValue::from_static("text/plain; charset=utf-8"),
         )],
-        boot_script(&format!("http://{host}")),
+        boot_script(&format!("{}://{host}", state.0.scheme)),
     )
         .into_response()
 }
@@ -716,6 +778,104 @@ async fn proxy_ipxe(State(state): State<AppState>, RawQuery(query): RawQuery) ->
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::discovery::memory::MemoryStorage;
+
+    /// The router over an in-memory store, and the store.
+    fn app() -> (Router, Arc<MemoryStorage>) {
+        let storage = Arc::new(MemoryStorage::new());
+        let listen = SocketAddr::from(([127, 0, 0, 1], 5000));
+        let state = app_state(storage.clone(), None, listen, "http");
+        (router(state, Duration::from_secs(5)), storage)
+    }
+
+    /// One request through the router, in process: (status, body).
+    fn call(app: &Router, method: &str, path: &str, body: &str) -> (StatusCode, String) {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let request = Request::builder()
+                .method(method)
+                .uri(path)
+                .body(Body::from(body.to_owned()))
+                .unwrap();
+            let response = tower::ServiceExt::oneshot(app.clone(), request)
+                .await
+                .unwrap();
+            let status = response.status();
+            let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+                .await
+                .unwrap();
+            (status, String::from_utf8(bytes.to_vec()).unwrap())
+        })
+    }
+
+    fn report(mac: &str, hostname: &str) -> String {
+        json!({
+            "boot-info": {"mac": mac},
+            "hostname": hostname,
+            "interfaces": [{"name": "eth0", "mac": mac, "ipv4": "10.0.0.5", "cidrv4": "10.0.0.5/24"}]
+        })
+        .to_string()
+    }
+
+    #[test]
+    fn a_post_is_stored_and_a_repost_updates_it() {
+        let (app, storage) = app();
+        let a = "52:54:00:00:00:0a";
+        let (status, body) = call(&app, "POST", "/discovery", &report(a, "one"));
+        assert_eq!(
+            (status, body.as_str()),
+            (StatusCode::OK, "{\"total_elt\":1,\"update\":false}\n")
+        );
+        let (status, body) = call(&app, "POST", "/discovery", &report(a, "two"));
+        assert_eq!(
+            (status, body.as_str()),
+            (StatusCode::OK, "{\"total_elt\":1,\"update\":true}\n")
+        );
+        let (status, body) = call(&app, "GET", "/discovery/machines", "");
+        assert_eq!(status, StatusCode::OK);
+        let machines: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(machines[0]["mac"], a);
+        assert_eq!(machines[0]["updates"], 1);
+        assert_eq!(machines[0]["report"]["hostname"], "two");
+        assert_eq!(storage.machines().unwrap().len(), 1);
+        let (status, body) = call(&app, "GET", "/discovery/interfaces", "");
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(
+            serde_json::from_str::<Value>(&body).unwrap()["interfaces"][0][0]["mac"],
+            a
+        );
+        // Refused reports are not stored.
+        let (status, _) = call(&app, "POST", "/discovery", "{not json");
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        let (status, _) = call(&app, "POST", "/discovery", r#"{"hostname": "no-mac"}"#);
+        assert_eq!(status, StatusCode::NOT_ACCEPTABLE);
+        assert_eq!(storage.count().unwrap(), 1);
+    }
+
+    #[test]
+    fn a_store_that_is_down_answers_503_until_it_is_back() {
+        let (app, storage) = app();
+        let a = "52:54:00:00:00:0a";
+        storage.set_down(true);
+        let (status, body) = call(&app, "POST", "/discovery", &report(a, "h"));
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+        let (status, body) = call(&app, "GET", "/healthz", "");
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(serde_json::from_str::<Value>(&body).unwrap()["db"], false);
+        storage.set_down(false);
+        let (status, _) = call(&app, "POST", "/discovery", &report(a, "h"));
+        assert_eq!(status, StatusCode::OK);
+        let (status, body) = call(&app, "GET", "/healthz", "");
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(
+            serde_json::from_str::<Value>(&body).unwrap(),
+            json!({"global": true, "api": true, "db": true, "machines": 1, "matchbox": {}})
+        );
+    }
 
     #[test]
     fn the_boot_script_is_the_2016_one() {

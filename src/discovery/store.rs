@@ -26,8 +26,10 @@ use anyhow::{Context as _, bail};
 use rusqlite::{Connection, OpenFlags, TransactionBehavior, params};
 use tokio::sync::{mpsc, oneshot};
 
-use super::machine::{Machine, from_millis, to_millis};
+use super::machine::{Machine, to_millis};
+#[cfg(test)]
 use super::report::Report;
+use super::storage::machine_from_row;
 
 /// How long a connection waits for a lock another one holds.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -324,15 +326,7 @@ impl Store {
     pub fn machines(&self) -> anyhow::Result<Vec<Machine>> {
         let mut machines = Vec::new();
         self.for_each_row(|row| {
-            let report = Report::from_slice(row.report.as_bytes())
-                .with_context(|| format!("the stored report of {} is unreadable", row.mac))?;
-            machines.push(Machine {
-                mac: row.mac,
-                first_seen: Some(from_millis(row.first_seen)),
-                last_seen: Some(from_millis(row.last_seen)),
-                updates: row.updates.max(0) as u64,
-                report,
-            });
+            machines.push(machine_from_row(row)?);
             Ok(())
         })
         .with_context(|| format!("reading {}", self.path.display()))?;
@@ -546,6 +540,18 @@ impl Readers {
             path: path.to_owned(),
             idle: Mutex::new(Vec::new()),
         }
+    }
+
+    /// Opens a first connection now, so that a file that is not a store is refused here.
+    pub fn open(path: &Path) -> anyhow::Result<Readers> {
+        let readers = Readers::new(path);
+        let first = Store::open_read_only(path)?;
+        readers.idle.lock().expect("readers lock").push(first);
+        Ok(readers)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
     }
 
     /// Runs `f` on a read-only connection (blocking: call from a blocking thread).
