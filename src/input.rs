@@ -117,15 +117,15 @@ fn is_json(path: &Path) -> bool {
 ///
 /// serde-saphyr's default stops at 250,000 nodes, about 35,000 machines of a lab spec (a
 /// machine is 7 to 9 nodes). These limits follow the data instead: 16 million nodes and 32
-/// million events hold a million machines, and the input stays capped at 256 MiB, which bounds
-/// memory. The defence against alias expansion ("billion laughs") keeps its default caps: it
+/// million events are more than [`INPUT_LIMIT`] of spec can hold, so the input cap alone
+/// bounds memory. The defence against alias expansion ("billion laughs") keeps its default caps: it
 /// is aliases, not plain nodes, that make a small file expand.
 pub fn yaml_budget() -> serde_saphyr::Budget {
     let mut budget = serde_saphyr::Budget::default();
-    budget.max_reader_input_bytes = Some(256 * 1024 * 1024);
+    budget.max_reader_input_bytes = Some(INPUT_LIMIT as usize);
     budget.max_nodes = 16_000_000;
     budget.max_events = 32_000_000;
-    budget.max_total_scalar_bytes = 256 * 1024 * 1024;
+    budget.max_total_scalar_bytes = INPUT_LIMIT as usize;
     budget
 }
 
