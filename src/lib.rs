@@ -23,6 +23,7 @@ pub mod input;
 pub mod lint;
 pub mod matchbox;
 pub mod os;
+pub mod publish;
 pub mod report;
 pub mod schedule;
 pub mod write;

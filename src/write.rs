@@ -383,6 +383,66 @@ pub fn publish_dir(staged: &Path, target: &Path) -> Result<bool> {
     Ok(replaced)
 }
 
+/// One entry of a tree built by [`build_linked_tree`].
+#[derive(Clone, Debug)]
+pub enum TreeEntry {
+    /// A directory (and its missing parents).
+    Dir(PathBuf),
+    /// A hard link at the path to an existing, flushed file: the tree shares its bytes, so an
+    /// unchanged file is never rewritten.
+    Link { path: PathBuf, source: PathBuf },
+    /// A symlink at the path holding `target` as given.
+    Symlink { path: PathBuf, target: PathBuf },
+}
+
+/// Builds a fresh directory `staged` (which must not exist) from `entries` (paths relative to
+/// it) and flushes it with one `syncfs`, ready for [`publish_dir`]. On error the partial
+/// directory is removed. Links and directories carry no data of their own, so one flush of
+/// the file system covers every name created.
+pub fn build_linked_tree(staged: &Path, entries: &[TreeEntry]) -> Result<()> {
+    let built = (|| -> Result<()> {
+        fs::create_dir(staged).with_context(|| format!("creating {}", staged.display()))?;
+        for entry in entries {
+            match entry {
+                TreeEntry::Dir(dir) => {
+                    let dir = staged.join(dir);
+                    fs::create_dir_all(&dir)
+                        .with_context(|| format!("creating {}", dir.display()))?;
+                }
+                TreeEntry::Link { path, source } => {
+                    let path = staged.join(path);
+                    fs::hard_link(source, &path).with_context(|| {
+                        format!("linking {} to {}", path.display(), source.display())
+                    })?;
+                }
+                TreeEntry::Symlink { path, target } => {
+                    let path = staged.join(path);
+                    std::os::unix::fs::symlink(target, &path)
+                        .with_context(|| format!("creating symlink {}", path.display()))?;
+                }
+            }
+        }
+        let handle = File::open(staged).with_context(|| format!("opening {}", staged.display()))?;
+        rustix::fs::syncfs(&handle)
+            .with_context(|| format!("flushing the file system of {}", staged.display()))?;
+        Ok(())
+    })();
+    if built.is_err() {
+        let _ = fs::remove_dir_all(staged);
+    }
+    built
+}
+
+/// Removes a published tree that nothing points at any more (a directory and all it holds).
+pub fn remove_tree(dir: &Path) -> Result<()> {
+    match fs::remove_dir_all(dir) {
+        Err(err) if err.kind() != io::ErrorKind::NotFound => {
+            Err(err).with_context(|| format!("removing {}", dir.display()))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// Points the symlink `link` at `target` (stored as given, typically relative), atomically: a
 /// temp symlink in the same directory renamed over `link`. Refuses to replace anything but a
 /// symlink. Returns [`Action::Unchanged`] when it already points there.

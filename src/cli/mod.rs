@@ -10,6 +10,7 @@ mod chain;
 mod discovery;
 mod r#gen;
 mod lint;
+mod publish;
 mod schedule;
 
 use std::path::PathBuf;
@@ -21,6 +22,7 @@ pub use self::chain::*;
 pub use self::discovery::*;
 pub use self::r#gen::*;
 pub use self::lint::*;
+pub use self::publish::*;
 pub use self::schedule::*;
 pub use crate::report::Format;
 
@@ -81,6 +83,9 @@ pub enum Command {
     /// Turn discovered machines into roles: an etcd cluster and its workers
     #[command(subcommand)]
     Schedule(ScheduleCommand),
+    /// Serve many machines at constant cost: a pre-resolved tree for a static HTTP server
+    #[command(subcommand)]
+    Publish(PublishCommand),
     /// Print a shell completion script
     Completions {
         /// The shell to complete for

@@ -7,6 +7,7 @@ mod chain;
 mod discovery;
 mod r#gen;
 mod lint;
+mod publish;
 mod schedule;
 
 use std::io::{self, Write as _};
@@ -37,6 +38,7 @@ pub fn run(cli: &Cli) -> Result<ExitCode> {
         Command::Api(args) => done(discovery::api(global, args)),
         Command::Assets(command) => done(assets::run(global, command)),
         Command::Schedule(command) => schedule::run(global, command),
+        Command::Publish(command) => done(publish::run(global, command)),
         Command::Completions { shell } => {
             // Rendered into memory first: clap_complete panics when its writer fails.
             let mut script = Vec::new();

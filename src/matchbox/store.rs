@@ -187,6 +187,19 @@ impl Store {
         self.entries("groups", |store, stem| store.group_os(stem))
     }
 
+    /// The groups matchbox loads, in listing order, with the file each was read from; without
+    /// the files' bytes, which are dropped as each is decoded (a 100,000-group directory
+    /// would otherwise be held whole in memory).
+    pub fn group_list(&self) -> io::Result<Vec<(PathBuf, Group)>> {
+        let listed = list_dir(&self.root.join("groups"))?;
+        let loaded = par_map(listed, |(name, _)| {
+            let stem = strip_go_ext(name.as_encoded_bytes());
+            let loaded = self.group_os(OsStr::from_bytes(stem));
+            Some((loaded.path, loaded.result.ok()?))
+        });
+        Ok(loaded.into_iter().flatten().collect())
+    }
+
     /// Every entry of `profiles/`, loaded as `ProfileList` would (lint checks them all).
     pub fn profiles(&self) -> io::Result<Vec<Entry<Profile>>> {
         self.entries("profiles", |store, stem| store.profile_os(stem))
