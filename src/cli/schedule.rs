@@ -36,6 +36,14 @@ pub struct ScheduleOnceArgs {
     /// Read the discovered machines from a running `caas api` (its base URL)
     #[arg(long, value_name = "URL")]
     pub api: Option<String>,
+    /// The operator's bearer token for --api (its inventory routes require it)
+    #[arg(
+        long,
+        env = "CAAS_OPERATOR_TOKEN_FILE",
+        value_name = "FILE",
+        requires = "api"
+    )]
+    pub operator_token_file: Option<PathBuf>,
     /// Read the discovered machines from the store of `caas api` (read-only)
     #[arg(long, value_name = "FILE")]
     pub db: Option<PathBuf>,

@@ -10,6 +10,7 @@ use serde::Serialize;
 
 use crate::cli::{GlobalArgs, ScheduleCommand, ScheduleOnceArgs};
 use crate::discovery;
+use crate::discovery::token::OperatorToken;
 use crate::error::{EXIT_INVALID, invalid};
 use crate::input::UserFile;
 use crate::matchbox::DataDir;
@@ -29,10 +30,10 @@ pub fn run(global: &GlobalArgs, command: &ScheduleCommand) -> Result<ExitCode> {
 }
 
 /// Where the discovered machines come from: `--api`, `--db` or `--discovery`.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 enum MachineSource {
-    /// A running `caas api` (its base URL).
-    Api(String),
+    /// A running `caas api` (its base URL) and the operator token.
+    Api(String, Option<OperatorToken>),
     /// The store of `caas api`, read-only.
     Db(PathBuf),
     /// A saved `GET /discovery/machines` (or `/discovery`) list.
@@ -43,7 +44,14 @@ impl MachineSource {
     /// The source the flags name (clap requires exactly one).
     fn from_args(args: &ScheduleOnceArgs) -> Result<MachineSource> {
         match (&args.api, &args.db, &args.discovery) {
-            (Some(api), _, _) => Ok(MachineSource::Api(api.clone())),
+            (Some(api), _, _) => {
+                let token = args
+                    .operator_token_file
+                    .as_deref()
+                    .map(|path| OperatorToken::read("--operator-token-file", path))
+                    .transpose()?;
+                Ok(MachineSource::Api(api.clone(), token))
+            }
             (None, Some(db), _) => Ok(MachineSource::Db(db.clone())),
             (None, None, Some(path)) => Ok(MachineSource::File(path.clone())),
             (None, None, None) => Err(invalid(
@@ -104,8 +112,8 @@ fn once(global: &GlobalArgs, args: &ScheduleOnceArgs) -> Result<ExitCode> {
 /// The discovered machines, first seen first, from `source`.
 fn read_machines(source: &MachineSource) -> Result<Vec<discovery::machine::Machine>> {
     let path = match source {
-        MachineSource::Api(api) => {
-            return discovery::client::fetch_machines(api, API_TIMEOUT)
+        MachineSource::Api(api, token) => {
+            return discovery::client::fetch_machines(api, API_TIMEOUT, token.as_ref())
                 .context("reading the discovered machines from --api");
         }
         MachineSource::Db(db) => {

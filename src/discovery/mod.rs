@@ -9,12 +9,15 @@
 //! - [`client`]: `caas discover` and the HTTP client side (`fetch_machines`);
 //! - [`server`]: `caas api`;
 //! - [`store`]: the SQLite store, its group-committing writer, read-only access;
-//! - [`machine`]: a discovered machine as readers see it, from any of the three sources.
+//! - [`machine`]: a discovered machine as readers see it, from any of the three sources;
+//! - [`admission`]: pending or admitted, `--admit` rules;
+//! - [`token`]: the operator bearer token of the inventory routes.
 //!
 //! For the scheduler: [`store::Store::open_read_only`] + [`store::Store::machines`] (`--db`),
 //! [`client::fetch_machines`] (`--api`), [`machine::machines_from_json`] (`--discovery FILE`);
 //! each gives [`Machine`]s first seen first, and [`Machine::boot_ipv4`] the address to use.
 
+pub mod admission;
 pub mod client;
 pub mod cmdline;
 pub mod interfaces;
@@ -23,6 +26,7 @@ pub mod machine;
 pub mod report;
 pub mod server;
 pub mod store;
+pub mod token;
 
 pub use machine::Machine;
 pub use report::Report;

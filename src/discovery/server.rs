@@ -52,9 +52,11 @@ use tokio::sync::{Semaphore, mpsc};
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
 
+use super::admission::Rules;
 use super::machine::record_json;
 use super::report::{MAX_DEPTH, Report, nesting_depth};
 use super::store::{DbFile, Readers, Row, Store, StoreError, Writer};
+use super::token::{OperatorToken, Refusal, authorize};
 use crate::matchbox::server::MatchboxUrl;
 
 /// Largest accepted request body.
@@ -104,6 +106,13 @@ pub const ROUTES: [&str; 8] = [
     "/ipxe",
 ];
 
+/// The routes that need the operator token (`GET /discovery` too: it lists every report).
+pub const OPERATOR_ROUTES: [&str; 3] = [
+    "GET /discovery",
+    "/discovery/interfaces",
+    "/discovery/machines…",
+];
+
 /// The matchbox paths `/healthz` probes (those the 2016 API checked).
 const MATCHBOX_PROBES: [&str; 3] = ["/", "/boot.ipxe", "/assets"];
 
@@ -115,6 +124,8 @@ struct Inner {
     matchbox: Option<MatchboxUrl>,
     http: ureq::Agent,
     listen: SocketAddr,
+    /// What the inventory routes require; `None`: they answer 403.
+    operator_token: Option<OperatorToken>,
 }
 
 #[derive(Clone)]
@@ -145,6 +156,10 @@ pub struct ApiOptions {
     /// matchbox: `GET /ipxe` is proxied there and `/healthz` probes it.
     pub matchbox_url: Option<MatchboxUrl>,
     pub limits: Limits,
+    /// The token of the inventory routes; without one they answer 403.
+    pub operator_token: Option<OperatorToken>,
+    /// Which reporting machines are admitted without an operator.
+    pub admit: Rules,
 }
 
 /// Runs `caas api` until SIGTERM or SIGINT; prints the listening address unless `quiet`.
@@ -177,8 +192,15 @@ pub fn api(args: &ApiOptions, quiet: bool) -> anyhow::Result<()> {
             db = %args.db.display(),
             machines,
             matchbox = args.matchbox_url.as_ref().map_or("", |u| u.as_str()),
+            admit = %args.admit,
             "caas api started"
         );
+        if args.operator_token.is_none() {
+            tracing::warn!(
+                "no --operator-token-file: the inventory routes ({}) answer 403 to everyone",
+                OPERATOR_ROUTES.join(", ")
+            );
+        }
         let state = AppState(Arc::new(Inner {
             writer,
             db_file: db_file.clone(),
@@ -190,6 +212,7 @@ pub fn api(args: &ApiOptions, quiet: bool) -> anyhow::Result<()> {
                 .build()
                 .new_agent(),
             listen: local,
+            operator_token: args.operator_token.clone(),
         }));
         serve(
             listener,
@@ -213,15 +236,20 @@ pub fn api(args: &ApiOptions, quiet: bool) -> anyhow::Result<()> {
 
 /// The application: routes, limits, per-request log lines.
 fn router(state: AppState, request_timeout: Duration) -> Router {
+    let operator = middleware::from_fn_with_state(state.clone(), require_operator);
+    let inventory = Router::new()
+        .route("/discovery/interfaces", get(list_interfaces))
+        .route("/discovery/machines", get(list_machines))
+        .route_layer(operator.clone());
     Router::new()
         .route("/", get(list_routes))
         .route("/healthz", get(healthz))
         .route(
             "/discovery",
-            get(list_reports).post(post_report.layer(middleware::from_fn(body_budget))),
+            get(list_reports.layer(operator))
+                .post(post_report.layer(middleware::from_fn(body_budget))),
         )
-        .route("/discovery/interfaces", get(list_interfaces))
-        .route("/discovery/machines", get(list_machines))
+        .merge(inventory)
         .route("/boot.ipxe", get(boot_ipxe))
         .route("/boot.ipxe.0", get(boot_ipxe))
         .route("/ipxe", get(proxy_ipxe))
@@ -363,6 +391,37 @@ async fn not_found(request: Request) -> Response {
 
 async fn list_routes() -> Response {
     json_response(StatusCode::OK, &json!(ROUTES))
+}
+
+/// Lets a request through only with the operator's bearer token: 401 without one, 403 with
+/// another, or when the server has none.
+async fn require_operator(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let authorization = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .map(HeaderValue::as_bytes);
+    match authorize(state.0.operator_token.as_ref(), authorization) {
+        Ok(()) => next.run(request).await,
+        Err(Refusal::Missing) => {
+            let mut response = error_response(
+                StatusCode::UNAUTHORIZED,
+                "this route needs the operator token: Authorization: Bearer <token>",
+            );
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"caas\""),
+            );
+            response
+        }
+        Err(Refusal::Wrong) => error_response(
+            StatusCode::FORBIDDEN,
+            "the operator token is not this server's",
+        ),
+        Err(Refusal::NotConfigured) => error_response(
+            StatusCode::FORBIDDEN,
+            "caas api was started without --operator-token-file: nobody may list or change the inventory",
+        ),
+    }
 }
 
 /// Waits for the request body's share of [`BODY_BUDGET`], held until the answer.
