@@ -7,7 +7,7 @@ use anyhow::Result;
 use crate::cli::{ApiArgs, DiscoverArgs, GlobalArgs};
 use crate::discovery::admission::Rules;
 use crate::discovery::client::{Retry, Sources, collect, discovery_url, post_report};
-use crate::discovery::server::{self, ApiOptions, Limits};
+use crate::discovery::server::{self, Access, ApiOptions, Limits};
 use crate::discovery::token::OperatorToken;
 use crate::error::invalid;
 
@@ -19,8 +19,10 @@ pub fn api(global: &GlobalArgs, args: &ApiArgs) -> Result<()> {
         .map(|path| OperatorToken::read("--operator-token-file", path))
         .transpose()?;
     let options = ApiOptions {
-        operator_token,
-        admit: Rules(args.admit.clone()),
+        access: Access {
+            operator_token,
+            admit: Rules(args.admit.clone()),
+        },
         listen: args.listen,
         db: args.db.clone(),
         matchbox_url: args.matchbox_url.clone(),

@@ -10,6 +10,7 @@ use serde::Serialize;
 
 use crate::cli::{GlobalArgs, ScheduleCommand, ScheduleOnceArgs};
 use crate::discovery;
+use crate::discovery::storage::StoreRead as _;
 use crate::discovery::token::OperatorToken;
 use crate::error::{EXIT_INVALID, invalid};
 use crate::input::UserFile;
@@ -120,7 +121,7 @@ fn read_machines(source: &MachineSource) -> Result<Vec<discovery::machine::Machi
             if !db.is_file() {
                 return Err(invalid(format!("--db {}: no such file", db.display())));
             }
-            return discovery::store::Store::open_read_only(db)?.machines();
+            return discovery::storage::open_sqlite_read_only(db)?.machines();
         }
         MachineSource::File(path) => path,
     };

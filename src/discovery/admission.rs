@@ -176,6 +176,38 @@ impl fmt::Display for Rules {
     }
 }
 
+/// Which machines an operator's approval names.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Selection {
+    /// Every pending machine.
+    All,
+    /// These normalised boot MACs.
+    Macs(Vec<String>),
+}
+
+/// An operator's change to the inventory.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Change {
+    /// Admit the machines (`by` is recorded with the time). A forgotten machine that came back
+    /// is admitted again only this way.
+    Approve { which: Selection, by: String },
+    /// Remove the machines from the inventory; each comes back pending if it reports again,
+    /// whatever the `--admit` rules say.
+    Forget { macs: Vec<String>, by: String },
+}
+
+/// What a [`Change`] did. When `unknown` is not empty nothing was changed at all: a typo in
+/// one MAC must not half-apply a list.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Changed {
+    /// Admitted, or forgotten, now.
+    pub changed: Vec<String>,
+    /// Already admitted (approve only).
+    pub unchanged: Vec<String>,
+    /// Not in the inventory.
+    pub unknown: Vec<String>,
+}
+
 /// What an operator's admission records as `by`: who, and through what.
 pub fn by_operator(who: &str, via: &str) -> String {
     format!("operator {who} ({via})")

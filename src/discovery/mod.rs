@@ -8,12 +8,15 @@
 //!   `ip -json address` capture, lldpctl captures);
 //! - [`client`]: `caas discover` and the HTTP client side (`fetch_machines`);
 //! - [`server`]: `caas api`;
+//! - [`storage`]: the storage seam, what the API, the scheduler and the listings need from a
+//!   store ([`storage::StoreRead`], [`storage::Storage`]), and the SQLite engine behind it;
 //! - [`store`]: the SQLite store, its group-committing writer, read-only access;
+//! - [`memory`]: an in-memory store, for the HTTP handlers' in-process tests;
 //! - [`machine`]: a discovered machine as readers see it, from any of the three sources;
 //! - [`admission`]: pending or admitted, `--admit` rules;
 //! - [`token`]: the operator bearer token of the inventory routes.
 //!
-//! For the scheduler: [`store::Store::open_read_only`] + [`store::Store::machines`] (`--db`),
+//! For the scheduler: [`storage::open_sqlite_read_only`] + [`storage::StoreRead::machines`] (`--db`),
 //! [`client::fetch_machines`] (`--api`), [`machine::machines_from_json`] (`--discovery FILE`);
 //! each gives [`Machine`]s first seen first, and [`Machine::boot_ipv4`] the address to use.
 
@@ -23,8 +26,10 @@ pub mod cmdline;
 pub mod interfaces;
 pub mod lldp;
 pub mod machine;
+pub mod memory;
 pub mod report;
 pub mod server;
+pub mod storage;
 pub mod store;
 pub mod token;
 

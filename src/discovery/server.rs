@@ -38,12 +38,13 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use axum::Router;
 use axum::body::{Body, Bytes};
+use axum::extract::Path as UrlPath;
 use axum::extract::{DefaultBodyLimit, RawQuery, Request, State};
 use axum::handler::Handler as _;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use serde_json::{Value, json};
@@ -52,10 +53,11 @@ use tokio::sync::{Semaphore, mpsc};
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
 
-use super::admission::Rules;
+use super::admission::{Change, Rules, Selection};
 use super::machine::record_json;
 use super::report::{MAX_DEPTH, Report, nesting_depth};
-use super::store::{DbFile, Readers, Row, Store, StoreError, Writer};
+use super::storage::{SqliteStorage, Storage, StoreRead as _};
+use super::store::{Row, StoreError};
 use super::token::{OperatorToken, Refusal, authorize};
 use crate::matchbox::server::MatchboxUrl;
 
@@ -95,13 +97,16 @@ const BODY_BUDGET: usize = 4 * MAX_BODY;
 static BODY_BYTES: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(BODY_BUDGET);
 
 /// The routes, as `GET /` lists them.
-pub const ROUTES: [&str; 8] = [
+pub const ROUTES: [&str; 11] = [
     "/",
     "/boot.ipxe",
     "/boot.ipxe.0",
     "/discovery",
     "/discovery/interfaces",
     "/discovery/machines",
+    "/discovery/machines/approve",
+    "/discovery/machines/forget",
+    "/discovery/machines/{mac}",
     "/healthz",
     "/ipxe",
 ];
@@ -117,15 +122,19 @@ pub const OPERATOR_ROUTES: [&str; 3] = [
 const MATCHBOX_PROBES: [&str; 3] = ["/", "/boot.ipxe", "/assets"];
 
 struct Inner {
-    writer: Writer,
-    /// The database file the writer holds: `/healthz` checks that the path still names it.
-    db_file: Option<Arc<DbFile>>,
-    readers: Readers,
+    storage: Arc<dyn Storage>,
     matchbox: Option<MatchboxUrl>,
     http: ureq::Agent,
     listen: SocketAddr,
+    access: Access,
+}
+
+/// Who may see and change the inventory, and which machines are admitted without an operator.
+#[derive(Clone, Debug, Default)]
+pub struct Access {
     /// What the inventory routes require; `None`: they answer 403.
-    operator_token: Option<OperatorToken>,
+    pub operator_token: Option<OperatorToken>,
+    pub admit: Rules,
 }
 
 #[derive(Clone)]
@@ -156,19 +165,14 @@ pub struct ApiOptions {
     /// matchbox: `GET /ipxe` is proxied there and `/healthz` probes it.
     pub matchbox_url: Option<MatchboxUrl>,
     pub limits: Limits,
-    /// The token of the inventory routes; without one they answer 403.
-    pub operator_token: Option<OperatorToken>,
-    /// Which reporting machines are admitted without an operator.
-    pub admit: Rules,
+    /// The operator token of the inventory routes, and the `--admit` rules.
+    pub access: Access,
 }
 
 /// Runs `caas api` until SIGTERM or SIGINT; prints the listening address unless `quiet`.
 pub fn api(args: &ApiOptions, quiet: bool) -> anyhow::Result<()> {
-    let store = Store::open(&args.db)?;
-    let machines = store.count()?;
-    // Held until every connection to the file in this process is closed (see DbFile).
-    let db_file = store.db_file();
-    let (writer, writer_thread) = Writer::spawn(store)?;
+    let storage = Arc::new(SqliteStorage::open(&args.db)?);
+    let machines = storage.count()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("caas-api")
@@ -192,28 +196,21 @@ pub fn api(args: &ApiOptions, quiet: bool) -> anyhow::Result<()> {
             db = %args.db.display(),
             machines,
             matchbox = args.matchbox_url.as_ref().map_or("", |u| u.as_str()),
-            admit = %args.admit,
+            admit = %args.access.admit,
             "caas api started"
         );
-        if args.operator_token.is_none() {
+        if args.access.operator_token.is_none() {
             tracing::warn!(
                 "no --operator-token-file: the inventory routes ({}) answer 403 to everyone",
                 OPERATOR_ROUTES.join(", ")
             );
         }
-        let state = AppState(Arc::new(Inner {
-            writer,
-            db_file: db_file.clone(),
-            readers: Readers::new(&args.db),
-            matchbox: args.matchbox_url.clone(),
-            http: ureq::Agent::config_builder()
-                .timeout_global(Some(MATCHBOX_TIMEOUT))
-                .http_status_as_error(false)
-                .build()
-                .new_agent(),
-            listen: local,
-            operator_token: args.operator_token.clone(),
-        }));
+        let state = app_state(
+            storage.clone(),
+            args.matchbox_url.clone(),
+            local,
+            args.access.clone(),
+        );
         serve(
             listener,
             router(state, limits.request_timeout),
@@ -223,15 +220,35 @@ pub fn api(args: &ApiOptions, quiet: bool) -> anyhow::Result<()> {
         .await;
         anyhow::Ok(())
     });
-    // Connections still open after the grace period are dropped here; then the last Writer is
-    // gone and the writer thread commits what it holds and closes the database.
+    // Connections still open after the grace period are dropped here; then the store commits
+    // what it holds and closes the database.
     runtime.shutdown_timeout(Duration::from_secs(1));
-    let joined = writer_thread.join();
+    let closed = storage.close();
     served?;
-    joined.map_err(|_| anyhow::anyhow!("the store writer thread panicked"))?;
-    drop(db_file);
+    closed?;
+    drop(storage);
     tracing::info!("caas api stopped");
     Ok(())
+}
+
+/// The handlers' shared state around a store.
+fn app_state(
+    storage: Arc<dyn Storage>,
+    matchbox: Option<MatchboxUrl>,
+    listen: SocketAddr,
+    access: Access,
+) -> AppState {
+    AppState(Arc::new(Inner {
+        storage,
+        matchbox,
+        access,
+        http: ureq::Agent::config_builder()
+            .timeout_global(Some(MATCHBOX_TIMEOUT))
+            .http_status_as_error(false)
+            .build()
+            .new_agent(),
+        listen,
+    }))
 }
 
 /// The application: routes, limits, per-request log lines.
@@ -240,6 +257,12 @@ fn router(state: AppState, request_timeout: Duration) -> Router {
     let inventory = Router::new()
         .route("/discovery/interfaces", get(list_interfaces))
         .route("/discovery/machines", get(list_machines))
+        .route("/discovery/machines/approve", post(approve_machines))
+        .route("/discovery/machines/forget", post(forget_machines))
+        .route(
+            "/discovery/machines/{mac}",
+            get(show_machine).delete(forget_machine),
+        )
         .route_layer(operator.clone());
     Router::new()
         .route("/", get(list_routes))
@@ -400,7 +423,7 @@ async fn require_operator(State(state): State<AppState>, request: Request, next:
         .headers()
         .get(header::AUTHORIZATION)
         .map(HeaderValue::as_bytes);
-    match authorize(state.0.operator_token.as_ref(), authorization) {
+    match authorize(state.0.access.operator_token.as_ref(), authorization) {
         Ok(()) => next.run(request).await,
         Err(Refusal::Missing) => {
             let mut response = error_response(
@@ -465,7 +488,13 @@ async fn post_report(State(state): State<AppState>, body: Bytes) -> Response {
         Ok(mac) => mac,
         Err(err) => return error_response(StatusCode::NOT_ACCEPTABLE, err.0),
     };
-    let mut response = match state.0.writer.upsert(mac.clone(), report.to_json()).await {
+    let admitted_by = state.0.access.admit.admits(&mac, &report);
+    let stored = state
+        .0
+        .storage
+        .upsert(mac.clone(), report.to_json(), admitted_by)
+        .await;
+    let mut response = match stored {
         Ok(ack) => json_response(
             StatusCode::OK,
             &json!({"total_elt": ack.total, "update": ack.update}),
@@ -532,18 +561,16 @@ async fn stream_rows(
         let mut buffer = String::with_capacity(CHUNK + 4096);
         buffer.push_str(open);
         let mut first = true;
-        let result = inner.readers.with(|store| {
-            store.for_each_row(|row| {
-                if !first {
-                    buffer.push(',');
-                }
-                first = false;
-                render(&row, &mut buffer)?;
-                if buffer.len() >= CHUNK {
-                    send(Ok(Bytes::from(std::mem::take(&mut buffer))))?;
-                }
-                Ok(())
-            })
+        let result = inner.storage.for_each_row(&mut |row| {
+            if !first {
+                buffer.push(',');
+            }
+            first = false;
+            render(&row, &mut buffer)?;
+            if buffer.len() >= CHUNK {
+                send(Ok(Bytes::from(std::mem::take(&mut buffer))))?;
+            }
+            Ok(())
         });
         match result {
             Ok(()) => {
@@ -629,29 +656,214 @@ async fn list_interfaces(State(state): State<AppState>) -> Response {
 
 async fn list_machines(State(state): State<AppState>) -> Response {
     stream_rows(&state, "[", "]", |row, out| {
-        out.push_str(&record_json(
-            &row.mac,
-            row.first_seen,
-            row.last_seen,
-            row.updates,
-            &row.report,
-        ));
+        out.push_str(&record_of(row));
         Ok(())
     })
     .await
 }
 
+/// The JSON record of a stored machine (see [`record_json`]).
+fn record_of(row: &Row) -> String {
+    record_json(
+        &row.mac,
+        row.first_seen,
+        row.last_seen,
+        row.updates,
+        &row.admission(),
+        &row.report,
+    )
+}
+
+/// A MAC from a request, normalised; the error is a 400 naming it.
+fn request_mac(mac: &str) -> Result<String, Box<Response>> {
+    crate::matchbox::mac::normalize(mac).map_err(|_| {
+        Box::new(error_response(
+            StatusCode::BAD_REQUEST,
+            format!("{mac:?} is not a MAC address"),
+        ))
+    })
+}
+
+/// `GET /discovery/machines/{mac}`: the machine's record, or 404.
+async fn show_machine(State(state): State<AppState>, UrlPath(mac): UrlPath<String>) -> Response {
+    let mac = match request_mac(&mac) {
+        Ok(mac) => mac,
+        Err(response) => return *response,
+    };
+    let inner = state.0.clone();
+    let lookup = mac.clone();
+    let found = tokio::task::spawn_blocking(move || inner.storage.row(&lookup))
+        .await
+        .map_err(anyhow::Error::from)
+        .and_then(|r| r);
+    match found {
+        Ok(Some(row)) => (
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            )],
+            format!("{}\n", record_of(&row)),
+        )
+            .into_response(),
+        Ok(None) => error_response(
+            StatusCode::NOT_FOUND,
+            format!("{mac} is not in the inventory"),
+        ),
+        Err(err) => error_response(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("reading the store: {}", crate::error::one_line(&err)),
+        ),
+    }
+}
+
+/// The body of `POST /discovery/machines/approve` and `/forget`.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ChangeRequest {
+    #[serde(default)]
+    macs: Vec<String>,
+    /// Approve every pending machine (approve only).
+    #[serde(default)]
+    all: bool,
+    /// Who asks, as the operator names themselves; recorded with the peer address.
+    #[serde(default)]
+    operator: Option<String>,
+}
+
+/// Who an operator's change over HTTP is recorded as.
+fn http_operator(request: &ChangeRequest, peer: Option<&Peer>) -> String {
+    let who = request
+        .operator
+        .as_deref()
+        .map(|name| name.chars().filter(|c| !c.is_control()).take(64).collect())
+        .unwrap_or_else(|| "token holder".to_owned());
+    let from = peer.map_or_else(
+        || "http".to_owned(),
+        |peer| format!("http from {}", peer.0.ip()),
+    );
+    super::admission::by_operator(&who, &from)
+}
+
+/// The MACs of a change request, normalised; a 400 for one that is not a MAC.
+fn request_macs(macs: &[String]) -> Result<Vec<String>, Box<Response>> {
+    macs.iter().map(|mac| request_mac(mac)).collect()
+}
+
+/// `POST /discovery/machines/approve` `{"macs": [...]}` or `{"all": true}`.
+async fn approve_machines(
+    State(state): State<AppState>,
+    peer: Option<axum::Extension<Peer>>,
+    body: Bytes,
+) -> Response {
+    let request = match change_request(&body) {
+        Ok(request) => request,
+        Err(response) => return *response,
+    };
+    let which = match (request.all, request.macs.is_empty()) {
+        (true, true) => Selection::All,
+        (false, false) => match request_macs(&request.macs) {
+            Ok(macs) => Selection::Macs(macs),
+            Err(response) => return *response,
+        },
+        _ => {
+            return error_response(
+                StatusCode::BAD_REQUEST,
+                "give either \"macs\": [...] or \"all\": true",
+            );
+        }
+    };
+    let by = http_operator(&request, peer.as_deref());
+    apply_change(&state, Change::Approve { which, by }).await
+}
+
+/// `POST /discovery/machines/forget` `{"macs": [...]}`.
+async fn forget_machines(
+    State(state): State<AppState>,
+    peer: Option<axum::Extension<Peer>>,
+    body: Bytes,
+) -> Response {
+    let request = match change_request(&body) {
+        Ok(request) => request,
+        Err(response) => return *response,
+    };
+    if request.all || request.macs.is_empty() {
+        return error_response(
+            StatusCode::BAD_REQUEST,
+            "give \"macs\": [...]: machines are forgotten by name only",
+        );
+    }
+    let macs = match request_macs(&request.macs) {
+        Ok(macs) => macs,
+        Err(response) => return *response,
+    };
+    let by = http_operator(&request, peer.as_deref());
+    apply_change(&state, Change::Forget { macs, by }).await
+}
+
+/// `DELETE /discovery/machines/{mac}`: forget one machine.
+async fn forget_machine(
+    State(state): State<AppState>,
+    peer: Option<axum::Extension<Peer>>,
+    UrlPath(mac): UrlPath<String>,
+) -> Response {
+    let mac = match request_mac(&mac) {
+        Ok(mac) => mac,
+        Err(response) => return *response,
+    };
+    let request = ChangeRequest {
+        macs: vec![mac.clone()],
+        all: false,
+        operator: None,
+    };
+    let by = http_operator(&request, peer.as_deref());
+    apply_change(
+        &state,
+        Change::Forget {
+            macs: vec![mac],
+            by,
+        },
+    )
+    .await
+}
+
+fn change_request(body: &[u8]) -> Result<ChangeRequest, Box<Response>> {
+    serde_json::from_slice(body).map_err(|err| {
+        Box::new(error_response(
+            StatusCode::BAD_REQUEST,
+            format!("the body is not a change request: {err}"),
+        ))
+    })
+}
+
+/// Applies `change`: 200 with what changed, 404 (and nothing changed) when a MAC is unknown.
+async fn apply_change(state: &AppState, change: Change) -> Response {
+    match state.0.storage.change(change.clone()).await {
+        Ok(changed) => {
+            let status = if changed.unknown.is_empty() {
+                tracing::info!(target: "caas::api", ?change, "inventory changed");
+                StatusCode::OK
+            } else {
+                StatusCode::NOT_FOUND
+            };
+            json_response(status, &serde_json::to_value(&changed).expect("serialises"))
+        }
+        Err(err @ StoreError::Gone(_)) => error_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("changing the inventory: {err}"),
+        ),
+        Err(err @ StoreError::Failed(_)) => error_response(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("changing the inventory: {err}"),
+        ),
+    }
+}
+
 async fn healthz(State(state): State<AppState>) -> Response {
     let inner = state.0.clone();
-    let db = tokio::task::spawn_blocking(move || {
-        if let Some(file) = &inner.db_file {
-            file.check()?;
-        }
-        inner.readers.with(|store| store.count())
-    })
-    .await
-    .map_err(anyhow::Error::from)
-    .and_then(|r| r);
+    let db = tokio::task::spawn_blocking(move || inner.storage.health())
+        .await
+        .map_err(anyhow::Error::from)
+        .and_then(|r| r);
     let mut matchbox = BTreeMap::new();
     if let Some(base) = &state.0.matchbox {
         let probes: Vec<_> = MATCHBOX_PROBES
@@ -775,6 +987,207 @@ async fn proxy_ipxe(State(state): State<AppState>, RawQuery(query): RawQuery) ->
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::discovery::memory::MemoryStorage;
+
+    /// The router over an in-memory store, and the store.
+    fn app() -> (Router, Arc<MemoryStorage>) {
+        app_admitting(Rules::default())
+    }
+
+    fn app_admitting(admit: Rules) -> (Router, Arc<MemoryStorage>) {
+        let storage = Arc::new(MemoryStorage::new());
+        let listen = SocketAddr::from(([127, 0, 0, 1], 5000));
+        let access = Access {
+            operator_token: Some(OperatorToken::parse(TOKEN).unwrap()),
+            admit,
+        };
+        let state = app_state(storage.clone(), None, listen, access);
+        (router(state, Duration::from_secs(5)), storage)
+    }
+
+    const TOKEN: &str = "unit-test-operator-token";
+
+    /// One request through the router, in process: (status, body).
+    fn call(app: &Router, method: &str, path: &str, body: &str) -> (StatusCode, String) {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let request = Request::builder()
+                .method(method)
+                .uri(path)
+                .header(header::AUTHORIZATION, format!("Bearer {TOKEN}"))
+                .body(Body::from(body.to_owned()))
+                .unwrap();
+            let response = tower::ServiceExt::oneshot(app.clone(), request)
+                .await
+                .unwrap();
+            let status = response.status();
+            let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+                .await
+                .unwrap();
+            (status, String::from_utf8(bytes.to_vec()).unwrap())
+        })
+    }
+
+    fn report(mac: &str, hostname: &str) -> String {
+        json!({
+            "boot-info": {"mac": mac},
+            "hostname": hostname,
+            "interfaces": [{"name": "eth0", "mac": mac, "ipv4": "10.0.0.5", "cidrv4": "10.0.0.5/24"}]
+        })
+        .to_string()
+    }
+
+    #[test]
+    fn a_post_is_stored_and_a_repost_updates_it() {
+        let (app, storage) = app();
+        let a = "52:54:00:00:00:0a";
+        let (status, body) = call(&app, "POST", "/discovery", &report(a, "one"));
+        assert_eq!(
+            (status, body.as_str()),
+            (StatusCode::OK, "{\"total_elt\":1,\"update\":false}\n")
+        );
+        let (status, body) = call(&app, "POST", "/discovery", &report(a, "two"));
+        assert_eq!(
+            (status, body.as_str()),
+            (StatusCode::OK, "{\"total_elt\":1,\"update\":true}\n")
+        );
+        let (status, body) = call(&app, "GET", "/discovery/machines", "");
+        assert_eq!(status, StatusCode::OK);
+        let machines: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(machines[0]["mac"], a);
+        assert_eq!(machines[0]["updates"], 1);
+        assert_eq!(machines[0]["report"]["hostname"], "two");
+        assert_eq!(storage.machines().unwrap().len(), 1);
+        let (status, body) = call(&app, "GET", "/discovery/interfaces", "");
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(
+            serde_json::from_str::<Value>(&body).unwrap()["interfaces"][0][0]["mac"],
+            a
+        );
+        // Refused reports are not stored.
+        let (status, _) = call(&app, "POST", "/discovery", "{not json");
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        let (status, _) = call(&app, "POST", "/discovery", r#"{"hostname": "no-mac"}"#);
+        assert_eq!(status, StatusCode::NOT_ACCEPTABLE);
+        assert_eq!(storage.count().unwrap(), 1);
+    }
+
+    #[test]
+    fn a_store_that_is_down_answers_503_until_it_is_back() {
+        let (app, storage) = app();
+        let a = "52:54:00:00:00:0a";
+        storage.set_down(true);
+        let (status, body) = call(&app, "POST", "/discovery", &report(a, "h"));
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+        let (status, body) = call(&app, "GET", "/healthz", "");
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(serde_json::from_str::<Value>(&body).unwrap()["db"], false);
+        storage.set_down(false);
+        let (status, _) = call(&app, "POST", "/discovery", &report(a, "h"));
+        assert_eq!(status, StatusCode::OK);
+        let (status, body) = call(&app, "GET", "/healthz", "");
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(
+            serde_json::from_str::<Value>(&body).unwrap(),
+            json!({"global": true, "api": true, "db": true, "machines": 1, "matchbox": {}})
+        );
+    }
+
+    fn states(app: &Router) -> Vec<(String, String)> {
+        let (status, body) = call(app, "GET", "/discovery/machines", "");
+        assert_eq!(status, StatusCode::OK, "{body}");
+        serde_json::from_str::<Vec<Value>>(&body)
+            .unwrap()
+            .iter()
+            .map(|m| {
+                let state = m["admission"]["state"].as_str().unwrap().to_owned();
+                (m["mac"].as_str().unwrap().to_owned(), state)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn rules_admit_operators_approve_and_forgotten_machines_come_back_pending() {
+        use crate::discovery::admission::Rule;
+        let (app, _) = app_admitting(Rules(vec![Rule::parse("10.0.0.0/24").unwrap()]));
+        let (a, b) = ("52:54:00:00:00:0a", "52:54:00:00:00:0b");
+        let outside = report(b, "b").replace("10.0.0.5", "10.9.9.9");
+        assert_eq!(
+            call(&app, "POST", "/discovery", &report(a, "a")).0,
+            StatusCode::OK
+        );
+        assert_eq!(call(&app, "POST", "/discovery", &outside).0, StatusCode::OK);
+        assert_eq!(
+            states(&app),
+            [(a.into(), "admitted".into()), (b.into(), "pending".into())]
+        );
+        let (status, body) = call(&app, "GET", &format!("/discovery/machines/{a}"), "");
+        assert_eq!(status, StatusCode::OK);
+        let record: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(record["admission"]["by"], "rule 10.0.0.0/24");
+
+        // An unknown MAC in the list: 404, and nothing changed.
+        let (status, body) = call(
+            &app,
+            "POST",
+            "/discovery/machines/approve",
+            &json!({"macs": [b, "52:54:00:00:00:99"]}).to_string(),
+        );
+        assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+        assert_eq!(states(&app)[1].1, "pending");
+        let (status, body) = call(
+            &app,
+            "POST",
+            "/discovery/machines/approve",
+            &json!({"all": true, "operator": "alice"}).to_string(),
+        );
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(
+            serde_json::from_str::<Value>(&body).unwrap(),
+            json!({"changed": [b], "unchanged": [], "unknown": []})
+        );
+        let (_, body) = call(&app, "GET", &format!("/discovery/machines/{b}"), "");
+        assert_eq!(
+            serde_json::from_str::<Value>(&body).unwrap()["admission"]["by"],
+            "operator alice (http)"
+        );
+
+        // Forgotten, then reported again: pending, although the rule would admit it.
+        let (status, _) = call(&app, "DELETE", &format!("/discovery/machines/{a}"), "");
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(
+            call(&app, "GET", &format!("/discovery/machines/{a}"), "").0,
+            StatusCode::NOT_FOUND
+        );
+        assert_eq!(
+            call(&app, "POST", "/discovery", &report(a, "a")).0,
+            StatusCode::OK
+        );
+        assert_eq!(
+            states(&app),
+            [(b.into(), "admitted".into()), (a.into(), "pending".into())]
+        );
+        for (method, path, body) in [
+            ("POST", "/discovery/machines/approve", "{}"),
+            ("POST", "/discovery/machines/forget", r#"{"all": true}"#),
+            (
+                "POST",
+                "/discovery/machines/approve",
+                r#"{"macs": ["nope"]}"#,
+            ),
+            ("GET", "/discovery/machines/nope", ""),
+        ] {
+            assert_eq!(
+                call(&app, method, path, body).0,
+                StatusCode::BAD_REQUEST,
+                "{path} {body}"
+            );
+        }
+    }
 
     #[test]
     fn the_boot_script_is_the_2016_one() {

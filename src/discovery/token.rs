@@ -45,25 +45,32 @@ impl OperatorToken {
     /// error naming the file; a file others may read is a warning (the token is a password).
     pub fn read(flag: &'static str, path: &Path) -> anyhow::Result<OperatorToken> {
         let text = UserFile::new(flag, path).read_text()?;
+        let token = OperatorToken::parse(&text)
+            .map_err(|why| invalid(format!("{flag} {}: {why}", path.display())))?;
+        warn_if_readable_by_others(flag, path);
+        Ok(token)
+    }
+
+    /// A token from the text of its file (surrounding whitespace ignored); the error says what
+    /// is wrong with it.
+    pub fn parse(text: &str) -> Result<OperatorToken, String> {
         let token = text.trim();
-        let bad = |why: &str| invalid(format!("{flag} {}: {why}", path.display()));
         if token.is_empty() {
-            return Err(bad("the file is empty"));
+            return Err("the file is empty".into());
         }
         if token.lines().count() > 1 {
-            return Err(bad("the token must be one line"));
+            return Err("the token must be one line".into());
         }
         if !token.bytes().all(|b| b.is_ascii_graphic()) {
-            return Err(bad("the token must be visible ASCII characters, no spaces"));
+            return Err("the token must be visible ASCII characters, no spaces".into());
         }
         if token.len() < MIN_TOKEN_LEN {
-            return Err(bad(&format!(
+            return Err(format!(
                 "the token has {} characters, at least {MIN_TOKEN_LEN} are needed \
                  (openssl rand -hex 32 makes one)",
                 token.len()
-            )));
+            ));
         }
-        warn_if_readable_by_others(flag, path);
         Ok(OperatorToken(token.to_owned()))
     }
 
