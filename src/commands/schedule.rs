@@ -92,6 +92,7 @@ fn once(global: &GlobalArgs, args: &ScheduleOnceArgs) -> Result<ExitCode> {
         api_url: args.api_url.clone(),
         plan: args.plan,
         etcd_version: args.etcd_version.clone(),
+        release: args.release.clone(),
     };
     let _lock = super::lock_data_dir(global, "caas schedule once", args.plan)?;
     let run = schedule::once(&data_dir, &discovered, &options)?;
@@ -149,6 +150,7 @@ impl<'a> From<&'a Assignment> for RoleView<'a> {
 
 #[derive(Serialize)]
 struct Waiting {
+    /// Admitted machines with a boot address (the JSON name predates admission).
     discovered: usize,
     needed: usize,
 }
@@ -158,8 +160,11 @@ struct Waiting {
 struct ScheduleFields<'a> {
     plan: bool,
     waiting: Option<Waiting>,
+    /// Machines without a role waiting for admission.
+    pending: usize,
     members: Vec<RoleView<'a>>,
     workers: Vec<RoleView<'a>>,
+    released: Vec<RoleView<'a>>,
     notices: Vec<String>,
 }
 
@@ -175,8 +180,10 @@ fn report(out: &mut impl io::Write, run: &Run, report: &ChangeReport) -> io::Res
                 waiting: schedule
                     .waiting
                     .map(|(discovered, needed)| Waiting { discovered, needed }),
+                pending: schedule.pending,
                 members: schedule.members.iter().map(RoleView::from).collect(),
                 workers: schedule.workers.iter().map(RoleView::from).collect(),
+                released: run.released.iter().map(RoleView::from).collect(),
                 notices: schedule.notices.iter().map(ToString::to_string).collect(),
             },
         };
@@ -185,11 +192,28 @@ fn report(out: &mut impl io::Write, run: &Run, report: &ChangeReport) -> io::Res
     if !report.prints_text() {
         return Ok(());
     }
+    if schedule.pending > 0 {
+        let n = schedule.pending;
+        writeln!(
+            out,
+            "{n} machine{} pending admission, given no role: caas machines list --pending; \
+             caas machines approve MAC…",
+            if n == 1 { "" } else { "s" }
+        )?;
+    }
     if let Some((discovered, needed)) = schedule.waiting {
+        let admitted = if schedule.pending > 0 {
+            " admitted"
+        } else {
+            ""
+        };
         return writeln!(
             out,
-            "{discovered}/{needed} machines discovered, waiting: nothing written"
+            "{discovered}/{needed} machines{admitted} discovered, waiting: nothing written"
         );
+    }
+    for role in &run.released {
+        writeln!(out, "released {} {} {}", role.id(), role.mac, role.ip)?;
     }
     for role in schedule.members.iter().chain(&schedule.workers) {
         writeln!(out, "{} {} {}", role.id(), role.mac, role.ip)?;
@@ -203,12 +227,18 @@ fn report(out: &mut impl io::Write, run: &Run, report: &ChangeReport) -> io::Res
     )?;
     let count = |action: Action| run.outcomes.iter().filter(|o| o.action == action).count();
     let (created, updated) = (count(Action::Created), count(Action::Updated));
-    let unchanged = run.outcomes.len() - created - updated;
+    let removed = count(Action::Removed);
+    let unchanged = run.outcomes.len() - created - updated - removed;
     let verb = if report.dry_run { "would be " } else { "" };
     let plural = |n: usize, word: &str| format!("{n} {word}{}", if n == 1 { "" } else { "s" });
+    let removed = if removed > 0 {
+        format!(", {removed} {verb}removed")
+    } else {
+        String::new()
+    };
     writeln!(
         out,
-        "{}, {}: {} {verb}created, {updated} {verb}updated, {unchanged} unchanged",
+        "{}, {}: {} {verb}created, {updated} {verb}updated{removed}, {unchanged} unchanged",
         plural(schedule.members.len(), "etcd member"),
         plural(schedule.workers.len(), "worker"),
         plural(created, "file"),

@@ -304,11 +304,16 @@ pub fn operator_call(
             (401, None) => " (give the token with --operator-token-file)",
             _ => "",
         };
-        bail!(
+        let message = format!(
             "{} answered {status}: {}{hint}",
             what(),
             error_message(&String::from_utf8_lossy(&bytes))
         );
+        // A refused token, an unknown MAC: what the operator gave is wrong (exit 2).
+        if status.is_client_error() {
+            return Err(invalid(message));
+        }
+        bail!(message);
     }
     Ok(bytes)
 }

@@ -839,13 +839,19 @@ fn change_request(body: &[u8]) -> Result<ChangeRequest, Box<Response>> {
 async fn apply_change(state: &AppState, change: Change) -> Response {
     match state.0.storage.change(change.clone()).await {
         Ok(changed) => {
+            let mut body = serde_json::to_value(&changed).expect("a change serialises");
             let status = if changed.unknown.is_empty() {
                 tracing::info!(target: "caas::api", ?change, "inventory changed");
                 StatusCode::OK
             } else {
+                body["error"] = format!(
+                    "not in the inventory: {}; nothing was changed",
+                    changed.unknown.join(", ")
+                )
+                .into();
                 StatusCode::NOT_FOUND
             };
-            json_response(status, &serde_json::to_value(&changed).expect("serialises"))
+            json_response(status, &body)
         }
         Err(err @ StoreError::Gone(_)) => error_response(
             StatusCode::SERVICE_UNAVAILABLE,
