@@ -250,7 +250,7 @@ fn more_machines_become_workers_and_members_never_move() {
         .success();
     let stderr = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
     assert!(
-        stderr.contains("etcd-1 (52:54:00:00:00:02, 10.0.0.2) is no longer discovered"),
+        stderr.contains("etcd-1 (52:54:00:00:00:02, 10.0.0.2) is no longer in the inventory"),
         "{stderr}"
     );
     for (i, before) in members_before.iter().enumerate() {
