@@ -7,9 +7,17 @@
 //!   every listing stays readable); 406 when the report is incoherent (no boot MAC, or not one of its
 //!   interfaces'); 413 over 1 MiB; 503 when the database file was deleted or replaced under the
 //!   running server (the report would not be in the file the next start opens).
+//!   A machine is stored `pending` unless an `--admit` rule admits it ([`super::admission`]).
 //! - `GET /discovery`: every stored report, first seen first (`[]` when none).
 //! - `GET /discovery/interfaces`: `{"interfaces": [[…machine 1…], […machine 2…]]}` (2016 shape).
-//! - `GET /discovery/machines`: records with the MAC, first/last seen, update count and report.
+//! - `GET /discovery/machines`: records with the MAC, first/last seen, update count, admission
+//!   and report; `GET /discovery/machines/{mac}` one of them (404 when unknown).
+//! - `POST /discovery/machines/approve` (`{"macs": […]}` or `{"all": true}`),
+//!   `POST /discovery/machines/forget` (`{"macs": […]}`), `DELETE /discovery/machines/{mac}`:
+//!   an operator's change, all or nothing (404 naming the unknown MACs).
+//!
+//!   These inventory routes (all but `POST /discovery`) need the operator's bearer token
+//!   ([`super::token`]): 401 without one, 403 with another or when none is configured.
 //! - `GET /healthz`: `{"global", "api", "db", "machines", "matchbox": {path: bool}}`; 503 when
 //!   something is down (`db` is false when the database file was deleted or replaced under the
 //!   running server: POSTs are answered 503 then, as nothing they store would be found by the
