@@ -230,6 +230,9 @@ fn every_status_code() {
             "/discovery",
             "/discovery/interfaces",
             "/discovery/machines",
+            "/discovery/machines/approve",
+            "/discovery/machines/forget",
+            "/discovery/machines/{mac}",
             "/healthz",
             "/ipxe"
         ])

@@ -421,7 +421,7 @@ fn unadmitted_machines_are_never_scheduled_and_forgotten_members_never_reassigne
     assert_eq!(
         text(&out.stdout),
         "4 machines pending admission, given no role: caas machines list --pending; caas \
-         machines approve MAC…\n0/3 machines admitted discovered, waiting: nothing written\n"
+         machines approve MAC…\n0/3 machines admitted, waiting: nothing written\n"
     );
     assert!(groups(&data).is_empty());
 

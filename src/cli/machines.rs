@@ -32,13 +32,8 @@ pub struct InventoryArgs {
     /// A running `caas api` (its base URL); needs --operator-token-file
     #[arg(long, value_name = "URL")]
     pub api: Option<String>,
-    /// The operator's bearer token for --api
-    #[arg(
-        long,
-        env = "CAAS_OPERATOR_TOKEN_FILE",
-        value_name = "FILE",
-        requires = "api"
-    )]
+    /// The operator's bearer token for --api (ignored otherwise)
+    #[arg(long, env = "CAAS_OPERATOR_TOKEN_FILE", value_name = "FILE")]
     pub operator_token_file: Option<PathBuf>,
 }
 

@@ -41,13 +41,8 @@ pub struct ScheduleOnceArgs {
     /// Read the discovered machines from a running `caas api` (its base URL)
     #[arg(long, value_name = "URL")]
     pub api: Option<String>,
-    /// The operator's bearer token for --api (its inventory routes require it)
-    #[arg(
-        long,
-        env = "CAAS_OPERATOR_TOKEN_FILE",
-        value_name = "FILE",
-        requires = "api"
-    )]
+    /// The operator's bearer token for --api (its inventory routes require it; ignored otherwise)
+    #[arg(long, env = "CAAS_OPERATOR_TOKEN_FILE", value_name = "FILE")]
     pub operator_token_file: Option<PathBuf>,
     /// Read the discovered machines from the store of `caas api` (read-only)
     #[arg(long, value_name = "FILE")]
