@@ -196,6 +196,32 @@ pub enum Change {
     Forget { macs: Vec<String>, by: String },
 }
 
+impl Change {
+    /// The MACs the change names, each once, in order (`forget A A` is `forget A`), or `None`
+    /// for every pending machine.
+    pub fn macs(&self) -> Option<Vec<String>> {
+        let named = match self {
+            Change::Approve {
+                which: Selection::All,
+                ..
+            } => return None,
+            Change::Approve {
+                which: Selection::Macs(macs),
+                ..
+            }
+            | Change::Forget { macs, .. } => macs,
+        };
+        let mut seen = std::collections::HashSet::new();
+        Some(
+            named
+                .iter()
+                .filter(|mac| seen.insert(mac.as_str()))
+                .cloned()
+                .collect(),
+        )
+    }
+}
+
 /// What a [`Change`] did. When `unknown` is not empty nothing was changed at all: a typo in
 /// one MAC must not half-apply a list.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

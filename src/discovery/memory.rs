@@ -9,7 +9,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::SystemTime;
 
-use super::admission::{Change, Changed, Selection, State};
+use super::admission::{Change, Changed, State};
 use super::machine::to_millis;
 use super::storage::{BoxFuture, Storage, StoreRead};
 use super::store::{Ack, Row, StoreError};
@@ -104,24 +104,14 @@ impl MemoryStorage {
         let mut rows = self.rows.lock().expect("rows lock");
         let mut forgotten = self.forgotten.lock().expect("forgotten lock");
         let mut changed = Changed::default();
-        let macs: Vec<String> = match change {
-            Change::Approve {
-                which: Selection::All,
-                ..
-            } => {
-                let mut pending: Vec<&Row> = rows
-                    .values()
-                    .filter(|row| row.admission == State::Pending)
-                    .collect();
-                pending.sort_by(|a, b| (a.first_seen, &a.mac).cmp(&(b.first_seen, &b.mac)));
-                pending.into_iter().map(|row| row.mac.clone()).collect()
-            }
-            Change::Approve {
-                which: Selection::Macs(macs),
-                ..
-            }
-            | Change::Forget { macs, .. } => macs.clone(),
-        };
+        let macs: Vec<String> = change.macs().unwrap_or_else(|| {
+            let mut pending: Vec<&Row> = rows
+                .values()
+                .filter(|row| row.admission == State::Pending)
+                .collect();
+            pending.sort_by(|a, b| (a.first_seen, &a.mac).cmp(&(b.first_seen, &b.mac)));
+            pending.into_iter().map(|row| row.mac.clone()).collect()
+        });
         changed.unknown = macs
             .iter()
             .filter(|mac| !rows.contains_key(*mac))

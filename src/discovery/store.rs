@@ -36,7 +36,7 @@ use anyhow::{Context as _, bail};
 use rusqlite::{Connection, OpenFlags, TransactionBehavior, params};
 use tokio::sync::{mpsc, oneshot};
 
-use super::admission::{Admission, Change, Changed, Selection, State};
+use super::admission::{Admission, Change, Changed, State};
 use super::machine::{Machine, from_millis, to_millis};
 #[cfg(test)]
 use super::report::Report as Reported;
@@ -497,10 +497,10 @@ impl Store {
             .with_context(|| format!("reading {mac}"))
         };
         match change {
-            Change::Approve { which, by } => {
-                let macs: Vec<String> = match which {
-                    Selection::Macs(macs) => macs.clone(),
-                    Selection::All => {
+            Change::Approve { by, .. } => {
+                let macs: Vec<String> = match change.macs() {
+                    Some(macs) => macs,
+                    None => {
                         let mut stmt = tx.prepare(
                             "SELECT mac FROM machines WHERE admission = 'pending'
                              ORDER BY first_seen, mac",
@@ -527,8 +527,8 @@ impl Store {
                     }
                 }
             }
-            Change::Forget { macs, by } => {
-                for mac in macs {
+            Change::Forget { by, .. } => {
+                for mac in &change.macs().unwrap_or_default() {
                     if state_of(mac)?.is_none() {
                         changed.unknown.push(mac.clone());
                         continue;
@@ -866,6 +866,7 @@ impl Readers {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::discovery::admission::Selection;
     use serde_json::json;
     use std::time::Duration;
 
@@ -1122,6 +1123,13 @@ mod tests {
         let row = store.row(a).unwrap().unwrap();
         assert_eq!(row.admission().by.as_deref(), Some("operator t (cli)"));
         assert_eq!(row.admission().at, Some(from_millis(to_millis(now))));
+
+        // A MAC named twice is one machine, not an unknown one.
+        let twice = Change::Forget {
+            macs: vec![b.into(), b.into()],
+            by: "operator t (cli)".into(),
+        };
+        assert_eq!(store.apply_change(&twice, now).unwrap().changed, [b]);
     }
 
     #[test]
