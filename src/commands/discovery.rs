@@ -7,7 +7,8 @@ use anyhow::Result;
 use crate::cli::{ApiArgs, DiscoverArgs, GlobalArgs};
 use crate::discovery::admission::Rules;
 use crate::discovery::client::{Retry, Sources, collect, discovery_url, post_report};
-use crate::discovery::server::{self, Access, ApiOptions, Limits};
+use crate::discovery::server::{self, Access, ApiOptions, Limits, TlsFiles};
+use crate::discovery::tls;
 use crate::discovery::token::OperatorToken;
 use crate::error::invalid;
 
@@ -31,6 +32,13 @@ pub fn api(global: &GlobalArgs, args: &ApiArgs) -> Result<()> {
             header_timeout: args.header_timeout,
             max_connections: args.max_connections,
         },
+        tls: match (&args.tls_cert, &args.tls_key) {
+            (Some(cert), Some(key)) => Some(TlsFiles {
+                cert: cert.clone(),
+                key: key.clone(),
+            }),
+            _ => None,
+        },
     };
     server::api(&options, global.quiet)
 }
@@ -51,6 +59,13 @@ pub fn discover(global: &GlobalArgs, args: &DiscoverArgs) -> anyhow::Result<()> 
             ));
         }
     };
+    // Read before anything else: a bad CA file is an input error, not a failed delivery.
+    let ca = args.ca_cert.as_deref().map(tls::root_certs).transpose()?;
+    if let (Some(_), Some(url)) = (&ca, &url)
+        && url.starts_with("http://")
+    {
+        tracing::warn!("--ca-cert has nothing to check: {url} is plain http, not https");
+    }
     let report = collect(&Sources {
         proc_cmdline: args.proc_cmdline.clone(),
         sysfs: args.sysfs.clone(),
@@ -83,6 +98,7 @@ pub fn discover(global: &GlobalArgs, args: &DiscoverArgs) -> anyhow::Result<()> 
             wait: args.retry_wait,
             timeout: args.timeout,
         },
+        ca.as_ref(),
     )?;
     if !global.quiet {
         writeln!(

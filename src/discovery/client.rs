@@ -15,6 +15,7 @@ use super::lldp;
 use super::machine::{Machine, machines_from_json};
 use super::report::{BootInfo, Report};
 use super::token::OperatorToken;
+use super::tls::certificate_refusal;
 use crate::error::invalid;
 
 /// Longest wait between two attempts.
@@ -176,9 +177,16 @@ pub struct Retry {
     pub timeout: Duration,
 }
 
-fn agent(timeout: Duration) -> ureq::Agent {
+/// The HTTP client; `roots`, when given, are the only CAs an `https` API may be signed by
+/// (otherwise the public web's).
+fn agent(timeout: Duration, roots: Option<&ureq::tls::RootCerts>) -> ureq::Agent {
+    let mut tls = ureq::tls::TlsConfig::builder();
+    if let Some(roots) = roots {
+        tls = tls.root_certs(roots.clone());
+    }
     ureq::Agent::config_builder()
         .timeout_global(Some(timeout))
+        .tls_config(tls.build())
         .http_status_as_error(false)
         .user_agent(format!("caas/{}", env!("CARGO_PKG_VERSION")))
         .build()
@@ -187,9 +195,14 @@ fn agent(timeout: Duration) -> ureq::Agent {
 
 /// POSTs `body` to `url` until the API answers 2xx or the retries are spent. Network errors,
 /// 408, 429 and 5xx are retried; any other answer is final (the same report would be refused
-/// again).
-pub fn post_report(url: &str, body: &[u8], retry: Retry) -> anyhow::Result<PostAnswer> {
-    let agent = agent(retry.timeout);
+/// again), and so is a TLS certificate the client refuses (`ca`: the CAs of `--ca-cert`).
+pub fn post_report(
+    url: &str,
+    body: &[u8],
+    retry: Retry,
+    ca: Option<&ureq::tls::RootCerts>,
+) -> anyhow::Result<PostAnswer> {
+    let agent = agent(retry.timeout, ca);
     let mut wait = retry.wait;
     let mut last_error = String::new();
     for attempt in 0..=retry.retries {
@@ -227,7 +240,12 @@ pub fn post_report(url: &str, body: &[u8], retry: Retry) -> anyhow::Result<PostA
                     bail!("the API refused the report: {last_error}");
                 }
             }
-            Err(err) => last_error = format!("{url}: {err}"),
+            Err(err) => {
+                if let Some(refusal) = certificate_refusal(&err) {
+                    bail!("{url}: {refusal}");
+                }
+                last_error = format!("{url}: {err}");
+            }
         }
     }
     bail!(
@@ -276,7 +294,7 @@ pub fn operator_call(
     timeout: Duration,
 ) -> anyhow::Result<Vec<u8>> {
     let url = endpoint(api, path)?;
-    let agent = agent(timeout);
+    let agent = agent(timeout, None);
     let what = || format!("{method} {url}");
     let mut request = ureq::http::Request::builder().method(method).uri(&url);
     if let Some(token) = token {

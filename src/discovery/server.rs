@@ -32,6 +32,8 @@
 //! bodies being read and parsed share a budget of 4 MiB (a POST waits for its share); at most
 //! 16 listings are streamed at once (more wait up to 20 s, then 503), each dropped when its
 //! client takes nothing for 10 s or falls below 256 KiB/s after its first 30 s.
+//! With `--tls-cert` and `--tls-key` every connection is HTTPS (rustls): the TLS handshake must
+//! finish within `--header-timeout` too, and the limits above apply inside it unchanged.
 //! SIGTERM or SIGINT stops accepting, lets requests in flight finish (10 s at most), commits and
 //! closes the store.
 
@@ -67,6 +69,7 @@ use super::report::{MAX_DEPTH, Report, nesting_depth};
 use super::storage::{SqliteStorage, Storage, StoreRead as _};
 use super::store::{Row, StoreError};
 use super::token::{OperatorToken, Refusal, authorize};
+use super::tls;
 use crate::matchbox::server::MatchboxUrl;
 
 /// Largest accepted request body.
@@ -134,6 +137,8 @@ struct Inner {
     matchbox: Option<MatchboxUrl>,
     http: ureq::Agent,
     listen: SocketAddr,
+    /// `http` or `https`: how this server is reached, for the boot script's URL.
+    scheme: &'static str,
     access: Access,
 }
 
@@ -175,10 +180,27 @@ pub struct ApiOptions {
     pub limits: Limits,
     /// The operator token of the inventory routes, and the `--admit` rules.
     pub access: Access,
+    /// Serve HTTPS with this certificate and key instead of HTTP.
+    pub tls: Option<TlsFiles>,
+}
+
+/// The PEM files of `--tls-cert` and `--tls-key`.
+#[derive(Clone, Debug)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
 }
 
 /// Runs `caas api` until SIGTERM or SIGINT; prints the listening address unless `quiet`.
 pub fn api(args: &ApiOptions, quiet: bool) -> anyhow::Result<()> {
+    // Before the store is opened: a bad certificate or key must leave nothing behind.
+    let tls = args
+        .tls
+        .as_ref()
+        .map(|files| tls::server_config(&files.cert, &files.key))
+        .transpose()?
+        .map(tokio_rustls::TlsAcceptor::from);
+    let scheme = if tls.is_some() { "https" } else { "http" };
     let storage = Arc::new(SqliteStorage::open(&args.db)?);
     let machines = storage.count()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -196,11 +218,12 @@ pub fn api(args: &ApiOptions, quiet: bool) -> anyhow::Result<()> {
             .context("reading the listening address")?;
         if !quiet {
             let mut stdout = io::stdout().lock();
-            let _ = writeln!(stdout, "listening on http://{local}");
+            let _ = writeln!(stdout, "listening on {scheme}://{local}");
             let _ = stdout.flush();
         }
         tracing::info!(
             listen = %local,
+            scheme,
             db = %args.db.display(),
             machines,
             matchbox = args.matchbox_url.as_ref().map_or("", |u| u.as_str()),
@@ -217,10 +240,12 @@ pub fn api(args: &ApiOptions, quiet: bool) -> anyhow::Result<()> {
             storage.clone(),
             args.matchbox_url.clone(),
             local,
+            scheme,
             args.access.clone(),
         );
         serve(
             listener,
+            tls,
             router(state, limits.request_timeout),
             limits,
             shutdown_signal(),
@@ -244,6 +269,7 @@ fn app_state(
     storage: Arc<dyn Storage>,
     matchbox: Option<MatchboxUrl>,
     listen: SocketAddr,
+    scheme: &'static str,
     access: Access,
 ) -> AppState {
     AppState(Arc::new(Inner {
@@ -256,6 +282,7 @@ fn app_state(
             .build()
             .new_agent(),
         listen,
+        scheme,
     }))
 }
 
@@ -296,9 +323,11 @@ fn router(state: AppState, request_timeout: Duration) -> Router {
 }
 
 /// Accepts connections until `shutdown` resolves, then waits (at most [`GRACE`]) for the
-/// connections to finish their requests.
+/// connections to finish their requests. With `tls`, each connection first completes a TLS
+/// handshake, within `--header-timeout` (a client that stalls it holds a connection slot).
 async fn serve(
     listener: TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     app: Router,
     limits: Limits,
     shutdown: impl Future<Output = ()>,
@@ -332,19 +361,24 @@ async fn serve(
             () = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
-        let app = app.clone();
-        let service = tower::service_fn(move |mut request: Request<hyper::body::Incoming>| {
-            request.extensions_mut().insert(Peer(peer));
-            tower::ServiceExt::oneshot(app.clone(), request.map(Body::new))
-        });
-        let connection = http.serve_connection(
-            TokioIo::new(stream),
-            hyper_util::service::TowerToHyperService::new(service),
-        );
-        let connection = graceful.watch(connection);
+        let connection = Connection {
+            http: http.clone(),
+            app: app.clone(),
+            peer,
+            watcher: graceful.watcher(),
+        };
+        let tls = tls.clone();
+        let handshake_timeout = limits.header_timeout;
         tokio::spawn(async move {
-            if let Err(err) = connection.await {
-                tracing::debug!("connection from {peer}: {err}");
+            match tls {
+                None => connection.serve(stream).await,
+                Some(acceptor) => {
+                    match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
+                        Ok(Ok(stream)) => connection.serve(stream).await,
+                        Ok(Err(err)) => tracing::debug!("TLS handshake with {peer}: {err}"),
+                        Err(_) => tracing::debug!("TLS handshake with {peer}: timed out"),
+                    }
+                }
             }
             drop(permit);
         });
@@ -355,6 +389,40 @@ async fn serve(
         () = graceful.shutdown() => {}
         () = tokio::time::sleep(GRACE) => {
             tracing::warn!("requests still running after {}s: closing their connections", GRACE.as_secs());
+        }
+    }
+}
+
+/// What serving one accepted connection needs, plain or TLS.
+struct Connection {
+    http: hyper::server::conn::http1::Builder,
+    app: Router,
+    peer: SocketAddr,
+    watcher: hyper_util::server::graceful::Watcher,
+}
+
+impl Connection {
+    /// Serves HTTP/1.1 on `stream` until the client is done or the server shuts down.
+    async fn serve<S>(self, stream: S)
+    where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        let Connection {
+            http,
+            app,
+            peer,
+            watcher,
+        } = self;
+        let service = tower::service_fn(move |mut request: Request<hyper::body::Incoming>| {
+            request.extensions_mut().insert(Peer(peer));
+            tower::ServiceExt::oneshot(app.clone(), request.map(Body::new))
+        });
+        let connection = http.serve_connection(
+            TokioIo::new(stream),
+            hyper_util::service::TowerToHyperService::new(service),
+        );
+        if let Err(err) = watcher.watch(connection).await {
+            tracing::debug!("connection from {peer}: {err}");
         }
     }
 }
@@ -947,7 +1015,7 @@ async fn boot_ipxe(State(state): State<AppState>, headers: HeaderMap) -> Respons
             header::CONTENT_TYPE,
             HeaderValue::from_static("text/plain; charset=utf-8"),
         )],
-        boot_script(&format!("http://{host}")),
+        boot_script(&format!("{}://{host}", state.0.scheme)),
     )
         .into_response()
 }
@@ -1015,7 +1083,7 @@ mod tests {
             operator_token: Some(OperatorToken::parse(TOKEN).unwrap()),
             admit,
         };
-        let state = app_state(storage.clone(), None, listen, access);
+        let state = app_state(storage.clone(), None, listen, "http", access);
         (router(state, Duration::from_secs(5)), storage)
     }
 
