@@ -277,6 +277,18 @@ fn a_bad_spec_exits_2_names_file_and_line_and_writes_nothing() {
             example.replace("ip: 10.0.0.11", "ip: 10.0.0.300"),
             bad_ip.as_str(),
         ),
+        (
+            example.replace("ip: 10.0.0.11", "ip: 10.0.0.300"),
+            "ip \"10.0.0.300\" is not an IPv4 or IPv6 address",
+        ),
+        (
+            example.replace("ip: 10.0.0.11", "ip: 0.0.0.0"),
+            "ip \"0.0.0.0\" is not an address a machine can have",
+        ),
+        (
+            example.replace("ip: 10.0.0.12", "ip: 10.0.0.11"),
+            "machines[1] (node2): ip 10.0.0.11 is machine node1's too",
+        ),
     ];
     for (spec, needle) in cases {
         let path = work.path().join("lab.yaml");

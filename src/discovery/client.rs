@@ -1,7 +1,6 @@
 //! `caas discover`: collect the report on the machine itself and deliver it to `caas api`, and
 //! the HTTP client side of the API for other commands (`fetch_machines`).
 
-use std::fs;
 use std::path::{Path, PathBuf};
 use std::thread;
 use std::time::Duration;
@@ -17,9 +16,15 @@ use super::report::{BootInfo, Report};
 use super::token::OperatorToken;
 use super::tls::certificate_refusal;
 use crate::error::invalid;
+use crate::input::read_capped;
 
 /// Longest wait between two attempts.
 const MAX_RETRY_WAIT: Duration = Duration::from_secs(30);
+
+/// The longest kernel command line read: the kernel's own limit is at most a few KiB.
+const CMDLINE_LIMIT: u64 = 64 * 1024;
+/// The largest `ip -json` or LLDP capture read: a switch with thousands of ports fits.
+const CAPTURE_LIMIT: u64 = 64 << 20;
 
 /// Largest answer read from the API for one POST.
 const MAX_ANSWER: u64 = 64 * 1024;
@@ -70,7 +75,7 @@ pub struct Sources {
 /// name, and LLDP neighbours when a capture is given. Problems that leave a field empty are
 /// warnings; the report is still made.
 pub fn collect(args: &Sources) -> anyhow::Result<Report> {
-    let cmdline = fs::read(&args.proc_cmdline).with_context(|| {
+    let cmdline = read_capped(&args.proc_cmdline, CMDLINE_LIMIT).with_context(|| {
         format!(
             "reading the kernel command line {}",
             args.proc_cmdline.display()
@@ -85,8 +90,9 @@ pub fn collect(args: &Sources) -> anyhow::Result<Report> {
     let links = interfaces::read_links(sysfs)?;
     let addresses = match &args.addresses {
         Some(path) => {
-            let text =
-                fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+            let text = read_capped(path, CAPTURE_LIMIT)
+                .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+                .with_context(|| format!("reading {}", path.display()))?;
             interfaces::parse_ip_json(&text)
                 .with_context(|| format!("reading {}", path.display()))
                 .map_err(|err| invalid(crate::error::one_line(&err)))?
@@ -101,7 +107,9 @@ pub fn collect(args: &Sources) -> anyhow::Result<Report> {
     };
     let (product_uuid, serial) = interfaces::dmi(sysfs);
     let lldp = match &args.lldp_file {
-        Some(path) => match fs::read_to_string(path) {
+        Some(path) => match read_capped(path, CAPTURE_LIMIT)
+            .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+        {
             Ok(text) => match lldp::parse(&text) {
                 Ok(lldp) => Some(lldp),
                 Err(err) => {
@@ -267,8 +275,9 @@ fn error_message(text: &str) -> String {
     short
 }
 
-/// The largest machine list `fetch_machines` accepts: 100,000 machines take about 100 MB.
-const MACHINES_BODY_LIMIT: u64 = 4 << 30;
+/// The largest machine list read, from the API or a saved listing: 100,000 machines take
+/// about 100 MB, so this is room for a million.
+pub const MACHINES_BODY_LIMIT: u64 = 1 << 30;
 
 /// Every machine `caas api` at `api` (its base URL) knows, first seen first; the inventory
 /// routes need the operator token.
