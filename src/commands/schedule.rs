@@ -204,14 +204,15 @@ fn report(out: &mut impl io::Write, run: &Run, report: &ChangeReport) -> io::Res
         )?;
     }
     if let Some((discovered, needed)) = schedule.waiting {
-        let admitted = if schedule.pending > 0 {
-            " admitted"
+        // Once some machines wait for admission, "discovered" would undercount them.
+        let counted = if schedule.pending > 0 {
+            "admitted"
         } else {
-            ""
+            "discovered"
         };
         return writeln!(
             out,
-            "{discovered}/{needed} machines{admitted} discovered, waiting: nothing written"
+            "{discovered}/{needed} machines {counted}, waiting: nothing written"
         );
     }
     for role in &run.released {

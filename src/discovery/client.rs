@@ -13,8 +13,8 @@ use super::interfaces;
 use super::lldp;
 use super::machine::{Machine, machines_from_json};
 use super::report::{BootInfo, Report};
-use super::token::OperatorToken;
 use super::tls::certificate_refusal;
+use super::token::OperatorToken;
 use crate::error::invalid;
 use crate::input::read_capped;
 

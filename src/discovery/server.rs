@@ -68,8 +68,8 @@ use super::machine::record_json;
 use super::report::{MAX_DEPTH, Report, nesting_depth};
 use super::storage::{SqliteStorage, Storage, StoreRead as _};
 use super::store::{Row, StoreError};
-use super::token::{OperatorToken, Refusal, authorize};
 use super::tls;
+use super::token::{OperatorToken, Refusal, authorize};
 use crate::matchbox::server::MatchboxUrl;
 
 /// Largest accepted request body.
