@@ -143,11 +143,16 @@ fn discover_reports_over_https_to_an_api_whose_ca_it_trusts() {
         "{said}"
     );
 
-    // The report is stored: listed over HTTPS by a client trusting the same CA.
+    // The report is stored: listed over HTTPS by a client trusting the same CA (with the
+    // operator token the inventory routes require).
     let mut stream = tls_stream(api.port(), &ca.pem);
     stream
         .write_all(
-            b"GET /discovery/machines HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
+            format!(
+                "GET /discovery/machines HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {}\r\nConnection: close\r\n\r\n",
+                common::api::TOKEN
+            )
+            .as_bytes(),
         )
         .unwrap();
     let mut answer = String::new();

@@ -10,6 +10,7 @@ mod chain;
 mod discovery;
 mod r#gen;
 mod lint;
+mod machines;
 mod publish;
 mod schedule;
 
@@ -22,6 +23,7 @@ pub use self::chain::*;
 pub use self::discovery::*;
 pub use self::r#gen::*;
 pub use self::lint::*;
+pub use self::machines::*;
 pub use self::publish::*;
 pub use self::schedule::*;
 pub use crate::report::Format;
@@ -80,6 +82,9 @@ pub enum Command {
     /// OS boot assets: fetch and verify releases, publish them under assets/, list them
     #[command(subcommand)]
     Assets(AssetsCommand),
+    /// The inventory of discovered machines: list, show, approve (admit), forget
+    #[command(subcommand)]
+    Machines(MachinesCommand),
     /// Turn discovered machines into roles: an etcd cluster and its workers
     #[command(subcommand)]
     Schedule(ScheduleCommand),

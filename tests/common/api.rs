@@ -2,26 +2,46 @@
 
 use std::fs;
 use std::io::{BufRead as _, BufReader};
+use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
+/// The operator token of every `caas api` the tests start (see [`Api::start`]).
+pub const TOKEN: &str = "test-operator-token-0123456789";
+
 /// A running `caas api` on an ephemeral port; killed when dropped.
 pub struct Api {
     child: Child,
     pub url: String,
     pub stderr: PathBuf,
+    /// The file holding [`TOKEN`], given as `--operator-token-file`; `None` without a token.
+    pub token_file: Option<PathBuf>,
 }
 
 impl Api {
+    /// `caas api` with the operator token [`TOKEN`] (its file next to `db`).
     pub fn start(db: &Path, extra: &[&str]) -> Api {
+        let token_file = db.with_extension(format!("token-{}", unique()));
+        fs::write(&token_file, format!("{TOKEN}\n")).unwrap();
+        fs::set_permissions(&token_file, fs::Permissions::from_mode(0o600)).unwrap();
+        let mut args = vec!["--operator-token-file", token_file.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        let mut api = Api::start_without_token(db, &args);
+        api.token_file = Some(token_file);
+        api
+    }
+
+    /// `caas api` as started with `extra` only: no operator token unless `extra` gives one.
+    pub fn start_without_token(db: &Path, extra: &[&str]) -> Api {
         let stderr = db.with_extension(format!("stderr-{}", unique()));
         let mut child = Command::new(env!("CARGO_BIN_EXE_caas"))
             .args(["api", "--listen", "127.0.0.1:0", "--db"])
             .arg(db)
             .args(extra)
+            .env_remove("CAAS_OPERATOR_TOKEN_FILE")
             .env_remove("CAAS_MATCHBOX_URL")
             .env_remove("CAAS_DB")
             .env_remove("CAAS_LOG")
@@ -43,7 +63,24 @@ impl Api {
                 )
             })
             .to_owned();
-        Api { child, url, stderr }
+        Api {
+            child,
+            url,
+            stderr,
+            token_file: None,
+        }
+    }
+
+    /// The operator token as clients hold it.
+    pub fn operator_token(&self) -> caas::discovery::token::OperatorToken {
+        let file = self.token_file.as_ref().expect("started with a token");
+        caas::discovery::token::OperatorToken::read("--operator-token-file", file).unwrap()
+    }
+
+    /// `--operator-token-file FILE` for a client command.
+    pub fn token_args(&self) -> [&str; 2] {
+        let file = self.token_file.as_ref().expect("started with a token");
+        ["--operator-token-file", file.to_str().unwrap()]
     }
 
     pub fn port(&self) -> u16 {
