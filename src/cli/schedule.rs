@@ -6,6 +6,7 @@ use clap::{Args, Subcommand};
 
 use super::{Format, TemplatesArgs};
 use crate::cluster::spec::parse_api_url;
+use crate::discovery::location::Location;
 use crate::ids::Id;
 use crate::ignition::Spec;
 use crate::matchbox::server::MatchboxUrl;
@@ -36,9 +37,10 @@ pub struct ScheduleOnceArgs {
     /// Read the discovered machines from a running `caas api` (its base URL)
     #[arg(long, value_name = "URL")]
     pub api: Option<String>,
-    /// Read the discovered machines from the store of `caas api` (read-only)
-    #[arg(long, value_name = "FILE")]
-    pub db: Option<PathBuf>,
+    /// Read the discovered machines from the store of `caas api` (read-only): its SQLite file,
+    /// or its PostgreSQL URL
+    #[arg(long, value_name = "FILE|URL")]
+    pub db: Option<Location>,
     /// Read the discovered machines from a JSON file (GET /discovery/machines or /discovery)
     #[arg(long, value_name = "FILE.json")]
     pub discovery: Option<PathBuf>,

@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use crate::cli::{GlobalArgs, ScheduleCommand, ScheduleOnceArgs};
 use crate::discovery;
-use crate::discovery::storage::StoreRead as _;
+use crate::discovery::location::Location;
 use crate::error::{EXIT_INVALID, invalid};
 use crate::input::UserFile;
 use crate::matchbox::DataDir;
@@ -35,7 +35,7 @@ enum MachineSource {
     /// A running `caas api` (its base URL).
     Api(String),
     /// The store of `caas api`, read-only.
-    Db(PathBuf),
+    Db(Location),
     /// A saved `GET /discovery/machines` (or `/discovery`) list.
     File(PathBuf),
 }
@@ -110,10 +110,12 @@ fn read_machines(source: &MachineSource) -> Result<Vec<discovery::machine::Machi
                 .context("reading the discovered machines from --api");
         }
         MachineSource::Db(db) => {
-            if !db.is_file() {
-                return Err(invalid(format!("--db {}: no such file", db.display())));
+            if let Location::Sqlite(path) = db
+                && !path.is_file()
+            {
+                return Err(invalid(format!("--db {}: no such file", path.display())));
             }
-            return discovery::storage::open_sqlite_read_only(db)?.machines();
+            return discovery::storage::open_read_only(db)?.machines();
         }
         MachineSource::File(path) => path,
     };

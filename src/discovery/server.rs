@@ -30,7 +30,6 @@
 use std::collections::BTreeMap;
 use std::io::{self, Write as _};
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -52,9 +51,10 @@ use tokio::sync::{Semaphore, mpsc};
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
 
+use super::location::Location;
 use super::machine::record_json;
 use super::report::{MAX_DEPTH, Report, nesting_depth};
-use super::storage::{SqliteStorage, Storage, StoreRead as _};
+use super::storage::{self, Storage};
 use super::store::{Row, StoreError};
 use crate::matchbox::server::MatchboxUrl;
 
@@ -138,8 +138,8 @@ struct LoggedMac(String);
 #[derive(Clone, Debug)]
 pub struct ApiOptions {
     pub listen: SocketAddr,
-    /// The SQLite store, created if missing.
-    pub db: PathBuf,
+    /// The store: a SQLite file (created if missing) or a PostgreSQL database.
+    pub db: Location,
     /// matchbox: `GET /ipxe` is proxied there and `/healthz` probes it.
     pub matchbox_url: Option<MatchboxUrl>,
     pub limits: Limits,
@@ -147,7 +147,7 @@ pub struct ApiOptions {
 
 /// Runs `caas api` until SIGTERM or SIGINT; prints the listening address unless `quiet`.
 pub fn api(args: &ApiOptions, quiet: bool) -> anyhow::Result<()> {
-    let storage = Arc::new(SqliteStorage::open(&args.db)?);
+    let storage = storage::open(&args.db)?;
     let machines = storage.count()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -169,7 +169,7 @@ pub fn api(args: &ApiOptions, quiet: bool) -> anyhow::Result<()> {
         }
         tracing::info!(
             listen = %local,
-            db = %args.db.display(),
+            db = %args.db,
             machines,
             matchbox = args.matchbox_url.as_ref().map_or("", |u| u.as_str()),
             "caas api started"
@@ -413,7 +413,7 @@ async fn post_report(State(state): State<AppState>, body: Bytes) -> Response {
             StatusCode::OK,
             &json!({"total_elt": ack.total, "update": ack.update}),
         ),
-        Err(err @ StoreError::Gone(_)) => error_response(
+        Err(err @ (StoreError::Gone(_) | StoreError::Unavailable(_))) => error_response(
             StatusCode::SERVICE_UNAVAILABLE,
             format!("storing the report: {err}"),
         ),

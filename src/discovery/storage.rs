@@ -8,8 +8,10 @@
 //!   [`Storage::health`] says whether a report would be accepted now, [`Storage::close`] commits
 //!   what is pending and lets go of the store.
 //!
-//! Engines: [`SqliteStorage`] (the single-file store of [`super::store`]) and the in-memory
-//! [`super::memory::MemoryStorage`] the HTTP handlers are tested with.
+//! Engines: [`SqliteStorage`] (the single-file store of [`super::store`]),
+//! [`PgStorage`] (PostgreSQL, several servers on one database) and the in-memory
+//! [`super::memory::MemoryStorage`] the HTTP handlers are tested with. [`open`] and
+//! [`open_read_only`] open the one `--db` names.
 //!
 //! Reads are blocking (the server runs them on blocking threads, where a streamed listing also
 //! waits for its client); the upsert is a future, as every POST waits for a commit.
@@ -21,7 +23,9 @@ use std::thread;
 
 use anyhow::Context as _;
 
+use super::location::Location;
 use super::machine::{Machine, from_millis};
+use super::postgres::{Access, PgStorage};
 use super::report::Report;
 use super::store::{Ack, DbFile, Readers, Row, Store, StoreError, Writer};
 
@@ -154,6 +158,23 @@ impl Storage for SqliteStorage {
 /// api` writes to it).
 pub fn open_sqlite_read_only(path: &Path) -> anyhow::Result<Readers> {
     Readers::open(path)
+}
+
+/// The store `--db` names, opened for `caas api` (created or migrated if needed).
+pub fn open(location: &Location) -> anyhow::Result<Arc<dyn Storage>> {
+    Ok(match location {
+        Location::Sqlite(path) => Arc::new(SqliteStorage::open(path)?),
+        Location::Postgres(url) => Arc::new(PgStorage::open(url, Access::Write)?),
+    })
+}
+
+/// The store `--db` names, opened for reading (`caas schedule --db`; safe while `caas api`
+/// writes to it).
+pub fn open_read_only(location: &Location) -> anyhow::Result<Box<dyn StoreRead>> {
+    Ok(match location {
+        Location::Sqlite(path) => Box::new(open_sqlite_read_only(path)?),
+        Location::Postgres(url) => Box::new(PgStorage::open(url, Access::Read)?),
+    })
 }
 
 impl StoreRead for Readers {

@@ -100,6 +100,10 @@ pub enum StoreError {
     /// committed now would not be found by the next start. The server answers 503.
     #[error("{0}")]
     Gone(String),
+    /// The database cannot be reached now (a PostgreSQL server down or restarting): the
+    /// report was not stored; the same POST succeeds once it is back. 503.
+    #[error("{0}")]
+    Unavailable(String),
     /// Anything else (a full disk, an I/O error, the writer stopped): 500.
     #[error("{0}")]
     Failed(String),
@@ -219,6 +223,12 @@ impl Store {
         let version: i64 = conn
             .query_row("PRAGMA user_version", [], |row| row.get(0))
             .with_context(context)?;
+        if version > SCHEMA_VERSION {
+            bail!(
+                "{}: it was written by a newer caas (schema {version}, this one knows {SCHEMA_VERSION})",
+                context()
+            );
+        }
         if version != SCHEMA_VERSION {
             bail!(
                 "{}: not a caas discovery store (schema version {version}, expected {SCHEMA_VERSION})",

@@ -18,6 +18,16 @@ pub struct Api {
 impl Api {
     pub fn start(db: &Path, extra: &[&str]) -> Api {
         let stderr = db.with_extension(format!("stderr-{}", unique()));
+        Api::start_logging(db.as_os_str(), stderr, extra)
+    }
+
+    /// `caas api --db <url>` (a PostgreSQL URL), its log in `log_dir`.
+    pub fn start_url(url: &str, log_dir: &Path, extra: &[&str]) -> Api {
+        let stderr = log_dir.join(format!("api-{}.stderr", unique()));
+        Api::start_logging(url.as_ref(), stderr, extra)
+    }
+
+    fn start_logging(db: &std::ffi::OsStr, stderr: PathBuf, extra: &[&str]) -> Api {
         let mut child = Command::new(env!("CARGO_BIN_EXE_caas"))
             .args(["api", "--listen", "127.0.0.1:0", "--db"])
             .arg(db)
@@ -73,6 +83,14 @@ impl Api {
             );
             thread::sleep(Duration::from_millis(20));
         }
+    }
+}
+
+impl Api {
+    /// SIGKILL, and wait for it to be gone.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 

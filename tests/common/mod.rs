@@ -4,6 +4,7 @@
 pub mod api;
 pub mod guest;
 pub mod matchbox;
+pub mod postgres;
 
 use std::collections::BTreeMap;
 use std::fs;
