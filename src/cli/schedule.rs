@@ -37,8 +37,8 @@ pub struct ScheduleOnceArgs {
     /// Read the discovered machines from a running `caas api` (its base URL)
     #[arg(long, value_name = "URL")]
     pub api: Option<String>,
-    /// Read the discovered machines from the store of `caas api` (read-only): its SQLite file,
-    /// or its PostgreSQL URL
+    /// Read the discovered machines from the store of `caas api` (its SQLite file or its
+    /// PostgreSQL URL), and record the roles there, so that servers sharing it agree
     #[arg(long, value_name = "FILE|URL")]
     pub db: Option<Location>,
     /// Read the discovered machines from a JSON file (GET /discovery/machines or /discovery)

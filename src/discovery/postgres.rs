@@ -39,26 +39,42 @@ use tokio_postgres_rustls::MakeRustlsConnect;
 use super::location::redact;
 use super::machine::to_millis;
 use super::pg_tls::{self, TlsMode};
-use super::storage::{BoxFuture, Storage, StoreRead};
-use super::store::{Ack, Row, StoreError};
+use super::storage::{BoxFuture, RoleStore, Storage, StoreRead, machine_from_row};
+use super::store::{Ack, DecideRoles, Row, StoreError, StoredRole};
 
 /// The schema version this caas writes.
-pub const SCHEMA_VERSION: i32 = 1;
+pub const SCHEMA_VERSION: i32 = 2;
 
 /// Migration `n` (1-based) takes the schema from version `n - 1` to `n`.
-const MIGRATIONS: [&[&str]; 1] = [&[
-    "CREATE TABLE IF NOT EXISTS caas_machines (
+const MIGRATIONS: [&[&str]; 2] = [
+    &[
+        "CREATE TABLE IF NOT EXISTS caas_machines (
         mac TEXT PRIMARY KEY,
         report TEXT NOT NULL,
         first_seen BIGINT NOT NULL,
         last_seen BIGINT NOT NULL,
         updates BIGINT NOT NULL DEFAULT 0
     )",
-    "CREATE INDEX IF NOT EXISTS caas_machines_by_first_seen ON caas_machines (first_seen, mac)",
-    "CREATE TABLE IF NOT EXISTS caas_machine_count (id INT PRIMARY KEY, n BIGINT NOT NULL)",
-    "INSERT INTO caas_machine_count (id, n) SELECT 1, count(*) FROM caas_machines
+        "CREATE INDEX IF NOT EXISTS caas_machines_by_first_seen ON caas_machines (first_seen, mac)",
+        "CREATE TABLE IF NOT EXISTS caas_machine_count (id INT PRIMARY KEY, n BIGINT NOT NULL)",
+        "INSERT INTO caas_machine_count (id, n) SELECT 1, count(*) FROM caas_machines
         ON CONFLICT (id) DO NOTHING",
-]];
+    ],
+    &[
+        // The roles `caas schedule` gives: a machine in one role at most, a role held by one
+        // machine at most, whatever happens.
+        "CREATE TABLE IF NOT EXISTS caas_roles (
+        role TEXT NOT NULL,
+        idx INT NOT NULL,
+        mac TEXT NOT NULL UNIQUE,
+        ipv4 TEXT NOT NULL,
+        PRIMARY KEY (role, idx)
+    )",
+        // The row schedulers lock (see `roles_transaction`).
+        "CREATE TABLE IF NOT EXISTS caas_schedule_lock (id INT PRIMARY KEY)",
+        "INSERT INTO caas_schedule_lock (id) VALUES (1) ON CONFLICT (id) DO NOTHING",
+    ],
+];
 
 const UPSERT: &str = "INSERT INTO caas_machines (mac, report, first_seen, last_seen, updates)
     VALUES ($1, $2, $3, $3, 0)
@@ -105,8 +121,11 @@ pub struct PgStorage {
 pub enum Access {
     /// `caas api`: schema created or migrated, the group-commit writer started.
     Write,
-    /// Readers (`schedule --db`): the schema must be there already, at this caas's version.
+    /// Readers (`schedule --db --plan`): the schema must be there already, at this caas's
+    /// version.
     Read,
+    /// `caas schedule once`: schema created or migrated, no writer.
+    Schedule,
 }
 
 impl PgStorage {
@@ -128,7 +147,7 @@ impl PgStorage {
                 .block_on(async move {
                     let mut client = pool.get().await.map_err(anyhow::Error::from)?;
                     match access {
-                        Access::Write => migrate(&mut client).await,
+                        Access::Write | Access::Schedule => migrate(&mut client).await,
                         Access::Read => check_schema(&client).await,
                     }
                 })
@@ -140,7 +159,7 @@ impl PgStorage {
                 let task = runtime.spawn(write_batches(pool.clone(), queue));
                 (Some(jobs), Some(task))
             }
-            Access::Read => (None, None),
+            Access::Read | Access::Schedule => (None, None),
         };
         Ok(PgStorage {
             describe,
@@ -514,6 +533,88 @@ async fn upsert_transaction(
             }
         })
         .collect())
+}
+
+/// Schedulers take this lock first: a transaction-scoped advisory lock, in the form both
+/// PostgreSQL and CockroachDB run (CockroachDB has no `pg_advisory_xact_lock`). A second
+/// scheduler waits here until the first has committed, then reads the roles it recorded; it
+/// never decides from a state another scheduler is changing. (SERIALIZABLE would also prevent
+/// the interleaving, by aborting one of two overlapping schedulers and making it start over;
+/// the lock makes it wait instead, which for a rare, short transaction is simpler and never
+/// fails.) The unique keys of `caas_roles` hold even if something bypassed the lock.
+const SCHEDULE_LOCK: &str = "SELECT id FROM caas_schedule_lock WHERE id = 1 FOR UPDATE";
+const RECORDED_ROLES: &str = "SELECT role, idx, mac, ipv4 FROM caas_roles ORDER BY role, idx";
+const RECORD_ROLE: &str = "INSERT INTO caas_roles (role, idx, mac, ipv4) VALUES ($1, $2, $3, $4)";
+
+impl RoleStore for PgStorage {
+    fn with_roles(&self, record: bool, decide: &mut DecideRoles<'_>) -> anyhow::Result<()> {
+        let pool = self.pool.clone();
+        // Called from plain code (`caas schedule`), never from async code: blocking here is
+        // fine, and `decide` need not move to another thread.
+        self.handle.block_on(async move {
+            let mut client = pool.get().await?;
+            let mut tries = 0;
+            loop {
+                tries += 1;
+                match roles_transaction(&mut client, record, decide).await {
+                    Ok(()) => return Ok(()),
+                    Err(MigrateError::Db(err)) if tries < TRIES && is_conflict(&err) => continue,
+                    Err(MigrateError::Db(err)) => {
+                        return Err(err)
+                            .context(format!("recording the roles in {}", self.describe));
+                    }
+                    Err(MigrateError::Other(err)) => return Err(err),
+                }
+            }
+        })
+    }
+}
+
+async fn roles_transaction(
+    client: &mut deadpool_postgres::Client,
+    record: bool,
+    decide: &mut DecideRoles<'_>,
+) -> Result<(), MigrateError> {
+    let tx = client.transaction().await?;
+    if record {
+        tx.query_one(SCHEDULE_LOCK, &[]).await?;
+    }
+    let recorded = tx
+        .query(RECORDED_ROLES, &[])
+        .await?
+        .into_iter()
+        .map(|row| StoredRole {
+            role: row.get(0),
+            index: i64::from(row.get::<_, i32>(1)),
+            mac: row.get(2),
+            ipv4: row.get(3),
+        })
+        .collect::<Vec<_>>();
+    let mut machines = Vec::new();
+    for row in tx.query(ROWS, &[]).await? {
+        let row = Row {
+            mac: row.get(0),
+            report: row.get(1),
+            first_seen: row.get(2),
+            last_seen: row.get(3),
+            updates: row.get(4),
+        };
+        machines.push(machine_from_row(row).map_err(MigrateError::Other)?);
+    }
+    let new = decide(&machines, &recorded).map_err(MigrateError::Other)?;
+    if !record {
+        return Ok(());
+    }
+    let insert = tx.prepare(RECORD_ROLE).await?;
+    for role in &new {
+        let index = i32::try_from(role.index).map_err(|_| {
+            MigrateError::Other(anyhow::anyhow!("role index {} too large", role.index))
+        })?;
+        tx.execute(&insert, &[&role.role, &index, &role.mac, &role.ipv4])
+            .await?;
+    }
+    tx.commit().await?;
+    Ok(())
 }
 
 impl StoreRead for PgStorage {

@@ -6,7 +6,8 @@
 //!   JSON, as in 2016, or when it nests arrays and objects more than 32 levels deep, so that
 //!   every listing stays readable); 406 when the report is incoherent (no boot MAC, or not one of its
 //!   interfaces'); 413 over 1 MiB; 503 when the database file was deleted or replaced under the
-//!   running server (the report would not be in the file the next start opens).
+//!   running server (the report would not be in the file the next start opens), or when the
+//!   PostgreSQL database cannot be reached (the same POST works once it is back).
 //! - `GET /discovery`: every stored report, first seen first (`[]` when none).
 //! - `GET /discovery/interfaces`: `{"interfaces": [[…machine 1…], […machine 2…]]}` (2016 shape).
 //! - `GET /discovery/machines`: records with the MAC, first/last seen, update count and report.
@@ -712,6 +713,7 @@ async fn proxy_ipxe(State(state): State<AppState>, RawQuery(query): RawQuery) ->
 mod tests {
     use super::*;
     use crate::discovery::memory::MemoryStorage;
+    use crate::discovery::storage::StoreRead as _;
 
     /// The router over an in-memory store, and the store.
     fn app() -> (Router, Arc<MemoryStorage>) {

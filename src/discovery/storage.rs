@@ -27,7 +27,7 @@ use super::location::Location;
 use super::machine::{Machine, from_millis};
 use super::postgres::{Access, PgStorage};
 use super::report::Report;
-use super::store::{Ack, DbFile, Readers, Row, Store, StoreError, Writer};
+use super::store::{Ack, DbFile, DecideRoles, Readers, Row, Store, StoreError, Writer};
 
 /// A boxed future that can move between threads (what [`Storage::upsert`] returns).
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -67,6 +67,36 @@ pub trait Storage: StoreRead {
 
     /// Commits what is pending and stops writing; later upserts fail. Blocking.
     fn close(&self) -> anyhow::Result<()>;
+}
+
+/// Where `caas schedule once --db` records the roles it gives, so that schedulers on several
+/// provisioning servers agree.
+pub trait RoleStore {
+    /// Calls `decide` with the machines (first seen first) and the roles recorded so far, in
+    /// one transaction that no other scheduler's interleaves with, then records the roles it
+    /// returns and commits (`record` false, for a plan: records nothing).
+    fn with_roles(&self, record: bool, decide: &mut DecideRoles<'_>) -> anyhow::Result<()>;
+}
+
+/// The store `--db` names, opened for `caas schedule once` (read-only when `record` is false).
+pub fn open_roles(location: &Location, record: bool) -> anyhow::Result<Box<dyn RoleStore>> {
+    Ok(match location {
+        Location::Sqlite(path) => Box::new(Store::open_for_roles(path, record)?),
+        Location::Postgres(url) => {
+            let access = if record {
+                Access::Schedule
+            } else {
+                Access::Read
+            };
+            Box::new(PgStorage::open(url, access)?)
+        }
+    })
+}
+
+impl RoleStore for Store {
+    fn with_roles(&self, record: bool, decide: &mut DecideRoles<'_>) -> anyhow::Result<()> {
+        Store::with_roles(self, record, decide)
+    }
 }
 
 /// A stored row as the scheduler reads it.

@@ -75,12 +75,66 @@ pub fn once(
     options: &Options,
 ) -> Result<Run> {
     let existing = state::read_assignments(data_dir)?;
+    let schedule = decide(data_dir, discovered, &existing, options)?;
+    finish(data_dir, options, schedule, &existing)
+}
+
+/// [`once`] with the machines and the roles in a store (`--db`) that several provisioning
+/// servers share: in one transaction no other scheduler's interleaves with, the roles the store
+/// records and those this data dir holds (a data dir written before roles were recorded, or by
+/// a server that ran alone) are the existing roles; the new ones are recorded (unless
+/// planning); then this data dir is written from all of them. Two servers end with the same
+/// files, whoever ran first.
+pub fn once_in_store(
+    data_dir: &DataDir,
+    store: &dyn discovery::storage::RoleStore,
+    options: &Options,
+) -> Result<Run> {
+    let on_disk = state::read_assignments(data_dir)?;
+    let mut decided = None;
+    store.with_roles(!options.plan, &mut |machines, recorded| {
+        let mut existing = recorded
+            .iter()
+            .map(state::from_stored)
+            .collect::<Result<Vec<_>>>()?;
+        let only_on_disk: Vec<Assignment> = on_disk
+            .iter()
+            .filter(|a| !existing.contains(a))
+            .cloned()
+            .collect();
+        existing.extend(only_on_disk);
+        let schedule = decide(data_dir, machines, &existing, options)?;
+        let new = schedule
+            .members
+            .iter()
+            .chain(&schedule.workers)
+            .filter(|a| {
+                !recorded
+                    .iter()
+                    .any(|r| state::from_stored(r).ok().as_ref() == Some(*a))
+            })
+            .map(state::to_stored)
+            .collect();
+        decided = Some((schedule, existing));
+        Ok(new)
+    })?;
+    let (schedule, existing) = decided.expect("the store ran the decision");
+    finish(data_dir, options, schedule, &existing)
+}
+
+/// The roles for `discovered`, keeping `existing`; notices logged.
+fn decide(
+    data_dir: &DataDir,
+    discovered: &[discovery::machine::Machine],
+    existing: &[Assignment],
+    options: &Options,
+) -> Result<Schedule> {
     let params = Params {
         etcd_members: options.etcd_members,
         workers: options.workers,
     };
     let input = scheduler_input(discovered);
-    let schedule = assign::assign(&input, &existing, &params).map_err(|err| {
+    let schedule = assign::assign(&input, existing, &params).map_err(|err| {
         invalid(format!(
             "{}: the scheduled groups disagree: {err}",
             data_dir.groups_dir().display()
@@ -89,7 +143,16 @@ pub fn once(
     for notice in &schedule.notices {
         tracing::warn!("{notice}");
     }
+    Ok(schedule)
+}
 
+/// Renders and writes (or, planning, compares) the files of `schedule`.
+fn finish(
+    data_dir: &DataDir,
+    options: &Options,
+    schedule: Schedule,
+    existing: &[Assignment],
+) -> Result<Run> {
     if schedule.waiting.is_some() {
         return Ok(Run {
             schedule,
@@ -98,7 +161,7 @@ pub fn once(
         });
     }
     let files = render(data_dir, options, &schedule)?;
-    check_not_taken(data_dir, &files, &existing)?;
+    check_not_taken(data_dir, &files, existing)?;
     let write = WriteOptions {
         dry_run: options.plan,
     };
