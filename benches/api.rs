@@ -24,6 +24,8 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+// The benchmark uses part of the tests' cluster helper.
+#[allow(dead_code)]
 #[path = "../tests/common/postgres.rs"]
 mod postgres;
 
@@ -64,15 +66,22 @@ impl Drop for Server {
     }
 }
 
+/// The operator token of the benchmarked servers (the listings need it).
+const TOKEN: &str = "bench-operator-token-0123456789";
+
 fn start(db: &Path, log: &Path) -> Server {
     start_on(db.as_os_str(), log)
 }
 
 /// `caas api --db <db>`: a SQLite path or a PostgreSQL URL.
 fn start_on(db: &std::ffi::OsStr, log: &Path) -> Server {
+    let token_file = log.with_extension("token");
+    fs::write(&token_file, TOKEN).unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_caas"))
         .args(["api", "--listen", "127.0.0.1:0", "--db"])
         .arg(db)
+        .arg("--operator-token-file")
+        .arg(&token_file)
         .stdout(Stdio::piped())
         .stderr(fs::File::create(log).unwrap())
         .spawn()
@@ -445,7 +454,12 @@ fn slow_readers(dir: &Path) {
             use std::io::Write as _;
             let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
             stream
-                .write_all(b"GET /discovery/machines HTTP/1.1\r\nHost: x\r\n\r\n")
+                .write_all(
+                    format!(
+                        "GET /discovery/machines HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\n\r\n"
+                    )
+                    .as_bytes(),
+                )
                 .unwrap();
             stream
         })
@@ -463,6 +477,7 @@ fn slow_readers(dir: &Path) {
             .new_agent();
         let result = agent
             .get(&format!("{}/discovery/machines", server.url))
+            .header("Authorization", format!("Bearer {TOKEN}"))
             .call()
             .map(|mut r| {
                 (
@@ -590,7 +605,10 @@ fn main() {
     println!("{stored} machines stored: resident {rss:.1} MiB (peak while filling {peak:.1} MiB)");
     for path in ["/discovery/machines", "/discovery"] {
         let started = Instant::now();
-        let mut response = ureq::get(&format!("{}{path}", server.url)).call().unwrap();
+        let mut response = ureq::get(&format!("{}{path}", server.url))
+            .header("Authorization", format!("Bearer {TOKEN}"))
+            .call()
+            .unwrap();
         let body = response
             .body_mut()
             .with_config()

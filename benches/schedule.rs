@@ -44,6 +44,12 @@ fn build_store(path: &Path) {
         let at = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000 + n as u64);
         store.upsert_batch(&items, at).unwrap();
     }
+    // Every machine admitted, as `caas machines approve --all` does: only those get a role.
+    let approve = caas::discovery::admission::Change::Approve {
+        which: caas::discovery::admission::Selection::All,
+        by: "bench".into(),
+    };
+    store.apply_change(&approve, SystemTime::now()).unwrap();
 }
 
 fn run(data: &Path, source: &[&str], extra: &[&str]) -> Duration {

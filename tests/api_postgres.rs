@@ -57,8 +57,9 @@ fn post(agent: &ureq::Agent, api: &str, mac: &str, hostname: &str) -> (u16, Valu
 }
 
 /// The stored machines as (MAC → (hostname, updates)), read through `api`.
-fn stored(api: &str) -> BTreeMap<String, (String, u64)> {
-    let machines = fetch_machines(api, Duration::from_secs(60)).unwrap();
+fn stored(api: &Api) -> BTreeMap<String, (String, u64)> {
+    let token = api.operator_token();
+    let machines = fetch_machines(&api.url, Duration::from_secs(60), Some(&token)).unwrap();
     let count = machines.len();
     let map: BTreeMap<_, _> = machines
         .into_iter()
@@ -126,8 +127,8 @@ fn two_apis_on_one_database_lose_and_duplicate_nothing() {
     let mut totals: Vec<u64> = acks.iter().map(|(_, total, _)| *total).collect();
     totals.sort_unstable();
     assert_eq!(totals, (1..=total as u64).collect::<Vec<_>>());
-    let through_a = stored(&apis[0]);
-    assert_eq!(through_a, stored(&apis[1]), "both instances list the same");
+    let through_a = stored(&a);
+    assert_eq!(through_a, stored(&b), "both instances list the same");
     assert_eq!(through_a.len(), total);
     for (mac, _, _) in &acks {
         assert_eq!(through_a.get(mac), Some(&("again".to_owned(), 1)), "{mac}");
@@ -192,7 +193,7 @@ fn a_sigkill_of_one_instance_in_a_burst_loses_no_acknowledged_report() {
         worker.join().unwrap();
     }
     let acked = acked.lock().unwrap().clone();
-    let stored = stored(&survivor.url);
+    let stored = stored(&survivor);
     let missing: Vec<_> = acked
         .iter()
         .filter(|(mac, hostname)| stored.get(*mac).map(|s| &s.0) != Some(hostname))
@@ -238,7 +239,7 @@ fn the_database_stopped_and_started_under_a_running_api() {
     assert_eq!(status, 200, "{answer}\n{}", api.log());
     assert_eq!(answer, json!({"total_elt": 2, "update": false}));
     assert_eq!(health(&agent).0, 200);
-    let stored = stored(&api.url);
+    let stored = stored(&api);
     assert_eq!(
         stored.keys().cloned().collect::<Vec<_>>(),
         [mac_of(1), mac_of(5)],

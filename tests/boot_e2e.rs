@@ -106,7 +106,8 @@ fn chain_media_boot_a_generated_profile_that_reports_to_caas_api() {
     let (vmlinuz, modules) = kernel();
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("bootcfg");
-    let api = Api::start(&dir.path().join("caas.db"), &[]);
+    // The 2016 behaviour, asked for: the guest is admitted as soon as it reports.
+    let api = Api::start(&dir.path().join("caas.db"), &["--admit", "all"]);
     let api_port = api.port();
 
     // The release under assets/: a real kernel, and an initramfs that runs `caas discover`.
@@ -237,6 +238,7 @@ fn chain_media_boot_a_generated_profile_that_reports_to_caas_api() {
             &matchbox,
         ])
         .args(["--api", &api.url])
+        .args(api.token_args())
         .assert()
         .success();
     let explained = caas_json(&data, &["explain", "--mac", GUEST_MAC, "--format", "json"]);

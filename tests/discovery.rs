@@ -33,11 +33,13 @@ fn agent() -> ureq::Agent {
 /// (status, body) of a request.
 fn request(method: &str, url: &str, content_type: Option<&str>, body: &[u8]) -> (u16, String) {
     let agent = agent();
+    // Every test API has the same operator token; the listing routes need it.
+    let bearer = format!("Bearer {}", common::api::TOKEN);
     let mut response = match method {
-        "GET" => agent.get(url).call(),
-        "DELETE" => agent.delete(url).call(),
+        "GET" => agent.get(url).header("Authorization", &bearer).call(),
+        "DELETE" => agent.delete(url).header("Authorization", &bearer).call(),
         "POST" => {
-            let mut req = agent.post(url);
+            let mut req = agent.post(url).header("Authorization", &bearer);
             if let Some(ct) = content_type {
                 req = req.header("Content-Type", ct);
             }
@@ -130,7 +132,12 @@ fn discover_to_api_round_trip_with_captured_machines() {
             "{stdout}"
         );
     }
-    let machines = fetch_machines(&api.url, Duration::from_secs(30)).unwrap();
+    let machines = fetch_machines(
+        &api.url,
+        Duration::from_secs(30),
+        Some(&api.operator_token()),
+    )
+    .unwrap();
     let expected = [
         (
             "52:54:00:0d:bd:31",
@@ -174,7 +181,12 @@ fn discover_to_api_round_trip_with_captured_machines() {
     let out = discover(&api.url, 0, &[]);
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains("updated (3 machines known)"));
-    let machines = fetch_machines(&api.url, Duration::from_secs(30)).unwrap();
+    let machines = fetch_machines(
+        &api.url,
+        Duration::from_secs(30),
+        Some(&api.operator_token()),
+    )
+    .unwrap();
     assert_eq!(machines[0].updates, 1);
     assert!(machines[0].last_seen > machines[0].first_seen);
 
@@ -218,6 +230,9 @@ fn every_status_code() {
             "/discovery",
             "/discovery/interfaces",
             "/discovery/machines",
+            "/discovery/machines/approve",
+            "/discovery/machines/forget",
+            "/discovery/machines/{mac}",
             "/healthz",
             "/ipxe"
         ])
@@ -515,7 +530,12 @@ fn thirty_two_concurrent_clients_lose_and_duplicate_nothing() {
     totals.sort_unstable();
     assert_eq!(totals, (1..=6400).collect::<Vec<_>>());
 
-    let machines = fetch_machines(&api.url, Duration::from_secs(60)).unwrap();
+    let machines = fetch_machines(
+        &api.url,
+        Duration::from_secs(60),
+        Some(&api.operator_token()),
+    )
+    .unwrap();
     assert_eq!(machines.len(), 6400);
     let stored: BTreeMap<&str, &str> = machines
         .iter()
@@ -620,7 +640,12 @@ fn reports_acknowledged_before_a_sigkill_survive_the_restart() {
     store.integrity_check().unwrap();
     drop(store);
     let api = Api::start(&db, &[]);
-    let machines = fetch_machines(&api.url, Duration::from_secs(60)).unwrap();
+    let machines = fetch_machines(
+        &api.url,
+        Duration::from_secs(60),
+        Some(&api.operator_token()),
+    )
+    .unwrap();
     let stored: BTreeMap<String, String> = machines
         .into_iter()
         .map(|m| (m.mac, m.report.hostname.unwrap()))
@@ -1070,7 +1095,12 @@ fn whatever_the_api_accepts_every_listing_reader_reads() {
             assert!(matches!(out.status.code(), Some(0 | 2)), "{path}: {stderr}");
         }
     }
-    let machines = fetch_machines(&api.url, Duration::from_secs(30)).unwrap();
+    let machines = fetch_machines(
+        &api.url,
+        Duration::from_secs(30),
+        Some(&api.operator_token()),
+    )
+    .unwrap();
     assert_eq!(machines.len(), 2);
     assert_eq!(machines[0].mac, mac_of(1));
     let data = dir.path().join("data-api");
@@ -1085,6 +1115,7 @@ fn whatever_the_api_accepts_every_listing_reader_reads() {
             "--api",
             &api.url,
         ])
+        .args(api.token_args())
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -1347,7 +1378,13 @@ fn sixteen_stalled_listing_readers_do_not_block_listings_for_long() {
         .map(|_| {
             let mut stream = TcpStream::connect(("127.0.0.1", api.port())).unwrap();
             stream
-                .write_all(b"GET /discovery/machines HTTP/1.1\r\nHost: x\r\n\r\n")
+                .write_all(
+                    format!(
+                        "GET /discovery/machines HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\n\r\n",
+                        common::api::TOKEN
+                    )
+                    .as_bytes(),
+                )
                 .unwrap();
             stream
         })

@@ -154,7 +154,17 @@ fn accept_and_read_back(body: &[u8]) -> Option<String> {
     assert_eq!(again.to_json(), stored, "to_json is deterministic");
     // ... and every listing that wraps it stays readable (`--api`, `--discovery`).
     assert!(nesting_depth(stored.as_bytes()) <= MAX_DEPTH, "{stored}");
-    let records = format!("[{}]", record_json(&mac, 1, 2, 0, &stored));
+    let records = format!(
+        "[{}]",
+        record_json(
+            &mac,
+            1,
+            2,
+            0,
+            &caas::discovery::admission::Admission::pending(),
+            &stored,
+        )
+    );
     let machines = machines_from_json(records.as_bytes()).expect("the record listing reads");
     assert_eq!(machines[0].mac, mac);
     assert_eq!(machines[0].report, report);

@@ -229,11 +229,15 @@ fn caas_ok(cmd: &mut assert_cmd::Command) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// The operator token of the rack's `caas api` (its inventory routes require it).
+const OPERATOR_TOKEN: &str = "rack-operator-token-0123456789";
+
 /// The machines `caas api` lists: MAC → report.
 fn discovered(ns: &Netns) -> BTreeMap<String, Value> {
     let out = ns
         .command("curl")
-        .args(["-fsS", "--max-time", "5"])
+        .args(["-fsS", "--max-time", "5", "-H"])
+        .arg(format!("Authorization: Bearer {OPERATOR_TOKEN}"))
         .arg(format!("{}/discovery/machines", api_url()))
         .output()
         .unwrap();
@@ -401,13 +405,25 @@ fn a_virtual_rack_boots_reports_schedules_and_forms_an_etcd_cluster() {
         .arg(data.join("assets"))
         .args(["-log-level", "debug"]);
     ns.spawn("matchbox", server, &work.join("matchbox.log"));
+    let token_file = work.join("operator-token");
+    fs::write(&token_file, OPERATOR_TOKEN).unwrap();
     let mut api = caas_in_ns(&ns);
-    api.args(["api", "--listen", &format!("{GATEWAY}:5000"), "--db"])
-        .arg(work.join("caas.db"));
+    // Every machine of the rack is admitted as it reports (the 2016 behaviour, asked for).
+    api.args([
+        "api",
+        "--listen",
+        &format!("{GATEWAY}:5000"),
+        "--admit",
+        "all",
+    ])
+    .arg("--operator-token-file")
+    .arg(&token_file)
+    .arg("--db")
+    .arg(work.join("caas.db"));
     ns.spawn("caas api", api, &work.join("api.log"));
     for url in [
         format!("{}/boot.ipxe", matchbox_url()),
-        format!("{}/discovery/machines", api_url()),
+        format!("{}/healthz", api_url()),
     ] {
         wait_for(
             &format!("{url} to answer"),
@@ -498,6 +514,8 @@ fn a_virtual_rack_boots_reports_schedules_and_forms_an_etcd_cluster() {
                 "--api",
             ])
             .arg(api_url())
+            .arg("--operator-token-file")
+            .arg(&token_file)
             .arg("--matchbox-url")
             .arg(matchbox_url())
             .arg("--api-url")

@@ -89,19 +89,21 @@ fn three_discovered_machines_become_an_etcd_cluster_and_reruns_change_nothing() 
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("bootcfg");
     publish_etcd(&data);
-    let api = Api::start(&dir.path().join("caas.db"), &[]);
+    // The 2016 behaviour, asked for: every machine that reports is admitted.
+    let api = Api::start(&dir.path().join("caas.db"), &["--admit", "all"]);
+    let [token_flag, token_file] = api.token_args();
 
     // Two machines: not enough for three members, nothing is written.
     discover(&api.url, 0);
     discover(&api.url, 1);
-    schedule(&data, &["--api", &api.url])
+    schedule(&data, &["--api", &api.url, token_flag, token_file])
         .success()
         .stdout("2/3 machines discovered, waiting: nothing written\n");
     assert!(written(&data).is_empty());
 
     thread::sleep(Duration::from_millis(5)); // distinct first-seen times
     discover(&api.url, 2);
-    schedule(&data, &["--api", &api.url]).success();
+    schedule(&data, &["--api", &api.url, token_flag, token_file]).success();
 
     // Members in discovery order, named etcd-<i>, each with its own group, profile and config.
     let cluster = CAPTURED
@@ -147,13 +149,17 @@ fn three_discovered_machines_become_an_etcd_cluster_and_reruns_change_nothing() 
     // A rerun, from the API or from the store itself, changes no byte and no mtime.
     let before = tree_state(&data);
     thread::sleep(Duration::from_millis(20));
-    schedule(&data, &["--api", &api.url]).success();
+    schedule(&data, &["--api", &api.url, token_flag, token_file]).success();
     schedule(
         &data,
         &["--db", dir.path().join("caas.db").to_str().unwrap()],
     )
     .success();
-    schedule(&data, &["--api", &api.url, "--plan"]).code(0);
+    schedule(
+        &data,
+        &["--api", &api.url, token_flag, token_file, "--plan"],
+    )
+    .code(0);
     assert_eq!(tree_state(&data), before);
 }
 
@@ -244,7 +250,7 @@ fn more_machines_become_workers_and_members_never_move() {
         .success();
     let stderr = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
     assert!(
-        stderr.contains("etcd-1 (52:54:00:00:00:02, 10.0.0.2) is no longer discovered"),
+        stderr.contains("etcd-1 (52:54:00:00:00:02, 10.0.0.2) is no longer in the inventory"),
         "{stderr}"
     );
     for (i, before) in members_before.iter().enumerate() {

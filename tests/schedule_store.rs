@@ -123,6 +123,7 @@ fn an_existing_data_dir_reads_back_as_before(db: &str, api: &Api, dir: &Path) {
             "--api",
             &api.url,
         ])
+        .args(api.token_args())
         .assert()
         .success();
     let before = files(&old);
@@ -177,7 +178,7 @@ fn postgres_schedulers_agree() {
     let pg = Postgres::start();
     let dir = tempfile::tempdir().unwrap();
     let db = pg.create_database("agree");
-    let api = Api::start_url(&db, dir.path(), &[]);
+    let api = Api::start_url(&db, dir.path(), &["--admit", "all"]);
     two_schedulers_agree(&db, &api, dir.path());
     let recorded = pg.psql(
         "agree",
@@ -186,7 +187,7 @@ fn postgres_schedulers_agree() {
     assert_eq!(recorded.trim(), "7|7");
 
     let db = pg.create_database("existing");
-    let api = Api::start_url(&db, dir.path(), &[]);
+    let api = Api::start_url(&db, dir.path(), &["--admit", "all"]);
     let dir = tempfile::tempdir().unwrap();
     an_existing_data_dir_reads_back_as_before(&db, &api, dir.path());
 }
@@ -195,11 +196,11 @@ fn postgres_schedulers_agree() {
 fn sqlite_schedulers_agree() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("agree.db");
-    let api = Api::start(&db, &[]);
+    let api = Api::start(&db, &["--admit", "all"]);
     two_schedulers_agree(db.to_str().unwrap(), &api, dir.path());
 
     let db = dir.path().join("existing.db");
-    let api = Api::start(&db, &[]);
+    let api = Api::start(&db, &["--admit", "all"]);
     let dir = tempfile::tempdir().unwrap();
     an_existing_data_dir_reads_back_as_before(db.to_str().unwrap(), &api, dir.path());
 }

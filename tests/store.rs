@@ -6,6 +6,7 @@ mod common;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
+use caas::discovery::admission::{Change, Selection, State};
 use caas::discovery::location::Location;
 use caas::discovery::postgres::{Access, PgStorage};
 use caas::discovery::storage::{self, Storage};
@@ -46,7 +47,7 @@ fn reposts_update_and_counts_carry_on(location: &Location) {
     let store = storage::open(location).unwrap();
     let (a, b) = (mac_of(0xa), mac_of(0xb));
     let ack = runtime
-        .block_on(store.upsert(b.clone(), report(&b, "b1")))
+        .block_on(store.upsert(b.clone(), report(&b, "b1"), None))
         .unwrap();
     assert_eq!(
         ack,
@@ -56,7 +57,7 @@ fn reposts_update_and_counts_carry_on(location: &Location) {
         }
     );
     let ack = runtime
-        .block_on(store.upsert(a.clone(), report(&a, "a1")))
+        .block_on(store.upsert(a.clone(), report(&a, "a1"), None))
         .unwrap();
     assert_eq!(
         ack,
@@ -66,7 +67,7 @@ fn reposts_update_and_counts_carry_on(location: &Location) {
         }
     );
     let ack = runtime
-        .block_on(store.upsert(b.clone(), report(&b, "b2")))
+        .block_on(store.upsert(b.clone(), report(&b, "b2"), None))
         .unwrap();
     assert_eq!(
         ack,
@@ -96,7 +97,7 @@ fn reposts_update_and_counts_carry_on(location: &Location) {
     let store = storage::open(location).unwrap();
     let c = mac_of(0xc);
     let ack = runtime
-        .block_on(store.upsert(c.clone(), report(&c, "c")))
+        .block_on(store.upsert(c.clone(), report(&c, "c"), None))
         .unwrap();
     assert_eq!(
         ack,
@@ -119,7 +120,7 @@ fn concurrent_reports_get_distinct_totals(location: &Location) {
                 tokio::spawn(async move {
                     let mac = mac_of(1000 + i);
                     let json = report(&mac, "h");
-                    store.upsert(mac, json).await.unwrap()
+                    store.upsert(mac, json, None).await.unwrap()
                 })
             })
             .collect();
@@ -145,7 +146,7 @@ fn concurrent_reports_get_distinct_totals(location: &Location) {
     // Closed: nothing more is taken.
     assert!(
         runtime
-            .block_on(store.upsert(mac_of(1), report(&mac_of(1), "h")))
+            .block_on(store.upsert(mac_of(1), report(&mac_of(1), "h"), None))
             .is_err()
     );
 }
@@ -164,12 +165,75 @@ fn a_newer_schema_is_refused(location: &Location, make_newer: impl Fn()) {
     }
 }
 
+/// Admission on both engines: a rule admits, an operator approves and forgets, a forgotten
+/// machine comes back pending whatever the rules say; a change naming an unknown MAC changes
+/// nothing.
+fn admission_round_trip(location: &Location) {
+    let runtime = runtime();
+    let store = storage::open(location).unwrap();
+    let (a, b) = (mac_of(0x1a), mac_of(0x1b));
+    let upsert = |mac: &str, by: Option<&str>| {
+        runtime
+            .block_on(store.upsert(mac.to_owned(), report(mac, "h"), by.map(str::to_owned)))
+            .unwrap()
+    };
+    upsert(&a, Some("rule all"));
+    upsert(&b, None);
+    let state = |mac: &str| store.row(mac).unwrap().unwrap().admission;
+    assert_eq!(state(&a), State::Admitted);
+    assert_eq!(
+        store.row(&a).unwrap().unwrap().admitted_by.as_deref(),
+        Some("rule all")
+    );
+    assert_eq!(state(&b), State::Pending);
+    let approve = |macs: Vec<String>| {
+        runtime
+            .block_on(store.change(Change::Approve {
+                which: Selection::Macs(macs),
+                by: "operator test".into(),
+            }))
+            .unwrap()
+    };
+    let changed = approve(vec![b.clone(), mac_of(0x99)]);
+    assert_eq!(changed.unknown, [mac_of(0x99)]);
+    assert_eq!(state(&b), State::Pending, "nothing changed");
+    let changed = approve(vec![b.clone(), a.clone()]);
+    assert_eq!(
+        (changed.changed, changed.unchanged),
+        (vec![b.clone()], vec![a.clone()])
+    );
+    assert_eq!(state(&b), State::Admitted);
+    let changed = runtime
+        .block_on(store.change(Change::Forget {
+            macs: vec![a.clone()],
+            by: "operator test".into(),
+        }))
+        .unwrap();
+    assert_eq!(changed.changed, [a.clone()]);
+    assert!(store.row(&a).unwrap().is_none());
+    assert_eq!(store.count().unwrap(), 1);
+    // Back, and the rule does not admit it again.
+    let ack = upsert(&a, Some("rule all"));
+    assert_eq!(
+        ack,
+        Ack {
+            total: 2,
+            update: false
+        }
+    );
+    assert_eq!(state(&a), State::Pending);
+    approve(vec![a.clone()]);
+    assert_eq!(state(&a), State::Admitted);
+    store.close().unwrap();
+}
+
 #[test]
 fn sqlite_store() {
     let dir = tempfile::tempdir().unwrap();
     let at = |name: &str| Location::Sqlite(dir.path().join(name));
     reposts_update_and_counts_carry_on(&at("a.db"));
     concurrent_reports_get_distinct_totals(&at("b.db"));
+    admission_round_trip(&at("d.db"));
     let newer = at("c.db");
     a_newer_schema_is_refused(&newer, || {
         rusqlite_set_version(&dir.path().join("c.db"));
@@ -191,6 +255,7 @@ fn postgres_store() {
     let at = |name: &str| Location::Postgres(pg.create_database(name));
     reposts_update_and_counts_carry_on(&at("a"));
     concurrent_reports_get_distinct_totals(&at("b"));
+    admission_round_trip(&at("d"));
     let newer = at("c");
     let Location::Postgres(url) = newer.clone() else {
         unreachable!()

@@ -7,6 +7,7 @@ use std::time::Duration;
 use clap::Args;
 
 use super::Format;
+use crate::discovery::admission::Rule;
 use crate::discovery::location::Location;
 use crate::matchbox::server::MatchboxUrl;
 
@@ -73,4 +74,13 @@ pub struct ApiArgs {
     /// Log lines (one per request) as text or JSON
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub log_format: Format,
+    /// File holding the operator's bearer token, which the inventory routes (GET /discovery,
+    /// /discovery/interfaces, /discovery/machines…) require; without it they answer 403
+    #[arg(long, env = "CAAS_OPERATOR_TOKEN_FILE", value_name = "FILE")]
+    pub operator_token_file: Option<PathBuf>,
+    /// Admit reporting machines without an operator: a MAC, the IPv4 network (CIDR) their boot
+    /// address is in, or `all` (every machine, as in 2016); repeatable, comma-separated. Any
+    /// other machine stays pending until `caas machines approve`
+    #[arg(long, value_name = "MAC|CIDR|all", value_delimiter = ',', value_parser = Rule::parse)]
+    pub admit: Vec<Rule>,
 }

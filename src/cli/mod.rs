@@ -10,6 +10,7 @@ mod chain;
 mod discovery;
 mod r#gen;
 mod lint;
+mod machines;
 mod schedule;
 
 use std::path::PathBuf;
@@ -21,6 +22,7 @@ pub use self::chain::*;
 pub use self::discovery::*;
 pub use self::r#gen::*;
 pub use self::lint::*;
+pub use self::machines::*;
 pub use self::schedule::*;
 pub use crate::report::Format;
 
@@ -78,6 +80,9 @@ pub enum Command {
     /// OS boot assets: fetch and verify releases, publish them under assets/, list them
     #[command(subcommand)]
     Assets(AssetsCommand),
+    /// The inventory of discovered machines: list, show, approve (admit), forget
+    #[command(subcommand)]
+    Machines(MachinesCommand),
     /// Turn discovered machines into roles: an etcd cluster and its workers
     #[command(subcommand)]
     Schedule(ScheduleCommand),

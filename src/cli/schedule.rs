@@ -15,9 +15,14 @@ use crate::schedule::assign::WorkerLimit;
 
 #[derive(Debug, Subcommand)]
 pub enum ScheduleCommand {
-    /// Assign roles once: the first N machines become etcd members, the rest workers; write
-    /// their groups, profiles and Ignition. Existing roles never move.
+    /// Assign roles once: the first N admitted machines become etcd members, the rest workers;
+    /// write their groups, profiles and Ignition. Existing roles never move.
     Once(ScheduleOnceArgs),
+}
+
+/// Parses a MAC into its normalised form (lower case, colons).
+pub fn parse_mac(value: &str) -> Result<String, String> {
+    crate::matchbox::mac::normalize(value).map_err(|_| format!("{value:?} is not a MAC address"))
 }
 
 /// Parses `--workers`: `all` or a count.
@@ -37,6 +42,9 @@ pub struct ScheduleOnceArgs {
     /// Read the discovered machines from a running `caas api` (its base URL)
     #[arg(long, value_name = "URL")]
     pub api: Option<String>,
+    /// The operator's bearer token for --api (its inventory routes require it; ignored otherwise)
+    #[arg(long, env = "CAAS_OPERATOR_TOKEN_FILE", value_name = "FILE")]
+    pub operator_token_file: Option<PathBuf>,
     /// Read the discovered machines from the store of `caas api` (its SQLite file or its
     /// PostgreSQL URL), and record the roles there, so that servers sharing it agree
     #[arg(long, value_name = "FILE|URL")]
@@ -53,6 +61,12 @@ pub struct ScheduleOnceArgs {
     /// How many of the other machines become workers (etcd gateways): all, or at most N
     #[arg(long, default_value = "all", value_name = "all|N", value_parser = parse_workers)]
     pub workers: WorkerLimit,
+    /// Free the role of this worker (its boot MAC; repeatable) and remove its group, and the
+    /// workers' shared files once no worker is left: only files exactly as caas schedule wrote
+    /// them. Forget the machine first (`caas machines forget`), or the next run gives it a role
+    /// again. Members are never released: caas never changes a formed etcd cluster
+    #[arg(long, value_name = "MAC", value_parser = parse_mac)]
+    pub release: Vec<String>,
     /// Print what would change, write nothing; exit 0 when nothing would, 2 when it would
     #[arg(long)]
     pub plan: bool,

@@ -7,6 +7,7 @@ mod chain;
 mod discovery;
 mod r#gen;
 mod lint;
+mod machines;
 mod schedule;
 
 use std::io::{self, Write as _};
@@ -36,6 +37,7 @@ pub fn run(cli: &Cli) -> Result<ExitCode> {
         Command::Discover(args) => done(discovery::discover(global, args)),
         Command::Api(args) => done(discovery::api(global, args)),
         Command::Assets(command) => done(assets::run(global, command)),
+        Command::Machines(command) => done(machines::run(global, command)),
         Command::Schedule(command) => schedule::run(global, command),
         Command::Completions { shell } => {
             // Rendered into memory first: clap_complete panics when its writer fails.

@@ -11,6 +11,7 @@ use serde::Serialize;
 use crate::cli::{GlobalArgs, ScheduleCommand, ScheduleOnceArgs};
 use crate::discovery;
 use crate::discovery::location::Location;
+use crate::discovery::token::OperatorToken;
 use crate::error::{EXIT_INVALID, invalid};
 use crate::input::UserFile;
 use crate::matchbox::DataDir;
@@ -30,10 +31,10 @@ pub fn run(global: &GlobalArgs, command: &ScheduleCommand) -> Result<ExitCode> {
 }
 
 /// Where the discovered machines come from: `--api`, `--db` or `--discovery`.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 enum MachineSource {
-    /// A running `caas api` (its base URL).
-    Api(String),
+    /// A running `caas api` (its base URL) and the operator token.
+    Api(String, Option<OperatorToken>),
     /// The store of `caas api`, read-only.
     Db(Location),
     /// A saved `GET /discovery/machines` (or `/discovery`) list.
@@ -44,7 +45,14 @@ impl MachineSource {
     /// The source the flags name (clap requires exactly one).
     fn from_args(args: &ScheduleOnceArgs) -> Result<MachineSource> {
         match (&args.api, &args.db, &args.discovery) {
-            (Some(api), _, _) => Ok(MachineSource::Api(api.clone())),
+            (Some(api), _, _) => {
+                let token = args
+                    .operator_token_file
+                    .as_deref()
+                    .map(|path| OperatorToken::read("--operator-token-file", path))
+                    .transpose()?;
+                Ok(MachineSource::Api(api.clone(), token))
+            }
             (None, Some(db), _) => Ok(MachineSource::Db(db.clone())),
             (None, None, Some(path)) => Ok(MachineSource::File(path.clone())),
             (None, None, None) => Err(invalid(
@@ -83,6 +91,7 @@ fn once(global: &GlobalArgs, args: &ScheduleOnceArgs) -> Result<ExitCode> {
         api_url: args.api_url.clone(),
         plan: args.plan,
         etcd_version: args.etcd_version.clone(),
+        release: args.release.clone(),
     };
     let run = match &source {
         // The store: the roles are recorded there too, so that the servers sharing it agree.
@@ -120,8 +129,8 @@ fn once(global: &GlobalArgs, args: &ScheduleOnceArgs) -> Result<ExitCode> {
 /// The discovered machines, first seen first, from `source`.
 fn read_machines(source: &MachineSource) -> Result<Vec<discovery::machine::Machine>> {
     let path = match source {
-        MachineSource::Api(api) => {
-            return discovery::client::fetch_machines(api, API_TIMEOUT)
+        MachineSource::Api(api, token) => {
+            return discovery::client::fetch_machines(api, API_TIMEOUT, token.as_ref())
                 .context("reading the discovered machines from --api");
         }
         MachineSource::Db(db) => {
@@ -153,6 +162,7 @@ impl<'a> From<&'a Assignment> for RoleView<'a> {
 
 #[derive(Serialize)]
 struct Waiting {
+    /// Admitted machines with a boot address (the JSON name predates admission).
     discovered: usize,
     needed: usize,
 }
@@ -162,8 +172,11 @@ struct Waiting {
 struct ScheduleFields<'a> {
     plan: bool,
     waiting: Option<Waiting>,
+    /// Machines without a role waiting for admission.
+    pending: usize,
     members: Vec<RoleView<'a>>,
     workers: Vec<RoleView<'a>>,
+    released: Vec<RoleView<'a>>,
     notices: Vec<String>,
 }
 
@@ -179,8 +192,10 @@ fn report(out: &mut impl io::Write, run: &Run, report: &ChangeReport) -> io::Res
                 waiting: schedule
                     .waiting
                     .map(|(discovered, needed)| Waiting { discovered, needed }),
+                pending: schedule.pending,
                 members: schedule.members.iter().map(RoleView::from).collect(),
                 workers: schedule.workers.iter().map(RoleView::from).collect(),
+                released: run.released.iter().map(RoleView::from).collect(),
                 notices: schedule.notices.iter().map(ToString::to_string).collect(),
             },
         };
@@ -189,11 +204,28 @@ fn report(out: &mut impl io::Write, run: &Run, report: &ChangeReport) -> io::Res
     if !report.prints_text() {
         return Ok(());
     }
+    if schedule.pending > 0 {
+        let n = schedule.pending;
+        writeln!(
+            out,
+            "{n} machine{} pending admission, given no role: caas machines list --pending; \
+             caas machines approve MAC…",
+            if n == 1 { "" } else { "s" }
+        )?;
+    }
     if let Some((discovered, needed)) = schedule.waiting {
+        let admitted = if schedule.pending > 0 {
+            " admitted"
+        } else {
+            ""
+        };
         return writeln!(
             out,
-            "{discovered}/{needed} machines discovered, waiting: nothing written"
+            "{discovered}/{needed} machines{admitted} discovered, waiting: nothing written"
         );
+    }
+    for role in &run.released {
+        writeln!(out, "released {} {} {}", role.id(), role.mac, role.ip)?;
     }
     for role in schedule.members.iter().chain(&schedule.workers) {
         writeln!(out, "{} {} {}", role.id(), role.mac, role.ip)?;
@@ -207,12 +239,18 @@ fn report(out: &mut impl io::Write, run: &Run, report: &ChangeReport) -> io::Res
     )?;
     let count = |action: Action| run.outcomes.iter().filter(|o| o.action == action).count();
     let (created, updated) = (count(Action::Created), count(Action::Updated));
-    let unchanged = run.outcomes.len() - created - updated;
+    let removed = count(Action::Removed);
+    let unchanged = run.outcomes.len() - created - updated - removed;
     let verb = if report.dry_run { "would be " } else { "" };
     let plural = |n: usize, word: &str| format!("{n} {word}{}", if n == 1 { "" } else { "s" });
+    let removed = if removed > 0 {
+        format!(", {removed} {verb}removed")
+    } else {
+        String::new()
+    };
     writeln!(
         out,
-        "{}, {}: {} {verb}created, {updated} {verb}updated, {unchanged} unchanged",
+        "{}, {}: {} {verb}created, {updated} {verb}updated{removed}, {unchanged} unchanged",
         plural(schedule.members.len(), "etcd member"),
         plural(schedule.workers.len(), "worker"),
         plural(created, "file"),

@@ -14,6 +14,7 @@ use super::interfaces;
 use super::lldp;
 use super::machine::{Machine, machines_from_json};
 use super::report::{BootInfo, Report};
+use super::token::OperatorToken;
 use crate::error::invalid;
 
 /// Longest wait between two attempts.
@@ -251,27 +252,70 @@ fn error_message(text: &str) -> String {
 /// The largest machine list `fetch_machines` accepts: 100,000 machines take about 100 MB.
 const MACHINES_BODY_LIMIT: u64 = 4 << 30;
 
-/// Every machine `caas api` at `api` (its base URL) knows, first seen first.
-pub fn fetch_machines(api: &str, timeout: Duration) -> anyhow::Result<Vec<Machine>> {
+/// Every machine `caas api` at `api` (its base URL) knows, first seen first; the inventory
+/// routes need the operator token.
+pub fn fetch_machines(
+    api: &str,
+    timeout: Duration,
+    token: Option<&OperatorToken>,
+) -> anyhow::Result<Vec<Machine>> {
+    let bytes = operator_call(api, "GET", "/discovery/machines", token, None, timeout)?;
     let url = endpoint(api, "/discovery/machines")?;
-    let mut response = agent(timeout)
-        .get(&url)
-        .call()
-        .with_context(|| format!("GET {url}"))?;
+    machines_from_json(&bytes).with_context(|| format!("GET {url}"))
+}
+
+/// `method` `path` on `caas api` at `api` with the operator token (and a JSON body); the
+/// answer's body when it is a success, else an error with the API's message (a missing or
+/// wrong token says which flag gives it).
+pub fn operator_call(
+    api: &str,
+    method: &str,
+    path: &str,
+    token: Option<&OperatorToken>,
+    body: Option<&serde_json::Value>,
+    timeout: Duration,
+) -> anyhow::Result<Vec<u8>> {
+    let url = endpoint(api, path)?;
+    let agent = agent(timeout);
+    let what = || format!("{method} {url}");
+    let mut request = ureq::http::Request::builder().method(method).uri(&url);
+    if let Some(token) = token {
+        request = request.header("Authorization", token.header_value());
+    }
+    let sent = match body {
+        Some(body) => agent.run(
+            request
+                .header("Content-Type", "application/json")
+                .body(body.to_string())
+                .with_context(what)?,
+        ),
+        None => agent.run(request.body(()).with_context(what)?),
+    };
+    let mut response = sent.with_context(what)?;
     let status = response.status();
     let bytes = response
         .body_mut()
         .with_config()
         .limit(MACHINES_BODY_LIMIT)
         .read_to_vec()
-        .with_context(|| format!("GET {url}"))?;
+        .with_context(what)?;
     if !status.is_success() {
-        bail!(
-            "GET {url} answered {status}: {}",
+        let hint = match (status.as_u16(), token) {
+            (401, None) => " (give the token with --operator-token-file)",
+            _ => "",
+        };
+        let message = format!(
+            "{} answered {status}: {}{hint}",
+            what(),
             error_message(&String::from_utf8_lossy(&bytes))
         );
+        // A refused token, an unknown MAC: what the operator gave is wrong (exit 2).
+        if status.is_client_error() {
+            return Err(invalid(message));
+        }
+        bail!(message);
     }
-    machines_from_json(&bytes).with_context(|| format!("GET {url}"))
+    Ok(bytes)
 }
 
 #[cfg(test)]

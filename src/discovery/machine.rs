@@ -3,7 +3,7 @@
 //!
 //! JSON form (`GET /discovery/machines`, one object per machine, first seen first):
 //! `{"mac": "52:54:00:0d:bd:31", "first_seen": "2026-11-26T10:00:00.123Z",
-//!   "last_seen": "…", "updates": 0, "report": {…}}`.
+//!   "last_seen": "…", "updates": 0, "admission": {"state": "pending"}, "report": {…}}`.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -11,6 +11,7 @@ use anyhow::Context as _;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::admission::Admission;
 use super::report::Report;
 
 /// One discovered machine.
@@ -28,6 +29,11 @@ pub struct Machine {
     /// How many times the machine reported again after the first time.
     #[serde(default)]
     pub updates: u64,
+    /// Pending or admitted, by whom and when. `None` in a list saved without it (bare
+    /// reports, records from before admission): the operator chose that file, so the
+    /// scheduler counts its machines as admitted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admission: Option<Admission>,
     /// The latest report.
     pub report: Report,
 }
@@ -36,6 +42,11 @@ impl Machine {
     /// The IPv4 address of the interface the machine booted from.
     pub fn boot_ipv4(&self) -> Option<std::net::Ipv4Addr> {
         self.report.boot_ipv4()
+    }
+
+    /// Whether the scheduler may give it a role (see [`Machine::admission`]).
+    pub fn is_admitted(&self) -> bool {
+        self.admission.as_ref().is_none_or(Admission::is_admitted)
     }
 }
 
@@ -54,7 +65,7 @@ pub fn format_time(time: SystemTime) -> String {
     humantime::format_rfc3339_millis(time).to_string()
 }
 
-mod rfc3339 {
+pub(crate) mod rfc3339 {
     use std::time::SystemTime;
 
     use serde::{Deserialize, Deserializer, Serializer};
@@ -83,14 +94,16 @@ pub fn record_json(
     first_seen_ms: i64,
     last_seen_ms: i64,
     updates: i64,
+    admission: &Admission,
     report_json: &str,
 ) -> String {
     format!(
-        r#"{{"mac":{},"first_seen":"{}","last_seen":"{}","updates":{},"report":{}}}"#,
+        r#"{{"mac":{},"first_seen":"{}","last_seen":"{}","updates":{},"admission":{},"report":{}}}"#,
         Value::from(mac),
         format_time(from_millis(first_seen_ms)),
         format_time(from_millis(last_seen_ms)),
         updates.max(0),
+        serde_json::to_string(admission).expect("an admission serialises"),
         report_json
     )
 }
@@ -128,6 +141,7 @@ pub fn machines_from_json(bytes: &[u8]) -> anyhow::Result<Vec<Machine>> {
                             first_seen: None,
                             last_seen: None,
                             updates: 0,
+                            admission: None,
                             report,
                         })
                     })
@@ -177,12 +191,15 @@ mod tests {
             1_700_000_000_123,
             1_700_000_001_000,
             2,
+            &Admission::pending(),
             &r.to_json(),
         );
         let machine: Machine = serde_json::from_str(&text).unwrap();
         assert_eq!(machine.mac, "52:54:00:00:00:01");
         assert_eq!(machine.first_seen, Some(from_millis(1_700_000_000_123)));
         assert_eq!(machine.updates, 2);
+        assert_eq!(machine.admission, Some(Admission::pending()));
+        assert!(!machine.is_admitted());
         assert_eq!(machine.report, r);
         assert_eq!(machine.boot_ipv4(), Some([10, 0, 0, 2].into()));
         assert_eq!(
@@ -205,10 +222,21 @@ mod tests {
         assert_eq!(machines.len(), 2);
         assert_eq!(machines[1].mac, "52:54:00:00:00:02");
         assert_eq!(machines[1].first_seen, None);
+        assert!(
+            machines[1].is_admitted(),
+            "a file of bare reports is the operator's choice"
+        );
 
         let records = format!(
             "[{}]",
-            record_json("52:54:00:00:00:01", 5, 6, 0, &a.to_json())
+            record_json(
+                "52:54:00:00:00:01",
+                5,
+                6,
+                0,
+                &Admission::pending(),
+                &a.to_json()
+            )
         );
         assert_eq!(machines_from_json(records.as_bytes()).unwrap()[0].report, a);
 

@@ -4,11 +4,12 @@
 //! It keeps the same rules as the real engines: one row per MAC, a repost replaces the report
 //! and counts an update, rows listed first seen first, then by MAC.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::SystemTime;
 
+use super::admission::{Change, Changed, Selection, State};
 use super::machine::to_millis;
 use super::storage::{BoxFuture, Storage, StoreRead};
 use super::store::{Ack, Row, StoreError};
@@ -17,6 +18,8 @@ use super::store::{Ack, Row, StoreError};
 #[derive(Default)]
 pub struct MemoryStorage {
     rows: Mutex<BTreeMap<String, Row>>,
+    /// The MACs an operator forgot (until approved again).
+    forgotten: Mutex<BTreeSet<String>>,
     down: AtomicBool,
     closed: AtomicBool,
 }
@@ -43,15 +46,31 @@ impl MemoryStorage {
         Ok(())
     }
 
-    fn upsert_now(&self, mac: String, report: String) -> Result<Ack, StoreError> {
+    fn upsert_now(
+        &self,
+        mac: String,
+        report: String,
+        admitted_by: Option<String>,
+    ) -> Result<Ack, StoreError> {
         self.available()?;
         let now = to_millis(SystemTime::now());
+        let forgotten = self
+            .forgotten
+            .lock()
+            .expect("forgotten lock")
+            .contains(&mac);
+        let admitted_by = admitted_by.filter(|_| !forgotten);
         let mut rows = self.rows.lock().expect("rows lock");
         let update = match rows.get_mut(&mac) {
             Some(row) => {
                 row.report = report;
                 row.last_seen = now;
                 row.updates += 1;
+                if row.admission == State::Pending && admitted_by.is_some() {
+                    row.admission = State::Admitted;
+                    row.admitted_by = admitted_by;
+                    row.admitted_at = Some(now);
+                }
                 true
             }
             None => {
@@ -61,6 +80,13 @@ impl MemoryStorage {
                     first_seen: now,
                     last_seen: now,
                     updates: 0,
+                    admission: if admitted_by.is_some() {
+                        State::Admitted
+                    } else {
+                        State::Pending
+                    },
+                    admitted_at: admitted_by.as_ref().map(|_| now),
+                    admitted_by,
                 };
                 rows.insert(mac, row);
                 false
@@ -70,6 +96,63 @@ impl MemoryStorage {
             total: rows.len() as u64,
             update,
         })
+    }
+}
+
+impl MemoryStorage {
+    fn change_now(&self, change: &Change) -> Result<Changed, StoreError> {
+        self.available()?;
+        let now = to_millis(SystemTime::now());
+        let mut rows = self.rows.lock().expect("rows lock");
+        let mut forgotten = self.forgotten.lock().expect("forgotten lock");
+        let mut changed = Changed::default();
+        let macs: Vec<String> = match change {
+            Change::Approve {
+                which: Selection::All,
+                ..
+            } => {
+                let mut pending: Vec<&Row> = rows
+                    .values()
+                    .filter(|row| row.admission == State::Pending)
+                    .collect();
+                pending.sort_by(|a, b| (a.first_seen, &a.mac).cmp(&(b.first_seen, &b.mac)));
+                pending.into_iter().map(|row| row.mac.clone()).collect()
+            }
+            Change::Approve {
+                which: Selection::Macs(macs),
+                ..
+            }
+            | Change::Forget { macs, .. } => macs.clone(),
+        };
+        changed.unknown = macs
+            .iter()
+            .filter(|mac| !rows.contains_key(*mac))
+            .cloned()
+            .collect();
+        if !changed.unknown.is_empty() {
+            return Ok(changed);
+        }
+        for mac in macs {
+            match change {
+                Change::Approve { by, .. } => {
+                    let row = rows.get_mut(&mac).expect("checked above");
+                    if row.admission == State::Admitted {
+                        changed.unchanged.push(mac);
+                        continue;
+                    }
+                    row.admission = State::Admitted;
+                    row.admitted_by = Some(by.clone());
+                    row.admitted_at = Some(now);
+                    forgotten.remove(&mac);
+                }
+                Change::Forget { .. } => {
+                    rows.remove(&mac);
+                    forgotten.insert(mac.clone());
+                }
+            }
+            changed.changed.push(mac);
+        }
+        Ok(changed)
     }
 }
 
@@ -99,9 +182,19 @@ impl StoreRead for MemoryStorage {
 }
 
 impl Storage for MemoryStorage {
-    fn upsert(&self, mac: String, report: String) -> BoxFuture<'_, Result<Ack, StoreError>> {
-        let stored = self.upsert_now(mac, report);
+    fn upsert(
+        &self,
+        mac: String,
+        report: String,
+        admitted_by: Option<String>,
+    ) -> BoxFuture<'_, Result<Ack, StoreError>> {
+        let stored = self.upsert_now(mac, report, admitted_by);
         Box::pin(async move { stored })
+    }
+
+    fn change(&self, change: Change) -> BoxFuture<'_, Result<Changed, StoreError>> {
+        let changed = self.change_now(&change);
+        Box::pin(async move { changed })
     }
 
     fn health(&self) -> anyhow::Result<u64> {

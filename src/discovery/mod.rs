@@ -14,12 +14,15 @@
 //! - [`postgres`]: the PostgreSQL store (several `caas api` on one database);
 //! - [`location`]: what `--db` names: a SQLite file or a PostgreSQL URL;
 //! - [`memory`]: an in-memory store, for the HTTP handlers' in-process tests;
-//! - [`machine`]: a discovered machine as readers see it, from any of the three sources.
+//! - [`machine`]: a discovered machine as readers see it, from any of the three sources;
+//! - [`admission`]: pending or admitted, `--admit` rules;
+//! - [`token`]: the operator bearer token of the inventory routes.
 //!
 //! For the scheduler: [`storage::open_sqlite_read_only`] + [`storage::StoreRead::machines`] (`--db`),
 //! [`client::fetch_machines`] (`--api`), [`machine::machines_from_json`] (`--discovery FILE`);
 //! each gives [`Machine`]s first seen first, and [`Machine::boot_ipv4`] the address to use.
 
+pub mod admission;
 pub mod client;
 pub mod cmdline;
 pub mod interfaces;
@@ -33,6 +36,7 @@ pub mod report;
 pub mod server;
 pub mod storage;
 pub mod store;
+pub mod token;
 
 pub use machine::Machine;
 pub use report::Report;

@@ -36,17 +36,18 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_postgres::error::SqlState;
 use tokio_postgres_rustls::MakeRustlsConnect;
 
+use super::admission::{Change, Changed, Selection, State};
 use super::location::redact;
 use super::machine::to_millis;
 use super::pg_tls::{self, TlsMode};
 use super::storage::{BoxFuture, RoleStore, Storage, StoreRead, machine_from_row};
-use super::store::{Ack, DecideRoles, Row, StoreError, StoredRole};
+use super::store::{Ack, DecideRoles, Row, StoreError, StoredRole, Upsert};
 
 /// The schema version this caas writes.
-pub const SCHEMA_VERSION: i32 = 2;
+pub const SCHEMA_VERSION: i32 = 3;
 
 /// Migration `n` (1-based) takes the schema from version `n - 1` to `n`.
-const MIGRATIONS: [&[&str]; 2] = [
+const MIGRATIONS: [&[&str]; 3] = [
     &[
         "CREATE TABLE IF NOT EXISTS caas_machines (
         mac TEXT PRIMARY KEY,
@@ -74,16 +75,49 @@ const MIGRATIONS: [&[&str]; 2] = [
         "CREATE TABLE IF NOT EXISTS caas_schedule_lock (id INT PRIMARY KEY)",
         "INSERT INTO caas_schedule_lock (id) VALUES (1) ON CONFLICT (id) DO NOTHING",
     ],
+    &[
+        // Admission. The machines already stored could get a role: they are admitted, by the
+        // migration (added with that default, which new rows never use: the upsert sets them).
+        "ALTER TABLE caas_machines ADD COLUMN IF NOT EXISTS admission TEXT NOT NULL
+            DEFAULT 'admitted' CHECK (admission IN ('pending', 'admitted'))",
+        "ALTER TABLE caas_machines ADD COLUMN IF NOT EXISTS admitted_by TEXT
+            DEFAULT 'PostgreSQL schema 2 (before admission)'",
+        "ALTER TABLE caas_machines ADD COLUMN IF NOT EXISTS admitted_at BIGINT",
+        "ALTER TABLE caas_machines ALTER COLUMN admission SET DEFAULT 'pending'",
+        "ALTER TABLE caas_machines ALTER COLUMN admitted_by DROP DEFAULT",
+        "CREATE TABLE IF NOT EXISTS caas_forgotten (
+            mac TEXT PRIMARY KEY,
+            forgotten_at BIGINT NOT NULL,
+            forgotten_by TEXT NOT NULL
+        )",
+    ],
 ];
 
-const UPSERT: &str = "INSERT INTO caas_machines (mac, report, first_seen, last_seen, updates)
-    VALUES ($1, $2, $3, $3, 0)
+/// `$4`: the `--admit` rule that admits the machine, if one does. A new machine is admitted
+/// by it unless an operator forgot the machine; a pending one becomes admitted the same way;
+/// an admitted one stays admitted.
+const UPSERT: &str = "INSERT INTO caas_machines (mac, report, first_seen, last_seen, updates,
+        admission, admitted_by, admitted_at)
+    SELECT $1::TEXT, $2::TEXT, $3::BIGINT, $3::BIGINT, 0,
+        CASE WHEN a.admit THEN 'admitted' ELSE 'pending' END,
+        CASE WHEN a.admit THEN $4::TEXT END,
+        CASE WHEN a.admit THEN $3::BIGINT END
+    FROM (SELECT ($4::TEXT IS NOT NULL
+        AND NOT EXISTS (SELECT 1 FROM caas_forgotten f WHERE f.mac = $1)) AS admit) AS a
     ON CONFLICT (mac) DO UPDATE SET report = excluded.report, last_seen = excluded.last_seen,
-        updates = caas_machines.updates + 1
+        updates = caas_machines.updates + 1,
+        admitted_by = CASE WHEN caas_machines.admission = 'pending'
+            THEN excluded.admitted_by ELSE caas_machines.admitted_by END,
+        admitted_at = CASE WHEN caas_machines.admission = 'pending'
+            THEN excluded.admitted_at ELSE caas_machines.admitted_at END,
+        admission = CASE WHEN caas_machines.admission = 'pending'
+            THEN excluded.admission ELSE caas_machines.admission END
     RETURNING updates";
 const ADD_TO_COUNT: &str = "UPDATE caas_machine_count SET n = n + $1 WHERE id = 1 RETURNING n";
-const ROWS: &str = "SELECT mac, report, first_seen, last_seen, updates FROM caas_machines
-    ORDER BY first_seen, mac";
+const ROWS: &str = "SELECT mac, report, first_seen, last_seen, updates, admission, admitted_by,
+        admitted_at FROM caas_machines ORDER BY first_seen, mac";
+const ROW: &str = "SELECT mac, report, first_seen, last_seen, updates, admission, admitted_by,
+        admitted_at FROM caas_machines WHERE mac = $1";
 const COUNT: &str = "SELECT n FROM caas_machine_count WHERE id = 1";
 
 /// Largest group committed at once (bounds one transaction's latency).
@@ -100,7 +134,24 @@ const TRIES: usize = 5;
 struct Job {
     mac: String,
     report: String,
+    admitted_by: Option<String>,
     reply: oneshot::Sender<Result<Ack, StoreError>>,
+}
+
+/// A stored row's columns, in [`ROWS`]' order.
+fn read_row(row: &tokio_postgres::Row) -> Result<Row, tokio_postgres::Error> {
+    let admission: String = row.try_get(5)?;
+    Ok(Row {
+        mac: row.try_get(0)?,
+        report: row.try_get(1)?,
+        first_seen: row.try_get(2)?,
+        last_seen: row.try_get(3)?,
+        updates: row.try_get(4)?,
+        // The column's CHECK constraint allows nothing else.
+        admission: State::from_name(&admission).unwrap_or(State::Pending),
+        admitted_by: row.try_get(6)?,
+        admitted_at: row.try_get(7)?,
+    })
 }
 
 /// A PostgreSQL discovery store: a connection pool and, for writers, the group-commit task.
@@ -411,9 +462,13 @@ fn pool_error(err: &deadpool_postgres::PoolError) -> StoreError {
 async fn write_batches(pool: Pool, mut queue: mpsc::Receiver<Job>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while queue.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        let items: Vec<(&str, &str)> = batch
+        let items: Vec<Upsert> = batch
             .iter()
-            .map(|job: &Job| (job.mac.as_str(), job.report.as_str()))
+            .map(|job: &Job| Upsert {
+                mac: &job.mac,
+                report: &job.report,
+                admitted_by: job.admitted_by.as_deref(),
+            })
             .collect();
         let stored = upsert_batch(&pool, &items, SystemTime::now()).await;
         match stored {
@@ -436,14 +491,14 @@ async fn write_batches(pool: Pool, mut queue: mpsc::Receiver<Job>) {
 /// loses a conflict. One [`Ack`] per item, in order. All or nothing.
 pub async fn upsert_batch(
     pool: &Pool,
-    items: &[(&str, &str)],
+    items: &[Upsert<'_>],
     now: SystemTime,
 ) -> Result<Vec<Ack>, StoreError> {
     let now = to_millis(now);
     // MAC order (the same MAC twice: in arrival order): every transaction locks rows in the
     // same order.
     let mut order: Vec<usize> = (0..items.len()).collect();
-    order.sort_by_key(|&i| (items[i].0, i));
+    order.sort_by_key(|&i| (items[i].mac, i));
     let mut client = pool.get().await.map_err(|err| pool_error(&err))?;
     let mut tries = 0;
     let mut reconnected = false;
@@ -499,7 +554,7 @@ where
 
 async fn upsert_transaction(
     client: &mut deadpool_postgres::Client,
-    items: &[(&str, &str)],
+    items: &[Upsert<'_>],
     order: &[usize],
     now: i64,
 ) -> Result<Vec<Ack>, tokio_postgres::Error> {
@@ -508,8 +563,16 @@ async fn upsert_transaction(
     // Sent one after the other without waiting (pipelined), run in this order.
     let (tx_ref, upsert_ref, now_ref) = (&tx, &upsert, &now);
     let queries = order.iter().map(|&i| {
-        let (mac, report) = &items[i];
-        async move { tx_ref.query_one(upsert_ref, &[mac, report, now_ref]).await }
+        let Upsert {
+            mac,
+            report,
+            admitted_by,
+        } = &items[i];
+        async move {
+            tx_ref
+                .query_one(upsert_ref, &[mac, report, now_ref, admitted_by])
+                .await
+        }
     });
     let rows = futures_util::future::try_join_all(queries).await?;
     let mut updated = vec![false; items.len()];
@@ -545,6 +608,105 @@ async fn upsert_transaction(
 const SCHEDULE_LOCK: &str = "SELECT id FROM caas_schedule_lock WHERE id = 1 FOR UPDATE";
 const RECORDED_ROLES: &str = "SELECT role, idx, mac, ipv4 FROM caas_roles ORDER BY role, idx";
 const RECORD_ROLE: &str = "INSERT INTO caas_roles (role, idx, mac, ipv4) VALUES ($1, $2, $3, $4)";
+const RELEASE_ROLE: &str = "DELETE FROM caas_roles WHERE role = $1 AND idx = $2 AND mac = $3";
+
+/// Applies an operator's change in one transaction (tried again when it loses a conflict);
+/// nothing at all when a MAC it names is not in the store.
+async fn apply_change(
+    pool: &Pool,
+    change: &Change,
+    now: SystemTime,
+) -> Result<Changed, StoreError> {
+    let now = to_millis(now);
+    let mut client = pool.get().await.map_err(|err| pool_error(&err))?;
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        match change_transaction(&mut client, change, now).await {
+            Ok(changed) => return Ok(changed),
+            Err(err) if tries < TRIES && is_conflict(&err) => continue,
+            Err(err) => return Err(store_error(&err)),
+        }
+    }
+}
+
+async fn change_transaction(
+    client: &mut deadpool_postgres::Client,
+    change: &Change,
+    now: i64,
+) -> Result<Changed, tokio_postgres::Error> {
+    let tx = client.transaction().await?;
+    let mut changed = Changed::default();
+    let state_of = "SELECT admission FROM caas_machines WHERE mac = $1 FOR UPDATE";
+    match change {
+        Change::Approve { which, by } => {
+            let macs: Vec<String> = match which {
+                Selection::Macs(macs) => macs.clone(),
+                Selection::All => tx
+                    .query(
+                        "SELECT mac FROM caas_machines WHERE admission = 'pending'
+                         ORDER BY first_seen, mac",
+                        &[],
+                    )
+                    .await?
+                    .iter()
+                    .map(|row| row.get(0))
+                    .collect(),
+            };
+            for mac in macs {
+                let state: Option<String> =
+                    tx.query_opt(state_of, &[&mac]).await?.map(|r| r.get(0));
+                match state.as_deref() {
+                    None => changed.unknown.push(mac),
+                    Some("admitted") => changed.unchanged.push(mac),
+                    Some(_) => {
+                        tx.execute(
+                            "UPDATE caas_machines SET admission = 'admitted', admitted_by = $2,
+                                 admitted_at = $3 WHERE mac = $1",
+                            &[&mac, by, &now],
+                        )
+                        .await?;
+                        tx.execute("DELETE FROM caas_forgotten WHERE mac = $1", &[&mac])
+                            .await?;
+                        changed.changed.push(mac);
+                    }
+                }
+            }
+        }
+        Change::Forget { macs, by } => {
+            for mac in macs {
+                if tx.query_opt(state_of, &[mac]).await?.is_none() {
+                    changed.unknown.push(mac.clone());
+                    continue;
+                }
+                tx.execute("DELETE FROM caas_machines WHERE mac = $1", &[mac])
+                    .await?;
+                tx.execute(
+                    "INSERT INTO caas_forgotten (mac, forgotten_at, forgotten_by)
+                     VALUES ($1, $2, $3)
+                     ON CONFLICT (mac) DO UPDATE SET forgotten_at = excluded.forgotten_at,
+                         forgotten_by = excluded.forgotten_by",
+                    &[mac, &now, by],
+                )
+                .await?;
+                changed.changed.push(mac.clone());
+            }
+            if changed.unknown.is_empty() {
+                // The count row last, as the upserts take it.
+                let forgotten = -(changed.changed.len() as i64);
+                tx.query_one(ADD_TO_COUNT, &[&forgotten]).await?;
+            }
+        }
+    }
+    if !changed.unknown.is_empty() {
+        // Dropping the transaction rolls it back.
+        changed.changed.clear();
+        changed.unchanged.clear();
+        return Ok(changed);
+    }
+    tx.commit().await?;
+    Ok(changed)
+}
 
 impl RoleStore for PgStorage {
     fn with_roles(&self, record: bool, decide: &mut DecideRoles<'_>) -> anyhow::Result<()> {
@@ -592,21 +754,20 @@ async fn roles_transaction(
         .collect::<Vec<_>>();
     let mut machines = Vec::new();
     for row in tx.query(ROWS, &[]).await? {
-        let row = Row {
-            mac: row.get(0),
-            report: row.get(1),
-            first_seen: row.get(2),
-            last_seen: row.get(3),
-            updates: row.get(4),
-        };
-        machines.push(machine_from_row(row).map_err(MigrateError::Other)?);
+        machines.push(machine_from_row(read_row(&row)?).map_err(MigrateError::Other)?);
     }
-    let new = decide(&machines, &recorded).map_err(MigrateError::Other)?;
+    let changes = decide(&machines, &recorded).map_err(MigrateError::Other)?;
     if !record {
         return Ok(());
     }
+    let remove = tx.prepare(RELEASE_ROLE).await?;
+    for role in &changes.remove {
+        let index = i32::try_from(role.index).unwrap_or(i32::MAX);
+        tx.execute(&remove, &[&role.role, &index, &role.mac])
+            .await?;
+    }
     let insert = tx.prepare(RECORD_ROLE).await?;
-    for role in &new {
+    for role in &changes.add {
         let index = i32::try_from(role.index).map_err(|_| {
             MigrateError::Other(anyhow::anyhow!("role index {} too large", role.index))
         })?;
@@ -620,6 +781,16 @@ async fn roles_transaction(
 impl StoreRead for PgStorage {
     fn describe(&self) -> String {
         self.describe.clone()
+    }
+
+    fn row(&self, mac: &str) -> anyhow::Result<Option<Row>> {
+        let pool = self.pool.clone();
+        let mac = mac.to_owned();
+        self.run(async move {
+            let client = pool.get().await?;
+            let row = client.query_opt(ROW, &[&mac]).await?;
+            anyhow::Ok(row.map(|row| read_row(&row)).transpose()?)
+        })?
     }
 
     fn count(&self) -> anyhow::Result<u64> {
@@ -648,13 +819,7 @@ impl StoreRead for PgStorage {
                     .context("reading machines")?;
                 let mut stream = std::pin::pin!(stream);
                 while let Some(row) = stream.try_next().await.context("reading machines")? {
-                    let row = Row {
-                        mac: row.try_get(0)?,
-                        report: row.try_get(1)?,
-                        first_seen: row.try_get(2)?,
-                        last_seen: row.try_get(3)?,
-                        updates: row.try_get(4)?,
-                    };
+                    let row = read_row(&row)?;
                     if rows.send(Ok(row)).await.is_err() {
                         break;
                     }
@@ -674,16 +839,38 @@ impl StoreRead for PgStorage {
 }
 
 impl Storage for PgStorage {
-    fn upsert(&self, mac: String, report: String) -> BoxFuture<'_, Result<Ack, StoreError>> {
+    fn upsert(
+        &self,
+        mac: String,
+        report: String,
+        admitted_by: Option<String>,
+    ) -> BoxFuture<'_, Result<Ack, StoreError>> {
         let jobs = self.jobs.lock().expect("jobs lock").clone();
         Box::pin(async move {
             let stopped = || StoreError::Failed("the store writer has stopped".into());
             let jobs = jobs.ok_or_else(stopped)?;
             let (reply, answer) = oneshot::channel();
-            jobs.send(Job { mac, report, reply })
-                .await
-                .map_err(|_| stopped())?;
+            jobs.send(Job {
+                mac,
+                report,
+                admitted_by,
+                reply,
+            })
+            .await
+            .map_err(|_| stopped())?;
             answer.await.map_err(|_| stopped())?
+        })
+    }
+
+    fn change(&self, change: Change) -> BoxFuture<'_, Result<Changed, StoreError>> {
+        let pool = self.pool.clone();
+        let handle = self.handle.clone();
+        Box::pin(async move {
+            // On the store's runtime, whoever awaits this.
+            handle
+                .spawn(async move { apply_change(&pool, &change, SystemTime::now()).await })
+                .await
+                .map_err(|_| StoreError::Failed("the change was interrupted".into()))?
         })
     }
 

@@ -23,6 +23,7 @@ use std::thread;
 
 use anyhow::Context as _;
 
+use super::admission::{Change, Changed};
 use super::location::Location;
 use super::machine::{Machine, from_millis};
 use super::postgres::{Access, PgStorage};
@@ -44,6 +45,18 @@ pub trait StoreRead: Send + Sync {
     /// snapshot; stops at the first error `f` returns. Blocking.
     fn for_each_row(&self, f: &mut dyn FnMut(Row) -> anyhow::Result<()>) -> anyhow::Result<()>;
 
+    /// The machine whose boot MAC is `mac` (normalised), if the store has it.
+    fn row(&self, mac: &str) -> anyhow::Result<Option<Row>> {
+        let mut found = None;
+        self.for_each_row(&mut |row| {
+            if row.mac == mac {
+                found = Some(row);
+            }
+            Ok(())
+        })?;
+        Ok(found)
+    }
+
     /// Every machine, first seen first (then by MAC).
     fn machines(&self) -> anyhow::Result<Vec<Machine>> {
         let mut machines = Vec::new();
@@ -59,8 +72,19 @@ pub trait StoreRead: Send + Sync {
 /// A discovery store `caas api` writes to.
 pub trait Storage: StoreRead {
     /// Stores one report (normalised boot MAC, report JSON): inserted, or replacing the
-    /// machine's report. Resolves once the report is committed, never before.
-    fn upsert(&self, mac: String, report: String) -> BoxFuture<'_, Result<Ack, StoreError>>;
+    /// machine's report. A pending machine becomes admitted when `admitted_by` (the `--admit`
+    /// rule that admits it) is given, unless an operator forgot it; an admitted one stays
+    /// admitted. Resolves once the report is committed, never before.
+    fn upsert(
+        &self,
+        mac: String,
+        report: String,
+        admitted_by: Option<String>,
+    ) -> BoxFuture<'_, Result<Ack, StoreError>>;
+
+    /// Applies an operator's change (approve, forget), all or nothing: when a MAC it names is
+    /// unknown, nothing changes and [`Changed::unknown`] names it. Resolves once committed.
+    fn change(&self, change: Change) -> BoxFuture<'_, Result<Changed, StoreError>>;
 
     /// Whether the store takes reports now; the machine count when it does. Blocking.
     fn health(&self) -> anyhow::Result<u64>;
@@ -103,7 +127,9 @@ impl RoleStore for Store {
 pub fn machine_from_row(row: Row) -> anyhow::Result<Machine> {
     let report = Report::from_slice(row.report.as_bytes())
         .with_context(|| format!("the stored report of {} is unreadable", row.mac))?;
+    let admission = Some(row.admission());
     Ok(Machine {
+        admission,
         mac: row.mac,
         first_seen: Some(from_millis(row.first_seen)),
         last_seen: Some(from_millis(row.last_seen)),
@@ -153,14 +179,33 @@ impl StoreRead for SqliteStorage {
     fn for_each_row(&self, f: &mut dyn FnMut(Row) -> anyhow::Result<()>) -> anyhow::Result<()> {
         self.readers.for_each_row(f)
     }
+
+    fn row(&self, mac: &str) -> anyhow::Result<Option<Row>> {
+        self.readers.row(mac)
+    }
 }
 
 impl Storage for SqliteStorage {
-    fn upsert(&self, mac: String, report: String) -> BoxFuture<'_, Result<Ack, StoreError>> {
+    fn upsert(
+        &self,
+        mac: String,
+        report: String,
+        admitted_by: Option<String>,
+    ) -> BoxFuture<'_, Result<Ack, StoreError>> {
         let writer = self.writer.lock().expect("writer lock").clone();
         Box::pin(async move {
             match writer {
-                Some(writer) => writer.upsert(mac, report).await,
+                Some(writer) => writer.upsert(mac, report, admitted_by).await,
+                None => Err(StoreError::Failed("the store writer has stopped".into())),
+            }
+        })
+    }
+
+    fn change(&self, change: Change) -> BoxFuture<'_, Result<Changed, StoreError>> {
+        let writer = self.writer.lock().expect("writer lock").clone();
+        Box::pin(async move {
+            match writer {
+                Some(writer) => writer.change(change).await,
                 None => Err(StoreError::Failed("the store writer has stopped".into())),
             }
         })
@@ -218,5 +263,9 @@ impl StoreRead for Readers {
 
     fn for_each_row(&self, f: &mut dyn FnMut(Row) -> anyhow::Result<()>) -> anyhow::Result<()> {
         self.with(|store| store.for_each_row(f))
+    }
+
+    fn row(&self, mac: &str) -> anyhow::Result<Option<Row>> {
+        self.with(|store| store.row(mac))
     }
 }

@@ -1,11 +1,21 @@
 //! The discovery store: one SQLite file, one row per machine keyed by its normalised boot MAC.
 //!
 //! ```sql
-//! machines(mac TEXT UNIQUE, report TEXT, first_seen INTEGER, last_seen INTEGER, updates INTEGER)
+//! machines(mac TEXT UNIQUE, report TEXT, first_seen INTEGER, last_seen INTEGER, updates INTEGER,
+//!          admission TEXT ('pending' | 'admitted'), admitted_by TEXT, admitted_at INTEGER)
+//! forgotten(mac TEXT PRIMARY KEY, forgotten_at INTEGER, forgotten_by TEXT)
 //! ```
 //! `report` is the JSON [`Report::to_json`](super::report::Report::to_json) wrote; times are
 //! milliseconds since the Unix epoch; `updates` counts the reports after the first. A repost
 //! replaces the report (the 2016 store kept the first one and still said `update: true`).
+//! `admission` is `pending` until an `--admit` rule or an operator admits the machine
+//! ([`super::admission`]); `forgotten` holds the machines an operator forgot, so that one that
+//! reports again comes back pending whatever the rules say (approving it clears the entry).
+//!
+//! Schema versions (`PRAGMA user_version`): 1 had no admission; 2 adds the three admission
+//! columns and `forgotten`. Opening a version 1 store for writing migrates it in one
+//! transaction, and the machines it held are admitted, `by` "schema 1 (before admission)":
+//! they could already get a role, so an upgrade takes nothing away from a running lab.
 //!
 //! Durability: WAL journal, `synchronous=FULL`, so a committed transaction is on disk. The
 //! server writes through one [`Writer`] thread that groups the POSTs waiting at the same moment
@@ -26,17 +36,19 @@ use anyhow::{Context as _, bail};
 use rusqlite::{Connection, OpenFlags, TransactionBehavior, params};
 use tokio::sync::{mpsc, oneshot};
 
-use super::machine::{Machine, to_millis};
+use super::admission::{Admission, Change, Changed, Selection, State};
+use super::machine::{Machine, from_millis, to_millis};
 #[cfg(test)]
-use super::report::Report;
+use super::report::Report as Reported;
 use super::storage::machine_from_row;
 
 /// How long a connection waits for a lock another one holds.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The schema version this caas writes (`PRAGMA user_version`).
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
 
+/// A new store (version 0: the file was just created).
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS machines (
     id INTEGER PRIMARY KEY,
@@ -44,9 +56,17 @@ CREATE TABLE IF NOT EXISTS machines (
     report TEXT NOT NULL,
     first_seen INTEGER NOT NULL,
     last_seen INTEGER NOT NULL,
-    updates INTEGER NOT NULL DEFAULT 0
+    updates INTEGER NOT NULL DEFAULT 0,
+    admission TEXT NOT NULL DEFAULT 'pending' CHECK (admission IN ('pending', 'admitted')),
+    admitted_by TEXT,
+    admitted_at INTEGER
 );
 CREATE INDEX IF NOT EXISTS machines_by_first_seen ON machines (first_seen, mac);
+CREATE TABLE IF NOT EXISTS forgotten (
+    mac TEXT PRIMARY KEY,
+    forgotten_at INTEGER NOT NULL,
+    forgotten_by TEXT NOT NULL
+);
 ";
 
 /// The roles `caas schedule` recorded (both engines keep the same table): one row per role,
@@ -72,10 +92,37 @@ pub struct StoredRole {
     pub ipv4: String,
 }
 
+/// What a scheduler changes in the recorded roles.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RoleChanges {
+    /// Roles given now.
+    pub add: Vec<StoredRole>,
+    /// Roles freed (`--release`).
+    pub remove: Vec<StoredRole>,
+}
+
 /// What `caas schedule` decides inside the roles transaction: given the machines (first seen
-/// first) and the recorded roles, the roles to add.
-pub type DecideRoles<'a> =
-    dyn FnMut(&[Machine], &[StoredRole]) -> anyhow::Result<Vec<StoredRole>> + 'a;
+/// first) and the recorded roles, what changes.
+pub type DecideRoles<'a> = dyn FnMut(&[Machine], &[StoredRole]) -> anyhow::Result<RoleChanges> + 'a;
+/// Version 1 → 2: admission. `?1` is the time of the migration.
+const MIGRATE_1_TO_2: &str = "
+ALTER TABLE machines ADD COLUMN admission TEXT NOT NULL DEFAULT 'pending'
+    CHECK (admission IN ('pending', 'admitted'));
+ALTER TABLE machines ADD COLUMN admitted_by TEXT;
+ALTER TABLE machines ADD COLUMN admitted_at INTEGER;
+CREATE TABLE forgotten (
+    mac TEXT PRIMARY KEY,
+    forgotten_at INTEGER NOT NULL,
+    forgotten_by TEXT NOT NULL
+);
+";
+
+/// Who admitted the machines a version 1 store held (see the module comment).
+pub const MIGRATED_BY: &str = "schema 1 (before admission)";
+
+/// The columns of a [`Row`], in its order.
+const ROW_COLUMNS: &str =
+    "mac, report, first_seen, last_seen, updates, admission, admitted_by, admitted_at";
 
 /// One stored machine as raw columns: what a streaming reader gets.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -85,6 +132,44 @@ pub struct Row {
     pub first_seen: i64,
     pub last_seen: i64,
     pub updates: i64,
+    pub admission: State,
+    pub admitted_by: Option<String>,
+    pub admitted_at: Option<i64>,
+}
+
+impl Row {
+    /// The admission these columns hold.
+    pub fn admission(&self) -> Admission {
+        Admission {
+            state: self.admission,
+            by: self.admitted_by.clone(),
+            at: self.admitted_at.map(from_millis),
+        }
+    }
+
+    fn read(row: &rusqlite::Row) -> rusqlite::Result<Row> {
+        let admission: String = row.get(5)?;
+        Ok(Row {
+            mac: row.get(0)?,
+            report: row.get(1)?,
+            first_seen: row.get(2)?,
+            last_seen: row.get(3)?,
+            updates: row.get(4)?,
+            // The column's CHECK constraint allows nothing else.
+            admission: State::from_name(&admission).unwrap_or(State::Pending),
+            admitted_by: row.get(6)?,
+            admitted_at: row.get(7)?,
+        })
+    }
+}
+
+/// A report to store: the machine's normalised boot MAC, the report's JSON, and the `--admit`
+/// rule that admits it, if one does.
+#[derive(Clone, Copy, Debug)]
+pub struct Upsert<'a> {
+    pub mac: &'a str,
+    pub report: &'a str,
+    pub admitted_by: Option<&'a str>,
 }
 
 /// What a stored report did: the machine count afterwards and whether the MAC was known.
@@ -190,6 +275,38 @@ impl DbFile {
     }
 }
 
+/// Brings a store of `version` to [`SCHEMA_VERSION`], in one transaction.
+fn migrate(conn: &Connection, version: i64) -> anyhow::Result<()> {
+    if version == SCHEMA_VERSION {
+        return Ok(());
+    }
+    conn.execute_batch("BEGIN IMMEDIATE")?;
+    let migrated = (|| -> anyhow::Result<()> {
+        match version {
+            0 => conn.execute_batch(SCHEMA)?,
+            1 => {
+                conn.execute_batch(MIGRATE_1_TO_2)?;
+                conn.execute(
+                    "UPDATE machines SET admission = 'admitted', admitted_by = ?1, admitted_at = ?2",
+                    params![MIGRATED_BY, to_millis(SystemTime::now())],
+                )?;
+            }
+            other => bail!("unknown schema version {other}"),
+        }
+        conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+        Ok(())
+    })();
+    match migrated {
+        Ok(()) => conn
+            .execute_batch("COMMIT")
+            .context("committing the schema"),
+        Err(err) => {
+            let _ = conn.execute_batch("ROLLBACK");
+            Err(err.context(format!("migrating the schema from version {version}")))
+        }
+    }
+}
+
 impl Store {
     /// Opens (creating if needed) the store for writing: WAL, synchronous=FULL, schema. One
     /// process at a time: a second writer is refused, whichever path names the file.
@@ -221,9 +338,7 @@ impl Store {
                 context()
             );
         }
-        conn.execute_batch(SCHEMA).with_context(context)?;
-        conn.pragma_update(None, "user_version", SCHEMA_VERSION)
-            .with_context(context)?;
+        migrate(&conn, version).with_context(context)?;
         let mut store = Store {
             conn,
             path: path.to_owned(),
@@ -251,6 +366,13 @@ impl Store {
         let version: i64 = conn
             .query_row("PRAGMA user_version", [], |row| row.get(0))
             .with_context(context)?;
+        if version == 1 {
+            bail!(
+                "{}: it was written by an older caas (schema 1, before admission): start caas \
+                 api (or caas machines approve --db) on it once to migrate it",
+                context()
+            );
+        }
         if version > SCHEMA_VERSION {
             bail!(
                 "{}: it was written by a newer caas (schema {version}, this one knows {SCHEMA_VERSION})",
@@ -334,12 +456,20 @@ impl Store {
         }
         let recorded = self.recorded_roles()?;
         let machines = self.machines()?;
-        let new = decide(&machines, &recorded)?;
+        let changes = decide(&machines, &recorded)?;
         if record {
+            let mut remove = self
+                .conn
+                .prepare_cached("DELETE FROM roles WHERE role = ?1 AND idx = ?2 AND mac = ?3")?;
+            for role in &changes.remove {
+                remove
+                    .execute(params![role.role, role.index, role.mac])
+                    .with_context(|| format!("releasing {} {}", role.role, role.mac))?;
+            }
             let mut insert = self.conn.prepare_cached(
                 "INSERT INTO roles (role, idx, mac, ipv4) VALUES (?1, ?2, ?3, ?4)",
             )?;
-            for role in &new {
+            for role in &changes.add {
                 insert
                     .execute(params![role.role, role.index, role.mac, role.ipv4])
                     .with_context(|| format!("recording {} {}", role.role, role.mac))?;
@@ -397,11 +527,31 @@ impl Store {
         Ok(n as u64)
     }
 
-    /// Stores reports (normalised boot MAC, report JSON) in one transaction: inserted, or
-    /// replacing the machine's report. Returns one [`Ack`] per item, in order. All or nothing.
+    /// Stores reports (normalised boot MAC, report JSON) in one transaction, every machine
+    /// new to the store pending. See [`Store::upsert_admitting`].
     pub fn upsert_batch(
         &mut self,
         items: &[(&str, &str)],
+        now: SystemTime,
+    ) -> anyhow::Result<Vec<Ack>> {
+        let items: Vec<Upsert> = items
+            .iter()
+            .map(|(mac, report)| Upsert {
+                mac,
+                report,
+                admitted_by: None,
+            })
+            .collect();
+        self.upsert_admitting(&items, now)
+    }
+
+    /// Stores reports in one transaction: inserted, or replacing the machine's report. A
+    /// pending machine becomes admitted when its item carries a rule (`admitted_by`), unless
+    /// an operator forgot it; an admitted one stays admitted. Returns one [`Ack`] per item, in
+    /// order. All or nothing.
+    pub fn upsert_admitting(
+        &mut self,
+        items: &[Upsert],
         now: SystemTime,
     ) -> anyhow::Result<Vec<Ack>> {
         let now = to_millis(now);
@@ -414,16 +564,30 @@ impl Store {
         {
             let mut stmt = tx
                 .prepare_cached(
-                    "INSERT INTO machines (mac, report, first_seen, last_seen, updates)
-                     VALUES (?1, ?2, ?3, ?3, 0)
+                    "INSERT INTO machines (mac, report, first_seen, last_seen, updates,
+                                           admission, admitted_by, admitted_at)
+                     SELECT ?1, ?2, ?3, ?3, 0,
+                            CASE WHEN admit THEN 'admitted' ELSE 'pending' END,
+                            CASE WHEN admit THEN ?4 END, CASE WHEN admit THEN ?3 END
+                     FROM (SELECT ?4 IS NOT NULL
+                                  AND NOT EXISTS (SELECT 1 FROM forgotten WHERE mac = ?1) AS admit)
+                     WHERE true
                      ON CONFLICT (mac) DO UPDATE SET report = excluded.report,
-                         last_seen = excluded.last_seen, updates = updates + 1
+                         last_seen = excluded.last_seen, updates = updates + 1,
+                         admitted_by = iif(admission = 'pending', excluded.admitted_by, admitted_by),
+                         admitted_at = iif(admission = 'pending', excluded.admitted_at, admitted_at),
+                         admission = iif(admission = 'pending', excluded.admission, admission)
                      RETURNING updates",
                 )
                 .context("preparing the upsert")?;
-            for (mac, report) in items {
+            for Upsert {
+                mac,
+                report,
+                admitted_by,
+            } in items
+            {
                 let updates: i64 = stmt
-                    .query_row(params![mac, report, now], |row| row.get(0))
+                    .query_row(params![mac, report, now, admitted_by], |row| row.get(0))
                     .with_context(|| format!("storing the report of {mac}"))?;
                 let update = updates > 0;
                 if !update {
@@ -445,22 +609,108 @@ impl Store {
     pub fn for_each_row(&self, mut f: impl FnMut(Row) -> anyhow::Result<()>) -> anyhow::Result<()> {
         let mut stmt = self
             .conn
-            .prepare_cached(
-                "SELECT mac, report, first_seen, last_seen, updates FROM machines
-                 ORDER BY first_seen, mac",
-            )
+            .prepare_cached(&format!(
+                "SELECT {ROW_COLUMNS} FROM machines ORDER BY first_seen, mac"
+            ))
             .context("reading machines")?;
         let mut rows = stmt.query([]).context("reading machines")?;
         while let Some(row) = rows.next().context("reading machines")? {
-            f(Row {
-                mac: row.get(0)?,
-                report: row.get(1)?,
-                first_seen: row.get(2)?,
-                last_seen: row.get(3)?,
-                updates: row.get(4)?,
-            })?;
+            f(Row::read(row)?)?;
         }
         Ok(())
+    }
+
+    /// The machine whose boot MAC is `mac` (normalised), if it is in the store.
+    pub fn row(&self, mac: &str) -> anyhow::Result<Option<Row>> {
+        use rusqlite::OptionalExtension as _;
+        self.conn
+            .query_row(
+                &format!("SELECT {ROW_COLUMNS} FROM machines WHERE mac = ?1"),
+                [mac],
+                Row::read,
+            )
+            .optional()
+            .with_context(|| format!("reading {mac} from {}", self.path.display()))
+    }
+
+    /// Applies an operator's change in one transaction; nothing at all when a MAC it names is
+    /// not in the store (see [`Changed`]).
+    pub fn apply_change(&mut self, change: &Change, now: SystemTime) -> anyhow::Result<Changed> {
+        let now = to_millis(now);
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .context("starting a transaction")?;
+        let mut changed = Changed::default();
+        let state_of = |mac: &str| -> anyhow::Result<Option<String>> {
+            use rusqlite::OptionalExtension as _;
+            tx.query_row(
+                "SELECT admission FROM machines WHERE mac = ?1",
+                [mac],
+                |row| row.get(0),
+            )
+            .optional()
+            .with_context(|| format!("reading {mac}"))
+        };
+        match change {
+            Change::Approve { which, by } => {
+                let macs: Vec<String> = match which {
+                    Selection::Macs(macs) => macs.clone(),
+                    Selection::All => {
+                        let mut stmt = tx.prepare(
+                            "SELECT mac FROM machines WHERE admission = 'pending'
+                             ORDER BY first_seen, mac",
+                        )?;
+                        stmt.query_map([], |row| row.get(0))?
+                            .collect::<Result<_, _>>()
+                            .context("reading pending machines")?
+                    }
+                };
+                for mac in macs {
+                    match state_of(&mac)?.as_deref() {
+                        None => changed.unknown.push(mac),
+                        Some("admitted") => changed.unchanged.push(mac),
+                        Some(_) => {
+                            tx.execute(
+                                "UPDATE machines SET admission = 'admitted', admitted_by = ?2,
+                                     admitted_at = ?3 WHERE mac = ?1",
+                                params![mac, by, now],
+                            )
+                            .with_context(|| format!("admitting {mac}"))?;
+                            tx.execute("DELETE FROM forgotten WHERE mac = ?1", [&mac])?;
+                            changed.changed.push(mac);
+                        }
+                    }
+                }
+            }
+            Change::Forget { macs, by } => {
+                for mac in macs {
+                    if state_of(mac)?.is_none() {
+                        changed.unknown.push(mac.clone());
+                        continue;
+                    }
+                    tx.execute("DELETE FROM machines WHERE mac = ?1", [mac])
+                        .with_context(|| format!("forgetting {mac}"))?;
+                    tx.execute(
+                        "INSERT INTO forgotten (mac, forgotten_at, forgotten_by) VALUES (?1, ?2, ?3)
+                         ON CONFLICT (mac) DO UPDATE SET forgotten_at = excluded.forgotten_at,
+                             forgotten_by = excluded.forgotten_by",
+                        params![mac, now, by],
+                    )
+                    .with_context(|| format!("forgetting {mac}"))?;
+                    changed.changed.push(mac.clone());
+                }
+            }
+        }
+        if !changed.unknown.is_empty() {
+            // Dropping the transaction rolls it back.
+            changed.changed.clear();
+            changed.unchanged.clear();
+            return Ok(changed);
+        }
+        tx.commit().context("committing the change")?;
+        self.count = self.count()?;
+        Ok(changed)
     }
 
     /// Every machine, first seen first (then by MAC).
@@ -472,6 +722,14 @@ impl Store {
         })
         .with_context(|| format!("reading {}", self.path.display()))?;
         Ok(machines)
+    }
+
+    /// [`Store::apply_change`] now, and into the file the path names, as the writer thread
+    /// acknowledges it.
+    fn change_now(&mut self, change: &Change) -> Result<Changed, StoreError> {
+        self.apply_change(change, SystemTime::now())
+            .map_err(|err| StoreError::Failed(crate::error::one_line(&err)))
+            .and_then(|changed| self.check_file().map(|()| changed))
     }
 
     /// Copies the WAL back into the database, from the writer's connection between two
@@ -520,10 +778,19 @@ impl Store {
 }
 
 /// A report waiting for its transaction.
-struct Job {
+struct Report {
     mac: String,
     report: String,
+    admitted_by: Option<String>,
     reply: oneshot::Sender<Result<Ack, StoreError>>,
+}
+
+/// What the writer thread is asked to do.
+enum Job {
+    /// Grouped with the reports waiting at the same moment into one transaction.
+    Report(Report),
+    /// An operator's change, in a transaction of its own.
+    Change(Change, oneshot::Sender<Result<Changed, StoreError>>),
 }
 
 /// The single writer: a thread that owns the read-write connection and commits reports in
@@ -557,27 +824,43 @@ impl Writer {
         let handle = thread::Builder::new()
             .name("caas-store".into())
             .spawn(move || {
-                let mut batch = Vec::with_capacity(MAX_BATCH);
+                let mut batch: Vec<Report> = Vec::with_capacity(MAX_BATCH);
                 let mut written = 0;
                 let mut commits = 0;
                 let mut last_restart = Instant::now();
+                // A change that arrived while reports were being gathered: it runs after them.
+                let mut change = None;
                 while let Some(job) = queue.blocking_recv() {
-                    batch.push(job);
+                    match job {
+                        Job::Change(what, reply) => {
+                            let _ = reply.send(store.change_now(&what));
+                            continue;
+                        }
+                        Job::Report(report) => batch.push(report),
+                    }
                     while batch.len() < MAX_BATCH {
                         match queue.try_recv() {
-                            Ok(job) => batch.push(job),
+                            Ok(Job::Report(report)) => batch.push(report),
+                            Ok(Job::Change(what, reply)) => {
+                                change = Some((what, reply));
+                                break;
+                            }
                             Err(_) => break,
                         }
                     }
-                    let items: Vec<(&str, &str)> = batch
+                    let items: Vec<Upsert> = batch
                         .iter()
-                        .map(|job| (job.mac.as_str(), job.report.as_str()))
+                        .map(|job| Upsert {
+                            mac: &job.mac,
+                            report: &job.report,
+                            admitted_by: job.admitted_by.as_deref(),
+                        })
                         .collect();
                     let items_len = items.len();
                     // Committed, and into the file the path names (the one the next start
                     // opens): only then is a report acknowledged.
                     let stored = store
-                        .upsert_batch(&items, SystemTime::now())
+                        .upsert_admitting(&items, SystemTime::now())
                         .map_err(|err| StoreError::Failed(crate::error::one_line(&err)))
                         .and_then(|acks| store.check_file().map(|()| acks));
                     match stored {
@@ -592,6 +875,9 @@ impl Writer {
                                 let _ = job.reply.send(Err(err.clone()));
                             }
                         }
+                    }
+                    if let Some((what, reply)) = change.take() {
+                        let _ = reply.send(store.change_now(&what));
                     }
                     // Between two batches, nothing is appended to the WAL while it is copied
                     // back: the checkpoint can finish, and the next commit starts the WAL over.
@@ -616,12 +902,34 @@ impl Writer {
         Ok((Writer { jobs }, handle))
     }
 
-    /// Stores one report; resolves once it is durable in the file the store's path names.
-    pub async fn upsert(&self, mac: String, report: String) -> Result<Ack, StoreError> {
+    /// Stores one report (admitted by the rule `admitted_by`, if one admits it); resolves once
+    /// it is durable in the file the store's path names.
+    pub async fn upsert(
+        &self,
+        mac: String,
+        report: String,
+        admitted_by: Option<String>,
+    ) -> Result<Ack, StoreError> {
         let stopped = || StoreError::Failed("the store writer has stopped".into());
         let (reply, answer) = oneshot::channel();
         self.jobs
-            .send(Job { mac, report, reply })
+            .send(Job::Report(Report {
+                mac,
+                report,
+                admitted_by,
+                reply,
+            }))
+            .await
+            .map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())?
+    }
+
+    /// Applies an operator's change; resolves once it is durable (or refused).
+    pub async fn change(&self, change: Change) -> Result<Changed, StoreError> {
+        let stopped = || StoreError::Failed("the store writer has stopped".into());
+        let (reply, answer) = oneshot::channel();
+        self.jobs
+            .send(Job::Change(change, reply))
             .await
             .map_err(|_| stopped())?;
         answer.await.map_err(|_| stopped())?
@@ -718,7 +1026,7 @@ mod tests {
     use std::time::Duration;
 
     fn report(mac: &str, hostname: &str) -> String {
-        Report::from_value(json!({
+        Reported::from_value(json!({
             "boot-info": {"mac": mac},
             "hostname": hostname,
             "interfaces": [{"name": "eth0", "mac": mac}]
@@ -831,7 +1139,7 @@ mod tests {
             .build()
             .unwrap();
         let mac = |i: u32| format!("52:54:00:00:00:{i:02x}");
-        let post = |i: u32| runtime.block_on(writer.upsert(mac(i), report(&mac(i), "h")));
+        let post = |i: u32| runtime.block_on(writer.upsert(mac(i), report(&mac(i), "h"), None));
         assert!(post(1).is_ok());
         // Moved away: the path names nothing.
         let aside = dir.path().join("aside.db");
@@ -882,7 +1190,7 @@ mod tests {
                                 n & 0xff
                             );
                             let json = report(&mac, &padding);
-                            writer.upsert(mac, json).await.unwrap();
+                            writer.upsert(mac, json, None).await.unwrap();
                         }
                     })
                 })
@@ -903,6 +1211,102 @@ mod tests {
         // grow between checkpoints. The bound tells the two apart without depending on load.
         assert!(wal_size < 40 << 20, "the WAL reached {wal_size} bytes");
         assert!(db_size + wal_size > 30 << 20, "{db_size} + {wal_size}");
+    }
+
+    #[test]
+    fn admission_is_kept_per_machine_and_forgotten_machines_come_back_pending() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&dir.path().join("caas.db")).unwrap();
+        let (a, b) = ("52:54:00:00:00:01", "52:54:00:00:00:02");
+        let (ra, rb) = (report(a, "a"), report(b, "b"));
+        let now = SystemTime::now();
+        let item = |mac, report, admitted_by| Upsert {
+            mac,
+            report,
+            admitted_by,
+        };
+        store
+            .upsert_admitting(&[item(a, &ra, Some("rule all")), item(b, &rb, None)], now)
+            .unwrap();
+        let state = |store: &Store, mac| store.row(mac).unwrap().map(|row| row.admission);
+        assert_eq!(state(&store, a), Some(State::Admitted));
+        assert_eq!(state(&store, b), Some(State::Pending));
+        // A repost neither un-admits nor changes who admitted.
+        store.upsert_admitting(&[item(a, &ra, None)], now).unwrap();
+        assert_eq!(
+            store.row(a).unwrap().unwrap().admitted_by.as_deref(),
+            Some("rule all")
+        );
+
+        let forget = Change::Forget {
+            macs: vec![a.into(), "52:54:00:00:00:09".into()],
+            by: "operator t (cli)".into(),
+        };
+        let changed = store.apply_change(&forget, now).unwrap();
+        assert_eq!(changed.unknown, ["52:54:00:00:00:09"]);
+        assert_eq!(
+            state(&store, a),
+            Some(State::Admitted),
+            "nothing half-applied"
+        );
+        let forget = Change::Forget {
+            macs: vec![a.into()],
+            by: "operator t (cli)".into(),
+        };
+        assert_eq!(store.apply_change(&forget, now).unwrap().changed, [a]);
+        assert_eq!(state(&store, a), None);
+        assert_eq!(store.count().unwrap(), 1);
+        store
+            .upsert_admitting(&[item(a, &ra, Some("rule all"))], now)
+            .unwrap();
+        assert_eq!(
+            state(&store, a),
+            Some(State::Pending),
+            "forgotten beats the rule"
+        );
+
+        let approve = Change::Approve {
+            which: Selection::All,
+            by: "operator t (cli)".into(),
+        };
+        let changed = store.apply_change(&approve, now).unwrap();
+        assert_eq!(
+            changed.changed,
+            [a, b],
+            "first seen (the same here), then by MAC"
+        );
+        let row = store.row(a).unwrap().unwrap();
+        assert_eq!(row.admission().by.as_deref(), Some("operator t (cli)"));
+        assert_eq!(row.admission().at, Some(from_millis(to_millis(now))));
+    }
+
+    #[test]
+    fn a_schema_1_store_is_migrated_and_its_machines_stay_admitted() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.db");
+        {
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(
+                "CREATE TABLE machines (id INTEGER PRIMARY KEY, mac TEXT NOT NULL UNIQUE,
+                     report TEXT NOT NULL, first_seen INTEGER NOT NULL, last_seen INTEGER NOT NULL,
+                     updates INTEGER NOT NULL DEFAULT 0);
+                 PRAGMA user_version = 1;",
+            )
+            .unwrap();
+            conn.execute(
+                "INSERT INTO machines (mac, report, first_seen, last_seen) VALUES (?1, ?2, 1, 1)",
+                params!["52:54:00:00:00:01", report("52:54:00:00:00:01", "old")],
+            )
+            .unwrap();
+        }
+        let err = Store::open_read_only(&path).err().unwrap().to_string();
+        assert!(err.contains("schema 1"), "{err}");
+        drop(Store::open(&path).unwrap());
+        let store = Store::open_read_only(&path).unwrap();
+        let row = store.row("52:54:00:00:00:01").unwrap().unwrap();
+        assert_eq!(row.admission, State::Admitted);
+        assert_eq!(row.admitted_by.as_deref(), Some(MIGRATED_BY));
+        assert!(store.machines().unwrap()[0].is_admitted());
     }
 
     #[test]
@@ -943,7 +1347,7 @@ mod tests {
                     tokio::spawn(async move {
                         let mac = format!("52:54:00:00:{:02x}:{:02x}", i / 256, i % 256);
                         let json = report(&mac, "h");
-                        writer.upsert(mac, json).await.unwrap()
+                        writer.upsert(mac, json, None).await.unwrap()
                     })
                 })
                 .collect();

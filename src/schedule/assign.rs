@@ -16,6 +16,8 @@ pub struct Machine {
     pub ip: Option<Ipv4Addr>,
     /// When the machine was first discovered (any monotonic order key: Unix time, position).
     pub first_seen: i64,
+    /// Admitted by a rule or an operator: only these get a role.
+    pub admitted: bool,
 }
 
 /// The roles caas schedules.
@@ -90,8 +92,12 @@ pub struct Params {
 pub enum Notice {
     /// A machine without an IPv4 on its boot interface cannot be given a role yet.
     NoBootAddress { mac: String },
-    /// A machine with a role is no longer discovered; its role is kept, never given away.
+    /// A machine with a role is no longer discovered (an operator forgot it, or the store
+    /// read is another one); its role is kept, never given away.
     Vanished { assignment: Assignment },
+    /// A machine with a role is pending admission again (forgotten, then reported again); its
+    /// role is kept, never given away.
+    NotAdmitted { assignment: Assignment },
     /// A machine with a role now reports another address; the recorded one is kept.
     AddressChanged {
         assignment: Assignment,
@@ -111,10 +117,22 @@ impl std::fmt::Display for Notice {
             ),
             Notice::Vanished { assignment } => write!(
                 f,
-                "{} ({}, {}) is no longer discovered: its role is kept, not given to another machine",
+                "{} ({}, {}) is no longer in the inventory (forgotten?): its role is kept, not \
+                 given to another machine{}",
                 assignment.id(),
                 assignment.mac,
-                assignment.ip
+                assignment.ip,
+                how_to_free(assignment)
+            ),
+            Notice::NotAdmitted { assignment } => write!(
+                f,
+                "{} ({}, {}) is pending admission (forgotten, then reported again): its role is \
+                 kept, not given to another machine; caas machines approve {} admits it again{}",
+                assignment.id(),
+                assignment.mac,
+                assignment.ip,
+                assignment.mac,
+                how_to_free(assignment)
             ),
             Notice::AddressChanged { assignment, now } => write!(
                 f,
@@ -135,6 +153,16 @@ impl std::fmt::Display for Notice {
     }
 }
 
+/// How an operator frees a role caas keeps.
+fn how_to_free(assignment: &Assignment) -> String {
+    match assignment.role {
+        Role::Worker => format!("; caas schedule once --release {} frees it", assignment.mac),
+        Role::EtcdMember => "; a member leaves the cluster only by etcdctl member remove: caas \
+                             never changes the membership of a formed cluster"
+            .into(),
+    }
+}
+
 /// The result of one scheduling pass.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Schedule {
@@ -142,8 +170,11 @@ pub struct Schedule {
     pub members: Vec<Assignment>,
     /// Every worker, by index.
     pub workers: Vec<Assignment>,
-    /// `Some((discovered, needed))` when there are not enough machines to form the cluster.
+    /// `Some((admitted, needed))` when there are not enough admitted machines to form the
+    /// cluster.
     pub waiting: Option<(usize, usize)>,
+    /// Discovered machines without a role that wait for admission.
+    pub pending: usize,
     pub notices: Vec<Notice>,
 }
 
@@ -177,8 +208,15 @@ pub fn assign(
 
     let discovered: HashMap<&str, &Machine> =
         machines.iter().map(|m| (m.mac.as_str(), m)).collect();
-    let (mut candidates, mut no_address): (Vec<&Machine>, Vec<&Machine>) =
-        discovered.values().partition(|m| m.ip.is_some());
+    let taken: HashSet<&str> = existing.iter().map(|a| a.mac.as_str()).collect();
+    let pending = discovered
+        .values()
+        .filter(|m| !m.admitted && !taken.contains(m.mac.as_str()))
+        .count();
+    let (mut candidates, mut no_address): (Vec<&Machine>, Vec<&Machine>) = discovered
+        .values()
+        .filter(|m| m.admitted)
+        .partition(|m| m.ip.is_some());
     // Reports of the same MAC collapse to one above, so (first seen, MAC) orders totally.
     candidates.sort_unstable_by(|a, b| (a.first_seen, &a.mac).cmp(&(b.first_seen, &b.mac)));
     no_address.sort_unstable_by(|a, b| a.mac.cmp(&b.mac));
@@ -191,6 +229,9 @@ pub fn assign(
     for assignment in existing {
         match discovered.get(assignment.mac.as_str()) {
             None => notices.push(Notice::Vanished {
+                assignment: assignment.clone(),
+            }),
+            Some(machine) if !machine.admitted => notices.push(Notice::NotAdmitted {
                 assignment: assignment.clone(),
             }),
             Some(machine) => {
@@ -215,7 +256,6 @@ pub fn assign(
     };
     let mut members = of_role(Role::EtcdMember);
     let mut workers = of_role(Role::Worker);
-    let taken: HashSet<&str> = existing.iter().map(|a| a.mac.as_str()).collect();
     let mut free = candidates
         .iter()
         .filter(|m| !taken.contains(m.mac.as_str()))
@@ -228,6 +268,7 @@ pub fn assign(
                 members,
                 workers,
                 waiting: Some((first.len(), params.etcd_members)),
+                pending,
                 notices,
             });
         }
@@ -266,6 +307,7 @@ pub fn assign(
         members,
         workers,
         waiting: None,
+        pending,
         notices,
     })
 }
@@ -301,6 +343,7 @@ mod tests {
             mac: format!("52:54:00:00:00:{n:02x}"),
             ip: Some(Ipv4Addr::new(10, 0, 0, n)),
             first_seen,
+            admitted: true,
         }
     }
 
@@ -447,6 +490,56 @@ mod tests {
         assert!(rerun.notices.contains(&Notice::Vanished {
             assignment: first.members[1].clone()
         }));
+    }
+
+    #[test]
+    fn pending_machines_are_never_scheduled_and_are_counted() {
+        let mut list = machines(5);
+        list[0].admitted = false;
+        list[3].admitted = false;
+        let schedule = assign(&list, &[], &THREE).unwrap();
+        assert_eq!(
+            macs(&schedule.members),
+            [
+                "52:54:00:00:00:02",
+                "52:54:00:00:00:03",
+                "52:54:00:00:00:05"
+            ]
+        );
+        assert!(schedule.workers.is_empty());
+        assert_eq!(schedule.pending, 2);
+        // Not enough admitted machines: waiting, however many are pending.
+        let mut list = machines(3);
+        list[2].admitted = false;
+        let waiting = assign(&list, &[], &THREE).unwrap();
+        assert_eq!((waiting.waiting, waiting.pending), (Some((2, 3)), 1));
+        assert!(waiting.members.is_empty());
+    }
+
+    #[test]
+    fn a_member_pending_again_keeps_its_role_with_a_notice() {
+        let first = assign(&machines(4), &[], &THREE).unwrap();
+        let mut list = machines(4);
+        list[1].admitted = false; // etcd-1, forgotten and back
+        list.push(machine(7, 70));
+        let rerun = assign(&list, &existing(&first), &THREE).unwrap();
+        assert_eq!(rerun.members, first.members);
+        assert_eq!(
+            rerun.pending, 0,
+            "a machine with a role is not waiting for one"
+        );
+        assert!(rerun.notices.contains(&Notice::NotAdmitted {
+            assignment: first.members[1].clone()
+        }));
+        assert!(
+            rerun.notices[0]
+                .to_string()
+                .contains("etcdctl member remove")
+        );
+        assert_eq!(
+            macs(&rerun.workers),
+            ["52:54:00:00:00:04", "52:54:00:00:00:07"]
+        );
     }
 
     #[test]

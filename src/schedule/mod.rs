@@ -21,6 +21,7 @@ use serde_json::{Map, Value};
 
 use crate::assets::etcd;
 use crate::discovery;
+use crate::discovery::store::RoleChanges;
 use crate::error::invalid;
 use crate::generate::{boot_with_args, os_boot};
 use crate::ids::Id;
@@ -56,6 +57,8 @@ pub struct Options {
     pub plan: bool,
     /// The published etcd release the roles run (`current`: what `assets/etcd/current` names).
     pub etcd_version: Id,
+    /// Workers (normalised boot MACs) whose roles to free, and whose files to remove.
+    pub release: Vec<String>,
 }
 
 /// What a run decided and did.
@@ -65,6 +68,8 @@ pub struct Run {
     pub files: Vec<FileWrite>,
     /// What happened (or, planned, would happen) to each file.
     pub outcomes: Vec<Outcome>,
+    /// The roles `--release` freed.
+    pub released: Vec<Assignment>,
 }
 
 /// Schedules `discovered` (first seen first) in `data_dir`: reads the roles already written,
@@ -75,16 +80,16 @@ pub fn once(
     options: &Options,
 ) -> Result<Run> {
     let existing = state::read_assignments(data_dir)?;
-    let schedule = decide(data_dir, discovered, &existing, options)?;
-    finish(data_dir, options, schedule, &existing)
+    let decision = decide(data_dir, discovered, &existing, options)?;
+    finish(data_dir, discovered, options, &existing, decision)
 }
 
 /// [`once`] with the machines and the roles in a store (`--db`) that several provisioning
 /// servers share: in one transaction no other scheduler's interleaves with, the roles the store
 /// records and those this data dir holds (a data dir written before roles were recorded, or by
-/// a server that ran alone) are the existing roles; the new ones are recorded (unless
-/// planning); then this data dir is written from all of them. Two servers end with the same
-/// files, whoever ran first.
+/// a server that ran alone) are the existing roles; the new ones are recorded and the released
+/// ones removed (unless planning); then this data dir is written from all of them. Two servers
+/// end with the same files, whoever ran first.
 pub fn once_in_store(
     data_dir: &DataDir,
     store: &dyn discovery::storage::RoleStore,
@@ -93,48 +98,73 @@ pub fn once_in_store(
     let on_disk = state::read_assignments(data_dir)?;
     let mut decided = None;
     store.with_roles(!options.plan, &mut |machines, recorded| {
-        let mut existing = recorded
+        let recorded = recorded
             .iter()
             .map(state::from_stored)
             .collect::<Result<Vec<_>>>()?;
         let only_on_disk: Vec<Assignment> = on_disk
             .iter()
-            .filter(|a| !existing.contains(a))
+            .filter(|a| !recorded.contains(a))
             .cloned()
             .collect();
-        existing.extend(only_on_disk);
-        let schedule = decide(data_dir, machines, &existing, options)?;
-        let new = schedule
-            .members
-            .iter()
-            .chain(&schedule.workers)
-            .filter(|a| {
-                !recorded
-                    .iter()
-                    .any(|r| state::from_stored(r).ok().as_ref() == Some(*a))
-            })
-            .map(state::to_stored)
-            .collect();
-        decided = Some((schedule, existing));
-        Ok(new)
+        // A store without roles yet takes the data dir's (written before roles were
+        // recorded). Once it has some, it is the truth: a role only on disk was released
+        // through another server, and its files go here too.
+        let (existing, released_elsewhere) = if recorded.is_empty() {
+            (only_on_disk, Vec::new())
+        } else {
+            (recorded.clone(), only_on_disk)
+        };
+        let mut decision = decide(data_dir, machines, &existing, options)?;
+        let changes = RoleChanges {
+            add: (decision.schedule.members.iter())
+                .chain(&decision.schedule.workers)
+                .filter(|a| !recorded.contains(a))
+                .map(state::to_stored)
+                .collect(),
+            remove: (decision.released.iter())
+                .filter(|a| recorded.contains(a))
+                .map(state::to_stored)
+                .collect(),
+        };
+        decision.released.extend(released_elsewhere.iter().cloned());
+        let mut existing = existing;
+        existing.extend(released_elsewhere);
+        decided = Some((decision, existing, machines.to_vec()));
+        Ok(changes)
     })?;
-    let (schedule, existing) = decided.expect("the store ran the decision");
-    finish(data_dir, options, schedule, &existing)
+    let (decision, existing, machines) = decided.expect("the store ran the decision");
+    finish(data_dir, &machines, options, &existing, decision)
 }
 
-/// The roles for `discovered`, keeping `existing`; notices logged.
+/// What a run decided: the schedule, the roles `--release` freed, and those it kept.
+struct Decision {
+    schedule: Schedule,
+    released: Vec<Assignment>,
+    kept: Vec<Assignment>,
+}
+
+/// The roles for `discovered`, keeping `existing` but the released ones; notices logged.
 fn decide(
     data_dir: &DataDir,
     discovered: &[discovery::machine::Machine],
     existing: &[Assignment],
     options: &Options,
-) -> Result<Schedule> {
+) -> Result<Decision> {
+    let released = released_roles(existing, &options.release)?;
+    let kept: Vec<Assignment> = existing
+        .iter()
+        .filter(|a| !released.contains(a))
+        .cloned()
+        .collect();
     let params = Params {
         etcd_members: options.etcd_members,
         workers: options.workers,
     };
-    let input = scheduler_input(discovered);
-    let schedule = assign::assign(&input, existing, &params).map_err(|err| {
+    // A released machine gets no other role in the same run.
+    let mut input = scheduler_input(discovered);
+    input.retain(|m| !released.iter().any(|r| r.mac == m.mac));
+    let schedule = assign::assign(&input, &kept, &params).map_err(|err| {
         invalid(format!(
             "{}: the scheduled groups disagree: {err}",
             data_dir.groups_dir().display()
@@ -143,34 +173,156 @@ fn decide(
     for notice in &schedule.notices {
         tracing::warn!("{notice}");
     }
-    Ok(schedule)
+    Ok(Decision {
+        schedule,
+        released,
+        kept,
+    })
 }
 
-/// Renders and writes (or, planning, compares) the files of `schedule`.
+/// Renders and writes (or, planning, compares) the files of a decision, and removes those of
+/// the released roles.
 fn finish(
     data_dir: &DataDir,
+    discovered: &[discovery::machine::Machine],
     options: &Options,
-    schedule: Schedule,
     existing: &[Assignment],
+    decision: Decision,
 ) -> Result<Run> {
+    let Decision {
+        schedule,
+        released,
+        kept,
+    } = decision;
     if schedule.waiting.is_some() {
         return Ok(Run {
             schedule,
             files: Vec::new(),
             outcomes: Vec::new(),
+            released,
         });
     }
     let files = render(data_dir, options, &schedule)?;
-    check_not_taken(data_dir, &files, existing)?;
+    let removals = release_removals(data_dir, options, existing, &released, &schedule)?;
+    for role in &released {
+        if input_admitted(discovered, &role.mac) {
+            tracing::warn!(
+                "{} is still admitted: the next run gives it a role again unless it is \
+                 forgotten (caas machines forget {})",
+                role.mac,
+                role.mac
+            );
+        }
+    }
+    check_not_taken(data_dir, &files, &kept)?;
     let write = WriteOptions {
         dry_run: options.plan,
     };
-    let outcomes = write::write_changes(&files, &[], write)?;
+    let outcomes = write::write_changes(&files, &removals, write)?;
     Ok(Run {
         schedule,
         files,
         outcomes,
+        released,
     })
+}
+
+fn input_admitted(discovered: &[discovery::machine::Machine], mac: &str) -> bool {
+    discovered.iter().any(|m| m.mac == mac && m.is_admitted())
+}
+
+/// The workers `--release` names; a member, or a MAC with no role, is an input error.
+fn released_roles(existing: &[Assignment], release: &[String]) -> Result<Vec<Assignment>> {
+    release
+        .iter()
+        .map(|mac| match existing.iter().find(|a| a.mac == *mac) {
+            Some(a) if a.role == assign::Role::Worker => Ok(a.clone()),
+            Some(a) => Err(invalid(format!(
+                "--release {mac}: it is {}, an etcd member: caas never changes the membership \
+                 of a formed cluster (etcdctl member remove, then remove its files yourself)",
+                a.id()
+            ))),
+            None => Err(invalid(format!(
+                "--release {mac}: no role written by caas schedule has this MAC"
+            ))),
+        })
+        .collect()
+}
+
+/// The files the released workers leave: each one's group, and the workers' shared profile
+/// and config once no worker is left. Only files whose bytes are exactly what the scheduler
+/// writes for them (rendered again now, with this run's flags) are removed: a group edited
+/// since is refused (removing it is what frees the role, so the release would be half done),
+/// a shared file edited since is kept with a warning.
+fn release_removals(
+    data_dir: &DataDir,
+    options: &Options,
+    existing: &[Assignment],
+    released: &[Assignment],
+    after: &Schedule,
+) -> Result<Vec<PathBuf>> {
+    if released.is_empty() {
+        return Ok(Vec::new());
+    }
+    let of_role = |role| {
+        let mut list: Vec<Assignment> = existing
+            .iter()
+            .filter(|a| a.role == role)
+            .cloned()
+            .collect();
+        list.sort_by_key(|a| a.index);
+        list
+    };
+    let before = Schedule {
+        members: of_role(assign::Role::EtcdMember),
+        workers: of_role(assign::Role::Worker),
+        waiting: None,
+        pending: 0,
+        notices: Vec::new(),
+    };
+    let written: std::collections::HashMap<PathBuf, Vec<u8>> = render(data_dir, options, &before)?
+        .into_iter()
+        .map(|file| (file.path, file.bytes))
+        .collect();
+    let unchanged = |path: &PathBuf| -> Result<Option<bool>> {
+        match fs::read(path) {
+            Ok(bytes) => Ok(Some(written.get(path) == Some(&bytes))),
+            Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(err) => Err(err).with_context(|| format!("reading {}", path.display())),
+        }
+    };
+    let mut removals = Vec::new();
+    for role in released {
+        for path in plan::own_paths(data_dir, role)? {
+            match unchanged(&path)? {
+                Some(true) => removals.push(path),
+                None => {}
+                Some(false) => {
+                    return Err(invalid(format!(
+                        "--release {}: {} is not what caas schedule writes for {} with these \
+                         flags (edited since, or other flags than the run that wrote it): \
+                         nothing was removed; remove the file yourself to free the role",
+                        role.mac,
+                        path.display(),
+                        role.id()
+                    )));
+                }
+            }
+        }
+    }
+    if after.workers.is_empty() {
+        for path in plan::shared_worker_paths(data_dir)? {
+            match unchanged(&path)? {
+                Some(true) => removals.push(path),
+                None => {}
+                Some(false) => tracing::warn!(
+                    "{} changed since caas schedule wrote it: kept, although no worker is left",
+                    path.display()
+                ),
+            }
+        }
+    }
+    Ok(removals)
 }
 
 /// Refuses to replace a file that belongs to no role the scheduler already gave: a profile or
@@ -221,6 +373,7 @@ fn scheduler_input(machines: &[discovery::machine::Machine]) -> Vec<assign::Mach
                 Some(time) if timed => discovery::machine::to_millis(time),
                 _ => position as i64,
             },
+            admitted: machine.is_admitted(),
         })
         .collect()
 }
