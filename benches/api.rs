@@ -12,6 +12,10 @@
 //! `cargo bench --bench api -- burst`: resident memory under 256 simultaneous 1 MiB POSTs;
 //! `-- slow-readers`: how long listings are refused while 16 clients stall theirs.
 //!
+//! `cargo bench --bench api -- engines`: durable POST/s and p50/p99 at 16 and 64 connections
+//! with the store on SQLite and on PostgreSQL (a private cluster from Debian's package, fsync
+//! on), and two `caas api` sharing the PostgreSQL database.
+//!
 //! Figures are printed, never asserted.
 
 use std::fs;
@@ -19,6 +23,11 @@ use std::io::{BufRead as _, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+// The benchmark uses part of the tests' cluster helper.
+#[allow(dead_code)]
+#[path = "../tests/common/postgres.rs"]
+mod postgres;
 
 /// Posts one report per request; the MAC is `02:<prefix>:<thread>:<counter>` (24-bit counter),
 /// so each run (prefix) and thread posts its own machines.
@@ -61,7 +70,12 @@ impl Drop for Server {
 const TOKEN: &str = "bench-operator-token-0123456789";
 
 fn start(db: &Path, log: &Path) -> Server {
-    let token_file = db.with_extension("token");
+    start_on(db.as_os_str(), log)
+}
+
+/// `caas api --db <db>`: a SQLite path or a PostgreSQL URL.
+fn start_on(db: &std::ffi::OsStr, log: &Path) -> Server {
+    let token_file = log.with_extension("token");
     fs::write(&token_file, TOKEN).unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_caas"))
         .args(["api", "--listen", "127.0.0.1:0", "--db"])
@@ -92,6 +106,20 @@ fn wrk(
     seconds: u32,
     prefix: u32,
 ) -> (f64, String, u64, u64) {
+    let run = wrk_run(url, script, connections, seconds, prefix);
+    (run.rate, run.p99, run.requests, run.errors)
+}
+
+/// What one wrk run measured.
+struct WrkRun {
+    rate: f64,
+    p50: String,
+    p99: String,
+    requests: u64,
+    errors: u64,
+}
+
+fn wrk_run(url: &str, script: &Path, connections: u32, seconds: u32, prefix: u32) -> WrkRun {
     let out = Command::new("wrk")
         .args([
             "-t2",
@@ -120,6 +148,7 @@ fn wrk(
     let rate = field("Requests/sec:")
         .and_then(|v| v.parse().ok())
         .unwrap_or(0.0);
+    let p50 = field("50%").unwrap_or_else(|| "?".into());
     let p99 = field("99%").unwrap_or_else(|| "?".into());
     let requests = text
         .lines()
@@ -130,7 +159,65 @@ fn wrk(
     let errors = field("Non-2xx or 3xx responses:")
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
-    (rate, p99, requests, errors)
+    WrkRun {
+        rate,
+        p50,
+        p99,
+        requests,
+        errors,
+    }
+}
+
+/// Durable POSTs of new machines at 16 and 64 connections, 10 s each, on one engine; then,
+/// on PostgreSQL, two instances sharing the database, each driven by its own wrk.
+fn engines(dir: &Path, script: &Path) {
+    let report = |engine: &str, connections: u32, run: &WrkRun| {
+        println!(
+            "{engine}, {connections} connections: {:.0} durable POST/s, p50 {}, p99 {} ({} requests, {} non-2xx)",
+            run.rate, run.p50, run.p99, run.requests, run.errors
+        );
+    };
+    let db = dir.join("engines.db");
+    let server = start(&db, &dir.join("engines-sqlite.log"));
+    wrk(&server.url, script, 16, 2, 0x20); // warm-up
+    for (prefix, connections) in [(0x21, 16), (0x22, 64)] {
+        report(
+            "SQLite",
+            connections,
+            &wrk_run(&server.url, script, connections, 10, prefix),
+        );
+    }
+    drop(server);
+
+    let pg = postgres::Postgres::start();
+    let url = pg.create_database("caas");
+    let server = start_on(url.as_ref(), &dir.join("engines-pg.log"));
+    wrk(&server.url, script, 16, 2, 0x30); // warm-up
+    for (prefix, connections) in [(0x31, 16), (0x32, 64)] {
+        report(
+            "PostgreSQL",
+            connections,
+            &wrk_run(&server.url, script, connections, 10, prefix),
+        );
+    }
+    let second = start_on(url.as_ref(), &dir.join("engines-pg2.log"));
+    for (prefix, connections) in [(0x40, 8), (0x42, 32)] {
+        let (a, b) = std::thread::scope(|scope| {
+            let a = scope.spawn(|| wrk_run(&server.url, script, connections, 10, prefix));
+            let b = scope.spawn(|| wrk_run(&second.url, script, connections, 10, prefix + 1));
+            (a.join().unwrap(), b.join().unwrap())
+        });
+        println!(
+            "PostgreSQL, two caas api, {connections} connections each: {:.0} durable POST/s together (p50 {} / {}, p99 {} / {}; {} non-2xx)",
+            a.rate + b.rate,
+            a.p50,
+            b.p50,
+            a.p99,
+            b.p99,
+            a.errors + b.errors
+        );
+    }
+    println!("{} machines stored in PostgreSQL", machines(&server.url));
 }
 
 /// A report like the Lua script's, for MAC number `n` of run `prefix`.
@@ -437,6 +524,12 @@ fn main() {
     }
     if std::env::args().any(|arg| arg == "slow-readers") {
         slow_readers(dir.path());
+        return;
+    }
+    if std::env::args().any(|arg| arg == "engines") {
+        let script = dir.path().join("post.lua");
+        fs::write(&script, POST_LUA).unwrap();
+        engines(dir.path(), &script);
         return;
     }
     // `cargo bench --bench api -- wal`: only the write-ahead log under load.

@@ -30,6 +30,9 @@ NEEDS=(
   "strip binutils"
   # discovery: the POST /discovery load generator of benches/api.rs
   "wrk wrk"
+  # the discovery store on PostgreSQL: a private cluster per test (tests/store.rs,
+  # tests/api_postgres.rs; initdb and pg_ctl from /usr/lib/postgresql/<version>/bin)
+  "/usr/share/postgresql-common/pg_wrapper postgresql"
   # the whole boot path served by a stock HTTP server (tests/boot_e2e.rs)
   "/usr/sbin/nginx nginx-light"
   # caas assets: an independent OpenPGP oracle (tests/assets.rs)

@@ -8,6 +8,7 @@ use clap::Args;
 
 use super::Format;
 use crate::discovery::admission::Rule;
+use crate::discovery::location::Location;
 use crate::matchbox::server::MatchboxUrl;
 
 #[derive(Debug, Args)]
@@ -51,9 +52,17 @@ pub struct ApiArgs {
     /// Address and port to listen on
     #[arg(long, default_value = "127.0.0.1:5000", value_name = "ADDR")]
     pub listen: SocketAddr,
-    /// SQLite file of discovered machines (created if missing)
-    #[arg(long, env = "CAAS_DB", default_value = "caas.db", value_name = "FILE")]
-    pub db: PathBuf,
+    /// The store of discovered machines: a SQLite file (created if missing), or a PostgreSQL
+    /// database (`postgres://user@host/db`, schema created on first use; TLS with
+    /// `?sslmode=require|verify-full`, CA file `&sslrootcert=FILE`), which several `caas api`
+    /// can share
+    #[arg(
+        long,
+        env = "CAAS_DB",
+        default_value = "caas.db",
+        value_name = "FILE|URL"
+    )]
+    pub db: Location,
     /// matchbox base URL: GET /ipxe is proxied there and /healthz probes it
     #[arg(long, env = "CAAS_MATCHBOX_URL", value_name = "URL")]
     pub matchbox_url: Option<MatchboxUrl>,

@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use crate::discovery::location::Location;
 use clap::{Args, Subcommand};
 
 use super::Format;
@@ -25,10 +26,11 @@ pub enum MachinesCommand {
 #[derive(Debug, Args)]
 #[command(group = clap::ArgGroup::new("inventory").required(true).args(["db", "api"]))]
 pub struct InventoryArgs {
-    /// The store of `caas api`. list and show read it read-only (safe while caas api runs);
-    /// approve and forget need it free (caas api stopped): use --api while it runs
-    #[arg(long, value_name = "FILE")]
-    pub db: Option<PathBuf>,
+    /// The store of `caas api`: its SQLite file (list and show read it read-only, safe while
+    /// caas api runs; approve and forget need it free, caas api stopped: use --api while it
+    /// runs), or its PostgreSQL URL (every command, while caas api runs)
+    #[arg(long, value_name = "FILE|URL")]
+    pub db: Option<Location>,
     /// A running `caas api` (its base URL); needs --operator-token-file
     #[arg(long, value_name = "URL")]
     pub api: Option<String>,

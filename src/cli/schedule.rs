@@ -6,6 +6,7 @@ use clap::{Args, Subcommand};
 
 use super::{Format, TemplatesArgs};
 use crate::cluster::spec::parse_api_url;
+use crate::discovery::location::Location;
 use crate::ids::Id;
 use crate::ignition::Spec;
 use crate::matchbox::server::MatchboxUrl;
@@ -44,9 +45,10 @@ pub struct ScheduleOnceArgs {
     /// The operator's bearer token for --api (its inventory routes require it; ignored otherwise)
     #[arg(long, env = "CAAS_OPERATOR_TOKEN_FILE", value_name = "FILE")]
     pub operator_token_file: Option<PathBuf>,
-    /// Read the discovered machines from the store of `caas api` (read-only)
-    #[arg(long, value_name = "FILE")]
-    pub db: Option<PathBuf>,
+    /// Read the discovered machines from the store of `caas api` (its SQLite file or its
+    /// PostgreSQL URL), and record the roles there, so that servers sharing it agree
+    #[arg(long, value_name = "FILE|URL")]
+    pub db: Option<Location>,
     /// Read the discovered machines from a JSON file (GET /discovery/machines or /discovery)
     #[arg(long, value_name = "FILE.json")]
     pub discovery: Option<PathBuf>,

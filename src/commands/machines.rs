@@ -13,8 +13,10 @@ use crate::cli::{
 };
 use crate::discovery::admission::{Change, Changed, Selection, by_operator};
 use crate::discovery::client::{fetch_machines, operator_call};
+use crate::discovery::location::Location;
 use crate::discovery::machine::{Machine, format_time};
-use crate::discovery::storage::{StoreRead as _, machine_from_row, open_sqlite_read_only};
+use crate::discovery::postgres::{Access, PgStorage};
+use crate::discovery::storage::{Storage as _, machine_from_row, open_read_only};
 use crate::discovery::store::Store;
 use crate::discovery::token::OperatorToken;
 use crate::error::invalid;
@@ -35,7 +37,7 @@ pub fn run(global: &GlobalArgs, command: &MachinesCommand) -> Result<()> {
 
 /// The inventory the flags name (clap requires one of `--db`, `--api`).
 enum Inventory {
-    Db(std::path::PathBuf),
+    Db(Location),
     Api(String, Option<OperatorToken>),
 }
 
@@ -43,8 +45,10 @@ impl Inventory {
     fn from_args(args: &InventoryArgs) -> Result<Inventory> {
         match (&args.db, &args.api) {
             (Some(db), _) => {
-                if !db.is_file() {
-                    return Err(invalid(format!("--db {}: no such file", db.display())));
+                if let Location::Sqlite(path) = db
+                    && !path.is_file()
+                {
+                    return Err(invalid(format!("--db {}: no such file", path.display())));
                 }
                 Ok(Inventory::Db(db.clone()))
             }
@@ -62,14 +66,14 @@ impl Inventory {
 
     fn machines(&self) -> Result<Vec<Machine>> {
         match self {
-            Inventory::Db(db) => open_sqlite_read_only(db)?.machines(),
+            Inventory::Db(db) => open_read_only(db)?.machines(),
             Inventory::Api(api, token) => fetch_machines(api, API_TIMEOUT, token.as_ref()),
         }
     }
 
     fn machine(&self, mac: &str) -> Result<Option<Machine>> {
         match self {
-            Inventory::Db(db) => open_sqlite_read_only(db)?
+            Inventory::Db(db) => open_read_only(db)?
                 .row(mac)?
                 .map(machine_from_row)
                 .transpose(),
@@ -89,7 +93,19 @@ impl Inventory {
     /// Applies `change` (its `by` is recorded for `--db`; the API records its own).
     fn change(&self, change: &Change, operator: &str) -> Result<Changed> {
         match self {
-            Inventory::Db(db) => {
+            // A database takes changes while caas api runs on it.
+            Inventory::Db(Location::Postgres(url)) => {
+                let store = PgStorage::open(url, Access::Schedule)?;
+                let changed = tokio::runtime::Builder::new_current_thread()
+                    .build()
+                    .context("starting a runtime")?
+                    .block_on(store.change(change.clone()))
+                    .map_err(|err| anyhow::anyhow!("{err}"))?;
+                store.close()?;
+                refuse_unknown(&changed)?;
+                Ok(changed)
+            }
+            Inventory::Db(Location::Sqlite(db)) => {
                 let mut store = Store::open(db).map_err(|err| {
                     err.context(
                         "caas api may be running on it: use --api URL --operator-token-file FILE",

@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use crate::cli::{GlobalArgs, ScheduleCommand, ScheduleOnceArgs};
 use crate::discovery;
-use crate::discovery::storage::StoreRead as _;
+use crate::discovery::location::Location;
 use crate::discovery::token::OperatorToken;
 use crate::error::{EXIT_INVALID, invalid};
 use crate::input::UserFile;
@@ -36,7 +36,7 @@ enum MachineSource {
     /// A running `caas api` (its base URL) and the operator token.
     Api(String, Option<OperatorToken>),
     /// The store of `caas api`, read-only.
-    Db(PathBuf),
+    Db(Location),
     /// A saved `GET /discovery/machines` (or `/discovery`) list.
     File(PathBuf),
 }
@@ -77,7 +77,6 @@ fn once(global: &GlobalArgs, args: &ScheduleOnceArgs) -> Result<ExitCode> {
         .map_err(|err| invalid(format!("--os {}: {err}", args.os.dir_name())))?;
     let source = MachineSource::from_args(args)?;
     let data_dir = DataDir::new(&global.data_dir);
-    let discovered = read_machines(&source)?;
     let options = Options {
         etcd_members: members,
         workers: args.workers,
@@ -94,8 +93,24 @@ fn once(global: &GlobalArgs, args: &ScheduleOnceArgs) -> Result<ExitCode> {
         etcd_version: args.etcd_version.clone(),
         release: args.release.clone(),
     };
-    let _lock = super::lock_data_dir(global, "caas schedule once", args.plan)?;
-    let run = schedule::once(&data_dir, &discovered, &options)?;
+    let run = match &source {
+        // The store: the roles are recorded there too, so that the servers sharing it agree.
+        MachineSource::Db(db) => {
+            if let Location::Sqlite(path) = db
+                && !path.is_file()
+            {
+                return Err(invalid(format!("--db {}: no such file", path.display())));
+            }
+            let store = discovery::storage::open_roles(db, !args.plan)?;
+            let _lock = super::lock_data_dir(global, "caas schedule once", args.plan)?;
+            schedule::once_in_store(&data_dir, store.as_ref(), &options)?
+        }
+        _ => {
+            let discovered = read_machines(&source)?;
+            let _lock = super::lock_data_dir(global, "caas schedule once", args.plan)?;
+            schedule::once(&data_dir, &discovered, &options)?
+        }
+    };
     let changes = ChangeReport {
         dry_run: args.plan,
         format: args.format,
@@ -119,10 +134,7 @@ fn read_machines(source: &MachineSource) -> Result<Vec<discovery::machine::Machi
                 .context("reading the discovered machines from --api");
         }
         MachineSource::Db(db) => {
-            if !db.is_file() {
-                return Err(invalid(format!("--db {}: no such file", db.display())));
-            }
-            return discovery::storage::open_sqlite_read_only(db)?.machines();
+            return discovery::storage::open_read_only(db)?.machines();
         }
         MachineSource::File(path) => path,
     };

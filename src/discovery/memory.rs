@@ -39,7 +39,9 @@ impl MemoryStorage {
             return Err(StoreError::Failed("the store is closed".into()));
         }
         if self.down.load(Ordering::SeqCst) {
-            return Err(StoreError::Gone("the in-memory store is down".into()));
+            return Err(StoreError::Unavailable(
+                "the in-memory store is down".into(),
+            ));
         }
         Ok(())
     }

@@ -12,6 +12,8 @@
 //! - [`storage`]: the storage seam, what the API, the scheduler and the listings need from a
 //!   store ([`storage::StoreRead`], [`storage::Storage`]), and the SQLite engine behind it;
 //! - [`store`]: the SQLite store, its group-committing writer, read-only access;
+//! - [`postgres`]: the PostgreSQL store (several `caas api` on one database);
+//! - [`location`]: what `--db` names: a SQLite file or a PostgreSQL URL;
 //! - [`memory`]: an in-memory store, for the HTTP handlers' in-process tests;
 //! - [`machine`]: a discovered machine as readers see it, from any of the three sources;
 //! - [`admission`]: pending or admitted, `--admit` rules;
@@ -26,8 +28,11 @@ pub mod client;
 pub mod cmdline;
 pub mod interfaces;
 pub mod lldp;
+pub mod location;
 pub mod machine;
 pub mod memory;
+mod pg_tls;
+pub mod postgres;
 pub mod report;
 pub mod server;
 pub mod storage;

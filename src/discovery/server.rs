@@ -6,7 +6,8 @@
 //!   JSON, as in 2016, or when it nests arrays and objects more than 32 levels deep, so that
 //!   every listing stays readable); 406 when the report is incoherent (no boot MAC, or not one of its
 //!   interfaces'); 413 over 1 MiB; 503 when the database file was deleted or replaced under the
-//!   running server (the report would not be in the file the next start opens).
+//!   running server (the report would not be in the file the next start opens), or when the
+//!   PostgreSQL database cannot be reached (the same POST works once it is back).
 //!   A machine is stored `pending` unless an `--admit` rule admits it ([`super::admission`]).
 //! - `GET /discovery`: every stored report, first seen first (`[]` when none).
 //! - `GET /discovery/interfaces`: `{"interfaces": [[…machine 1…], […machine 2…]]}` (2016 shape).
@@ -64,9 +65,10 @@ use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
 
 use super::admission::{Change, Rules, Selection};
+use super::location::Location;
 use super::machine::record_json;
 use super::report::{MAX_DEPTH, Report, nesting_depth};
-use super::storage::{SqliteStorage, Storage, StoreRead as _};
+use super::storage::{self, Storage};
 use super::store::{Row, StoreError};
 use super::tls;
 use super::token::{OperatorToken, Refusal, authorize};
@@ -214,8 +216,8 @@ struct LoggedMac(String);
 #[derive(Clone, Debug)]
 pub struct ApiOptions {
     pub listen: SocketAddr,
-    /// The SQLite store, created if missing.
-    pub db: PathBuf,
+    /// The store: a SQLite file (created if missing) or a PostgreSQL database.
+    pub db: Location,
     /// matchbox: `GET /ipxe` is proxied there and `/healthz` probes it.
     pub matchbox_url: Option<MatchboxUrl>,
     pub limits: Limits,
@@ -242,7 +244,7 @@ pub fn api(args: &ApiOptions, quiet: bool) -> anyhow::Result<()> {
         .transpose()?
         .map(tokio_rustls::TlsAcceptor::from);
     let scheme = if tls.is_some() { "https" } else { "http" };
-    let storage = Arc::new(SqliteStorage::open(&args.db)?);
+    let storage = storage::open(&args.db)?;
     let machines = storage.count()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -265,7 +267,7 @@ pub fn api(args: &ApiOptions, quiet: bool) -> anyhow::Result<()> {
         tracing::info!(
             listen = %local,
             scheme,
-            db = %args.db.display(),
+            db = %args.db,
             machines,
             matchbox = args.matchbox_url.as_ref().map_or("", |u| u.as_str()),
             admit = %args.access.admit,
@@ -624,7 +626,7 @@ async fn post_report(State(state): State<AppState>, body: Bytes) -> Response {
             StatusCode::OK,
             &json!({"total_elt": ack.total, "update": ack.update}),
         ),
-        Err(err @ StoreError::Gone(_)) => error_response(
+        Err(err @ (StoreError::Gone(_) | StoreError::Unavailable(_))) => error_response(
             StatusCode::SERVICE_UNAVAILABLE,
             format!("storing the report: {err}"),
         ),
@@ -978,7 +980,7 @@ async fn apply_change(state: &AppState, change: Change) -> Response {
             };
             json_response(status, &body)
         }
-        Err(err @ StoreError::Gone(_)) => error_response(
+        Err(err @ (StoreError::Gone(_) | StoreError::Unavailable(_))) => error_response(
             StatusCode::SERVICE_UNAVAILABLE,
             format!("changing the inventory: {err}"),
         ),
@@ -1119,6 +1121,7 @@ async fn proxy_ipxe(State(state): State<AppState>, RawQuery(query): RawQuery) ->
 mod tests {
     use super::*;
     use crate::discovery::memory::MemoryStorage;
+    use crate::discovery::storage::StoreRead as _;
 
     /// The router over an in-memory store, and the store.
     fn app() -> (Router, Arc<MemoryStorage>) {

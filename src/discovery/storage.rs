@@ -8,8 +8,10 @@
 //!   [`Storage::health`] says whether a report would be accepted now, [`Storage::close`] commits
 //!   what is pending and lets go of the store.
 //!
-//! Engines: [`SqliteStorage`] (the single-file store of [`super::store`]) and the in-memory
-//! [`super::memory::MemoryStorage`] the HTTP handlers are tested with.
+//! Engines: [`SqliteStorage`] (the single-file store of [`super::store`]),
+//! [`PgStorage`] (PostgreSQL, several servers on one database) and the in-memory
+//! [`super::memory::MemoryStorage`] the HTTP handlers are tested with. [`open`] and
+//! [`open_read_only`] open the one `--db` names.
 //!
 //! Reads are blocking (the server runs them on blocking threads, where a streamed listing also
 //! waits for its client); the upsert is a future, as every POST waits for a commit.
@@ -22,9 +24,11 @@ use std::thread;
 use anyhow::Context as _;
 
 use super::admission::{Change, Changed};
+use super::location::Location;
 use super::machine::{Machine, from_millis};
+use super::postgres::{Access, PgStorage};
 use super::report::Report;
-use super::store::{Ack, DbFile, Readers, Row, Store, StoreError, Writer};
+use super::store::{Ack, DbFile, DecideRoles, Readers, Row, Store, StoreError, Writer};
 
 /// A boxed future that can move between threads (what [`Storage::upsert`] returns).
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -87,6 +91,36 @@ pub trait Storage: StoreRead {
 
     /// Commits what is pending and stops writing; later upserts fail. Blocking.
     fn close(&self) -> anyhow::Result<()>;
+}
+
+/// Where `caas schedule once --db` records the roles it gives, so that schedulers on several
+/// provisioning servers agree.
+pub trait RoleStore {
+    /// Calls `decide` with the machines (first seen first) and the roles recorded so far, in
+    /// one transaction that no other scheduler's interleaves with, then records the roles it
+    /// returns and commits (`record` false, for a plan: records nothing).
+    fn with_roles(&self, record: bool, decide: &mut DecideRoles<'_>) -> anyhow::Result<()>;
+}
+
+/// The store `--db` names, opened for `caas schedule once` (read-only when `record` is false).
+pub fn open_roles(location: &Location, record: bool) -> anyhow::Result<Box<dyn RoleStore>> {
+    Ok(match location {
+        Location::Sqlite(path) => Box::new(Store::open_for_roles(path, record)?),
+        Location::Postgres(url) => {
+            let access = if record {
+                Access::Schedule
+            } else {
+                Access::Read
+            };
+            Box::new(PgStorage::open(url, access)?)
+        }
+    })
+}
+
+impl RoleStore for Store {
+    fn with_roles(&self, record: bool, decide: &mut DecideRoles<'_>) -> anyhow::Result<()> {
+        Store::with_roles(self, record, decide)
+    }
 }
 
 /// A stored row as the scheduler reads it.
@@ -199,6 +233,23 @@ impl Storage for SqliteStorage {
 /// api` writes to it).
 pub fn open_sqlite_read_only(path: &Path) -> anyhow::Result<Readers> {
     Readers::open(path)
+}
+
+/// The store `--db` names, opened for `caas api` (created or migrated if needed).
+pub fn open(location: &Location) -> anyhow::Result<Arc<dyn Storage>> {
+    Ok(match location {
+        Location::Sqlite(path) => Arc::new(SqliteStorage::open(path)?),
+        Location::Postgres(url) => Arc::new(PgStorage::open(url, Access::Write)?),
+    })
+}
+
+/// The store `--db` names, opened for reading (`caas schedule --db`; safe while `caas api`
+/// writes to it).
+pub fn open_read_only(location: &Location) -> anyhow::Result<Box<dyn StoreRead>> {
+    Ok(match location {
+        Location::Sqlite(path) => Box::new(open_sqlite_read_only(path)?),
+        Location::Postgres(url) => Box::new(PgStorage::open(url, Access::Read)?),
+    })
 }
 
 impl StoreRead for Readers {

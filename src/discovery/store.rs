@@ -69,6 +69,41 @@ CREATE TABLE IF NOT EXISTS forgotten (
 );
 ";
 
+/// The roles `caas schedule` recorded (both engines keep the same table): one row per role,
+/// a machine in one role at most, a role held by one machine at most. Added beside the
+/// machines without a schema version of its own: older caas ignore the table.
+const ROLES_SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS roles (
+    role TEXT NOT NULL,
+    idx INTEGER NOT NULL,
+    mac TEXT NOT NULL UNIQUE,
+    ipv4 TEXT NOT NULL,
+    PRIMARY KEY (role, idx)
+);
+";
+
+/// A role as the store records it (`caas schedule` converts it to and from its own model).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredRole {
+    /// The role's name (`etcd-member`, `worker`).
+    pub role: String,
+    pub index: i64,
+    pub mac: String,
+    pub ipv4: String,
+}
+
+/// What a scheduler changes in the recorded roles.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RoleChanges {
+    /// Roles given now.
+    pub add: Vec<StoredRole>,
+    /// Roles freed (`--release`).
+    pub remove: Vec<StoredRole>,
+}
+
+/// What `caas schedule` decides inside the roles transaction: given the machines (first seen
+/// first) and the recorded roles, what changes.
+pub type DecideRoles<'a> = dyn FnMut(&[Machine], &[StoredRole]) -> anyhow::Result<RoleChanges> + 'a;
 /// Version 1 → 2: admission. `?1` is the time of the migration.
 const MIGRATE_1_TO_2: &str = "
 ALTER TABLE machines ADD COLUMN admission TEXT NOT NULL DEFAULT 'pending'
@@ -178,6 +213,10 @@ pub enum StoreError {
     /// committed now would not be found by the next start. The server answers 503.
     #[error("{0}")]
     Gone(String),
+    /// The database cannot be reached now (a PostgreSQL server down or restarting): the
+    /// report was not stored; the same POST succeeds once it is back. 503.
+    #[error("{0}")]
+    Unavailable(String),
     /// Anything else (a full disk, an I/O error, the writer stopped): 500.
     #[error("{0}")]
     Failed(String),
@@ -334,6 +373,12 @@ impl Store {
                 context()
             );
         }
+        if version > SCHEMA_VERSION {
+            bail!(
+                "{}: it was written by a newer caas (schema {version}, this one knows {SCHEMA_VERSION})",
+                context()
+            );
+        }
         if version != SCHEMA_VERSION {
             bail!(
                 "{}: not a caas discovery store (schema version {version}, expected {SCHEMA_VERSION})",
@@ -346,6 +391,117 @@ impl Store {
             count: 0,
             lock: None,
         })
+    }
+
+    /// Opens the store to record roles (`caas schedule once --db FILE`): read-write, but
+    /// without the writer's lock, as `caas api` may be running: SQLite's own locks order the
+    /// two. `record` false (a plan): read-only.
+    pub fn open_for_roles(path: &Path, record: bool) -> anyhow::Result<Store> {
+        if !record {
+            return Store::open_read_only(path);
+        }
+        let context = || format!("opening the discovery store {}", path.display());
+        if !path.is_file() {
+            bail!("{}: no such file", context());
+        }
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .with_context(context)?;
+        conn.busy_timeout(BUSY_TIMEOUT).with_context(context)?;
+        conn.pragma_update(None, "synchronous", "FULL")
+            .with_context(context)?;
+        let version: i64 = conn
+            .query_row("PRAGMA user_version", [], |row| row.get(0))
+            .with_context(context)?;
+        if version > SCHEMA_VERSION {
+            bail!(
+                "{}: it was written by a newer caas (schema {version}, this one knows {SCHEMA_VERSION})",
+                context()
+            );
+        }
+        if version != SCHEMA_VERSION {
+            bail!(
+                "{}: not a caas discovery store (schema version {version}, expected {SCHEMA_VERSION})",
+                context()
+            );
+        }
+        Ok(Store {
+            conn,
+            path: path.to_owned(),
+            count: 0,
+            lock: None,
+        })
+    }
+
+    /// Runs `decide` on the machines and the recorded roles in one transaction, and (when
+    /// `record`) records the roles it returns. `BEGIN IMMEDIATE` takes SQLite's write lock
+    /// first: no other scheduler reads the roles until this one has committed its own.
+    pub fn with_roles(&self, record: bool, decide: &mut DecideRoles<'_>) -> anyhow::Result<()> {
+        let context = || format!("recording the roles in {}", self.path.display());
+        self.conn
+            .execute_batch(if record { "BEGIN IMMEDIATE" } else { "BEGIN" })
+            .with_context(context)?;
+        let result = self.roles_transaction(record, decide);
+        let end = if result.is_ok() { "COMMIT" } else { "ROLLBACK" };
+        let ended = self.conn.execute_batch(end).with_context(context);
+        result?;
+        ended
+    }
+
+    fn roles_transaction(&self, record: bool, decide: &mut DecideRoles<'_>) -> anyhow::Result<()> {
+        if record {
+            self.conn.execute_batch(ROLES_SCHEMA)?;
+        }
+        let recorded = self.recorded_roles()?;
+        let machines = self.machines()?;
+        let changes = decide(&machines, &recorded)?;
+        if record {
+            let mut remove = self
+                .conn
+                .prepare_cached("DELETE FROM roles WHERE role = ?1 AND idx = ?2 AND mac = ?3")?;
+            for role in &changes.remove {
+                remove
+                    .execute(params![role.role, role.index, role.mac])
+                    .with_context(|| format!("releasing {} {}", role.role, role.mac))?;
+            }
+            let mut insert = self.conn.prepare_cached(
+                "INSERT INTO roles (role, idx, mac, ipv4) VALUES (?1, ?2, ?3, ?4)",
+            )?;
+            for role in &changes.add {
+                insert
+                    .execute(params![role.role, role.index, role.mac, role.ipv4])
+                    .with_context(|| format!("recording {} {}", role.role, role.mac))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The recorded roles (none while no scheduler has recorded any).
+    fn recorded_roles(&self) -> anyhow::Result<Vec<StoredRole>> {
+        let exists: i64 = self.conn.query_row(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'roles'",
+            [],
+            |row| row.get(0),
+        )?;
+        if exists == 0 {
+            return Ok(Vec::new());
+        }
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT role, idx, mac, ipv4 FROM roles ORDER BY role, idx")?;
+        let roles = stmt
+            .query_map([], |row| {
+                Ok(StoredRole {
+                    role: row.get(0)?,
+                    index: row.get(1)?,
+                    mac: row.get(2)?,
+                    ipv4: row.get(3)?,
+                })
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(roles)
     }
 
     pub fn path(&self) -> &Path {

@@ -21,6 +21,7 @@ use serde_json::{Map, Value};
 
 use crate::assets::etcd;
 use crate::discovery;
+use crate::discovery::store::RoleChanges;
 use crate::error::invalid;
 use crate::generate::{boot_with_args, os_boot};
 use crate::ids::Id;
@@ -79,7 +80,78 @@ pub fn once(
     options: &Options,
 ) -> Result<Run> {
     let existing = state::read_assignments(data_dir)?;
-    let released = released_roles(&existing, &options.release)?;
+    let decision = decide(data_dir, discovered, &existing, options)?;
+    finish(data_dir, discovered, options, &existing, decision)
+}
+
+/// [`once`] with the machines and the roles in a store (`--db`) that several provisioning
+/// servers share: in one transaction no other scheduler's interleaves with, the roles the store
+/// records and those this data dir holds (a data dir written before roles were recorded, or by
+/// a server that ran alone) are the existing roles; the new ones are recorded and the released
+/// ones removed (unless planning); then this data dir is written from all of them. Two servers
+/// end with the same files, whoever ran first.
+pub fn once_in_store(
+    data_dir: &DataDir,
+    store: &dyn discovery::storage::RoleStore,
+    options: &Options,
+) -> Result<Run> {
+    let on_disk = state::read_assignments(data_dir)?;
+    let mut decided = None;
+    store.with_roles(!options.plan, &mut |machines, recorded| {
+        let recorded = recorded
+            .iter()
+            .map(state::from_stored)
+            .collect::<Result<Vec<_>>>()?;
+        let only_on_disk: Vec<Assignment> = on_disk
+            .iter()
+            .filter(|a| !recorded.contains(a))
+            .cloned()
+            .collect();
+        // A store without roles yet takes the data dir's (written before roles were
+        // recorded). Once it has some, it is the truth: a role only on disk was released
+        // through another server, and its files go here too.
+        let (existing, released_elsewhere) = if recorded.is_empty() {
+            (only_on_disk, Vec::new())
+        } else {
+            (recorded.clone(), only_on_disk)
+        };
+        let mut decision = decide(data_dir, machines, &existing, options)?;
+        let changes = RoleChanges {
+            add: (decision.schedule.members.iter())
+                .chain(&decision.schedule.workers)
+                .filter(|a| !recorded.contains(a))
+                .map(state::to_stored)
+                .collect(),
+            remove: (decision.released.iter())
+                .filter(|a| recorded.contains(a))
+                .map(state::to_stored)
+                .collect(),
+        };
+        decision.released.extend(released_elsewhere.iter().cloned());
+        let mut existing = existing;
+        existing.extend(released_elsewhere);
+        decided = Some((decision, existing, machines.to_vec()));
+        Ok(changes)
+    })?;
+    let (decision, existing, machines) = decided.expect("the store ran the decision");
+    finish(data_dir, &machines, options, &existing, decision)
+}
+
+/// What a run decided: the schedule, the roles `--release` freed, and those it kept.
+struct Decision {
+    schedule: Schedule,
+    released: Vec<Assignment>,
+    kept: Vec<Assignment>,
+}
+
+/// The roles for `discovered`, keeping `existing` but the released ones; notices logged.
+fn decide(
+    data_dir: &DataDir,
+    discovered: &[discovery::machine::Machine],
+    existing: &[Assignment],
+    options: &Options,
+) -> Result<Decision> {
+    let released = released_roles(existing, &options.release)?;
     let kept: Vec<Assignment> = existing
         .iter()
         .filter(|a| !released.contains(a))
@@ -101,7 +173,27 @@ pub fn once(
     for notice in &schedule.notices {
         tracing::warn!("{notice}");
     }
+    Ok(Decision {
+        schedule,
+        released,
+        kept,
+    })
+}
 
+/// Renders and writes (or, planning, compares) the files of a decision, and removes those of
+/// the released roles.
+fn finish(
+    data_dir: &DataDir,
+    discovered: &[discovery::machine::Machine],
+    options: &Options,
+    existing: &[Assignment],
+    decision: Decision,
+) -> Result<Run> {
+    let Decision {
+        schedule,
+        released,
+        kept,
+    } = decision;
     if schedule.waiting.is_some() {
         return Ok(Run {
             schedule,
@@ -111,7 +203,7 @@ pub fn once(
         });
     }
     let files = render(data_dir, options, &schedule)?;
-    let removals = release_removals(data_dir, options, &existing, &released, &schedule)?;
+    let removals = release_removals(data_dir, options, existing, &released, &schedule)?;
     for role in &released {
         if input_admitted(discovered, &role.mac) {
             tracing::warn!(

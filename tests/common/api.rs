@@ -37,6 +37,25 @@ impl Api {
     /// `caas api` as started with `extra` only: no operator token unless `extra` gives one.
     pub fn start_without_token(db: &Path, extra: &[&str]) -> Api {
         let stderr = db.with_extension(format!("stderr-{}", unique()));
+        Api::start_logging(db.as_os_str(), stderr, extra)
+    }
+
+    /// `caas api --db <url>` (a PostgreSQL URL) with the operator token [`TOKEN`], its log and
+    /// token file in `log_dir`.
+    pub fn start_url(url: &str, log_dir: &Path, extra: &[&str]) -> Api {
+        let n = unique();
+        let token_file = log_dir.join(format!("api-{n}.token"));
+        fs::write(&token_file, format!("{TOKEN}\n")).unwrap();
+        fs::set_permissions(&token_file, fs::Permissions::from_mode(0o600)).unwrap();
+        let mut args = vec!["--operator-token-file", token_file.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        let stderr = log_dir.join(format!("api-{n}.stderr"));
+        let mut api = Api::start_logging(url.as_ref(), stderr, &args);
+        api.token_file = Some(token_file);
+        api
+    }
+
+    fn start_logging(db: &std::ffi::OsStr, stderr: PathBuf, extra: &[&str]) -> Api {
         let mut child = Command::new(env!("CARGO_BIN_EXE_caas"))
             .args(["api", "--listen", "127.0.0.1:0", "--db"])
             .arg(db)
@@ -110,6 +129,14 @@ impl Api {
             );
             thread::sleep(Duration::from_millis(20));
         }
+    }
+}
+
+impl Api {
+    /// SIGKILL, and wait for it to be gone.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 

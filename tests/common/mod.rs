@@ -5,6 +5,7 @@ pub mod api;
 pub mod guest;
 pub mod matchbox;
 pub mod nginx;
+pub mod postgres;
 
 use std::collections::BTreeMap;
 use std::fs;
