@@ -24,6 +24,8 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+// The benchmark uses part of the tests' cluster helper.
+#[allow(dead_code)]
 #[path = "../tests/common/postgres.rs"]
 mod postgres;
 

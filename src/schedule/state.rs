@@ -120,6 +120,35 @@ fn assignment_of(group: &Group, path: &Path) -> Result<Assignment> {
     })
 }
 
+/// A role the store recorded, as an assignment.
+pub fn from_stored(stored: &StoredRole) -> Result<Assignment> {
+    let bad = |why: &str| {
+        invalid(format!(
+            "the store records {} {} for {}: {why}",
+            stored.role, stored.index, stored.mac
+        ))
+    };
+    Ok(Assignment {
+        role: Role::from_name(&stored.role).ok_or_else(|| bad("not a role caas knows"))?,
+        index: usize::try_from(stored.index).map_err(|_| bad("not an index"))?,
+        mac: stored.mac.clone(),
+        ip: stored
+            .ipv4
+            .parse()
+            .map_err(|_| bad("not an IPv4 address"))?,
+    })
+}
+
+/// An assignment as the store records it.
+pub fn to_stored(assignment: &Assignment) -> StoredRole {
+    StoredRole {
+        role: assignment.role.name().to_owned(),
+        index: assignment.index as i64,
+        mac: assignment.mac.clone(),
+        ipv4: assignment.ip.to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -244,34 +273,5 @@ mod tests {
                 "{err}"
             );
         }
-    }
-}
-
-/// A role the store recorded, as an assignment.
-pub fn from_stored(stored: &StoredRole) -> Result<Assignment> {
-    let bad = |why: &str| {
-        invalid(format!(
-            "the store records {} {} for {}: {why}",
-            stored.role, stored.index, stored.mac
-        ))
-    };
-    Ok(Assignment {
-        role: Role::from_name(&stored.role).ok_or_else(|| bad("not a role caas knows"))?,
-        index: usize::try_from(stored.index).map_err(|_| bad("not an index"))?,
-        mac: stored.mac.clone(),
-        ip: stored
-            .ipv4
-            .parse()
-            .map_err(|_| bad("not an IPv4 address"))?,
-    })
-}
-
-/// An assignment as the store records it.
-pub fn to_stored(assignment: &Assignment) -> StoredRole {
-    StoredRole {
-        role: assignment.role.name().to_owned(),
-        index: assignment.index as i64,
-        mac: assignment.mac.clone(),
-        ipv4: assignment.ip.to_string(),
     }
 }
