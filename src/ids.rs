@@ -33,8 +33,19 @@ impl Id {
     }
 
     /// The id with a suffix appended (`node1` → `node1.ign`), still a valid id if short enough.
+    /// Too long, the error is about the id the user gave, not a name they never typed.
     pub fn with_suffix(&self, suffix: &str) -> Result<Id, InvalidInput> {
-        Id::new(&format!("{}{suffix}", self.0))
+        let name = format!("{}{suffix}", self.0);
+        if name.len() > MAX_ID_LEN {
+            return Err(InvalidInput(format!(
+                "invalid id {:?}: it is {} bytes long, and with {suffix:?} added for the file \
+                 caas derives from it, more than the limit of {MAX_ID_LEN}: use at most {} bytes",
+                self.0,
+                self.0.len(),
+                MAX_ID_LEN.saturating_sub(suffix.len())
+            )));
+        }
+        Id::new(&name)
     }
 }
 
@@ -119,6 +130,14 @@ mod tests {
             assert!(err.contains(&format!("{value:?}")), "{err} names the value");
             assert!(!err.contains('\n'));
         }
+        let derived = Id::new(&"a".repeat(MAX_ID_LEN - 1))
+            .unwrap()
+            .with_suffix(".ign");
+        let message = derived.unwrap_err().0;
+        assert!(
+            message.ends_with("is 127 bytes long, and with \".ign\" added for the file caas derives from it, more than the limit of 128: use at most 124 bytes"),
+            "{message}"
+        );
         let long = "a".repeat(MAX_ID_LEN + 1);
         assert!(
             Id::new(&long)

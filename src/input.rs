@@ -7,7 +7,7 @@
 //! nested `error:` prefix). All of them are [`InvalidInput`](crate::error::InvalidInput)s.
 
 use std::fs;
-use std::io;
+use std::io::{self, Read as _};
 use std::path::{Path, PathBuf};
 
 use anyhow::Result;
@@ -17,12 +17,19 @@ use serde_json::{Map, Value};
 use crate::error::invalid;
 use crate::matchbox::decode::type_name;
 
+/// The largest file a user hands caas, unless its reader says otherwise: a 100,000-machine
+/// cluster spec is about 10 MB. A file past it (`--metadata-file /dev/zero`) is an error, not
+/// gigabytes of memory.
+pub const INPUT_LIMIT: u64 = 64 << 20;
+
 /// A file the user named, and the flag it was given with (`--vars-file`, `-f`): errors about
 /// a missing file name both, as the user typed them.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct UserFile {
     pub path: PathBuf,
     pub flag: &'static str,
+    /// The most bytes read; a larger file is an input error.
+    pub limit: u64,
 }
 
 impl UserFile {
@@ -30,17 +37,24 @@ impl UserFile {
         UserFile {
             path: path.into(),
             flag,
+            limit: INPUT_LIMIT,
         }
+    }
+
+    /// The same file, read up to `limit` bytes instead of [`INPUT_LIMIT`].
+    pub fn with_limit(self, limit: u64) -> UserFile {
+        UserFile { limit, ..self }
     }
 
     /// The file's bytes.
     pub fn read(&self) -> Result<Vec<u8>> {
-        fs::read(&self.path).map_err(|err| self.read_error(err))
+        read_capped(&self.path, self.limit).map_err(|err| self.read_error(err))
     }
 
     /// The file's text; a file that is not UTF-8 is an input error.
     pub fn read_text(&self) -> Result<String> {
-        fs::read_to_string(&self.path).map_err(|err| self.read_error(err))
+        String::from_utf8(self.read()?)
+            .map_err(|_| invalid(format!("{} is not UTF-8 text", self.path.display())))
     }
 
     /// A JSON or YAML object (JSON for `.json` files, YAML, a superset of JSON, otherwise);
@@ -69,12 +83,30 @@ impl UserFile {
                 self.flag,
                 self.path.display()
             )),
-            io::ErrorKind::InvalidData => {
-                invalid(format!("{} is not UTF-8 text", self.path.display()))
-            }
+            io::ErrorKind::FileTooLarge => invalid(format!(
+                "{} {}: larger than {} bytes, the most caas reads from it",
+                self.flag,
+                self.path.display(),
+                self.limit
+            )),
             _ => anyhow::Error::new(err).context(format!("reading {}", self.path.display())),
         }
     }
+}
+
+/// Reads at most `limit` bytes of `path`; a longer file (or an endless one, like `/dev/zero`)
+/// is an [`io::ErrorKind::FileTooLarge`] error after reading `limit + 1` bytes, never more.
+pub fn read_capped(path: &Path, limit: u64) -> io::Result<Vec<u8>> {
+    let file = fs::File::open(path)?;
+    let mut bytes = Vec::new();
+    file.take(limit.saturating_add(1)).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > limit {
+        return Err(io::Error::new(
+            io::ErrorKind::FileTooLarge,
+            format!("{} is larger than {limit} bytes", path.display()),
+        ));
+    }
+    Ok(bytes)
 }
 
 fn is_json(path: &Path) -> bool {
@@ -126,6 +158,21 @@ mod tests {
             message(file.read_object("variables")),
             "--vars-file /nonexistent/missing.yaml: no such file"
         );
+    }
+
+    #[test]
+    fn an_endless_file_is_cut_after_its_limit() {
+        let file = UserFile::new("--discovery", "/dev/zero").with_limit(1000);
+        assert_eq!(
+            message(file.read()),
+            "--discovery /dev/zero: larger than 1000 bytes, the most caas reads from it"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("exact");
+        fs::write(&path, [b'x'; 1000]).unwrap();
+        assert_eq!(read_capped(&path, 1000).unwrap().len(), 1000);
+        let error = read_capped(&path, 999).unwrap_err();
+        assert_eq!(error.kind(), io::ErrorKind::FileTooLarge);
     }
 
     #[test]

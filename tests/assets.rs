@@ -1282,3 +1282,105 @@ fn stream_names_that_collide_with_what_caas_writes_are_refused() {
         .unwrap();
     assert!(output.status.success(), "{}", stderr(&output));
 }
+
+#[test]
+fn an_endless_body_is_cut_at_max_size_and_not_kept_for_a_resume() {
+    let lab = Lab::new();
+    lab.publish_older_release();
+    serve_flatcar(&lab.server, Signer::Good, Signer::Good);
+    lab.server.endless(&flatcar_path(KERNEL));
+
+    assert_fails_closed(
+        &lab,
+        lab.flatcar().args(["--max-size", "1MiB"]),
+        &[
+            KERNEL,
+            "the server sent more than the 1.0 MiB a download may be (--max-size)",
+        ],
+    );
+    assert!(
+        !lab.part(KERNEL).exists(),
+        "an oversized download is deleted"
+    );
+    assert_eq!(
+        lab.server.hits(&flatcar_path(KERNEL)).len(),
+        1,
+        "never retried"
+    );
+}
+
+#[test]
+fn a_file_the_server_says_is_too_large_is_refused_before_its_body() {
+    let lab = Lab::new();
+    lab.publish_older_release();
+    serve_flatcar(&lab.server, Signer::Good, Signer::Good);
+
+    assert_fails_closed(
+        &lab,
+        lab.flatcar().args(["--max-size", "1MB"]),
+        &[
+            INITRD,
+            "the server says the file has 1300000 bytes, more than the",
+        ],
+    );
+    assert!(!lab.part(INITRD).exists());
+}
+
+#[test]
+fn max_size_must_be_a_size() {
+    for (value, needle) in [
+        ("lots", "not a size: \"lots\""),
+        ("0", "must be at least 1 byte"),
+    ] {
+        let output = caas()
+            .args(["assets", "fetch", "flatcar", "--max-size", value])
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(2), "{value}");
+        assert!(stderr(&output).contains(needle), "{}", stderr(&output));
+    }
+}
+
+/// A tmpfs of a given size mounted for the test's life (the tests run as root, like CI).
+struct SmallDisk(PathBuf);
+
+impl SmallDisk {
+    fn mount(dir: &Path, size: &str) -> SmallDisk {
+        fs::create_dir_all(dir).unwrap();
+        let status = StdCommand::new("mount")
+            .args(["-t", "tmpfs", "-o"])
+            .arg(format!("size={size}"))
+            .arg("caas-test")
+            .arg(dir)
+            .status()
+            .expect("running mount");
+        assert!(status.success(), "mounting a small tmpfs needs root");
+        SmallDisk(dir.to_owned())
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = StdCommand::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn a_full_disk_fails_the_fetch_and_frees_what_it_downloaded() {
+    let lab = Lab::new();
+    // Room for the kernel (700 kB) but not the initrd (1.3 MB) as well.
+    let _disk = SmallDisk::mount(&lab.assets(), "1200k");
+    lab.publish_older_release();
+    serve_flatcar(&lab.server, Signer::Good, Signer::Good);
+
+    let output = assert_fails_closed(&lab, &mut lab.flatcar(), &["No space left on device"]);
+    let stage = lab.assets().join("flatcar/.partial").join(VERSION);
+    let left: Vec<_> = fs::read_dir(&stage)
+        .map(|entries| entries.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(
+        left.is_empty(),
+        "{left:?} left on a full disk\n{}",
+        stderr(&output)
+    );
+}

@@ -6,7 +6,7 @@ use std::fs;
 use std::path::Path;
 use std::process::Command;
 
-use common::{assert_one_line_error, caas};
+use common::{assert_one_line_error, caas, caas_in, publish_etcd};
 
 /// `dnsmasq --test -C file`: dnsmasq parses the file as it would at start-up, and exits.
 fn dnsmasq_test(file: &Path) -> std::process::Output {
@@ -303,4 +303,173 @@ fn a_tftp_root_dnsmasq_would_misread_is_refused() {
         );
         fs::remove_file(&file).unwrap();
     }
+}
+
+/// `caas chain dnsmasq --mode full … --hosts-from DATA` into `file`.
+fn dnsmasq_with_hosts(data: &Path, file: &Path) -> assert_cmd::assert::Assert {
+    caas()
+        .args(["chain", "dnsmasq", "--server", "10.0.0.2", "--mode", "full"])
+        .args(["--range", "10.0.0.50,10.0.0.99", "--hosts-from"])
+        .arg(data)
+        .arg("--out")
+        .arg(file)
+        .assert()
+}
+
+/// The `dhcp-host=` lines of a config.
+fn host_lines(file: &Path) -> Vec<String> {
+    fs::read_to_string(file)
+        .unwrap()
+        .lines()
+        .filter(|line| line.starts_with("dhcp-host="))
+        .map(str::to_owned)
+        .collect()
+}
+
+fn assert_dnsmasq_accepts(file: &Path) {
+    let check = dnsmasq_test(file);
+    assert!(
+        check.status.success(),
+        "dnsmasq rejects {}: {}\n{}",
+        file.display(),
+        String::from_utf8_lossy(&check.stderr),
+        fs::read_to_string(file).unwrap()
+    );
+}
+
+#[test]
+fn hosts_from_pins_what_gen_cluster_and_schedule_wrote() {
+    let dir = tempfile::tempdir().unwrap();
+
+    // gen cluster's example: three members with addresses (each in two groups, install and
+    // installed), and a gateway without one.
+    let cluster = dir.path().join("cluster");
+    publish_etcd(&cluster);
+    caas_in(&cluster)
+        .args(["-q", "gen", "cluster"])
+        .assert()
+        .success();
+    let file = dir.path().join("cluster.conf");
+    dnsmasq_with_hosts(&cluster, &file).success();
+    assert_eq!(
+        host_lines(&file),
+        [
+            "dhcp-host=52:54:00:a1:9c:ae,10.0.0.11,node1",
+            "dhcp-host=52:54:00:b2:2f:86,10.0.0.12,node2",
+            "dhcp-host=52:54:00:c3:61:77,10.0.0.13,node3",
+        ]
+    );
+    assert_dnsmasq_accepts(&file);
+
+    // schedule once: members and workers, pinned to the addresses they reported.
+    let scheduled = dir.path().join("scheduled");
+    publish_etcd(&scheduled);
+    let machines: Vec<serde_json::Value> = (1..=4u8)
+        .map(|n| {
+            let mac = format!("52:54:00:00:00:{n:02x}");
+            serde_json::json!({
+                "mac": mac,
+                "first_seen": format!("2026-11-26T10:00:0{n}.000Z"),
+                "report": {
+                    "boot-info": {"mac": mac, "uuid": format!("uuid-{n}")},
+                    "interfaces": [{"name": "eth0", "mac": mac, "ipv4": format!("10.0.0.{}", 60 - n), "netmask": 24}]
+                }
+            })
+        })
+        .collect();
+    let machines_file = dir.path().join("machines.json");
+    fs::write(&machines_file, serde_json::to_vec(&machines).unwrap()).unwrap();
+    caas_in(&scheduled)
+        .args([
+            "-q",
+            "schedule",
+            "once",
+            "--matchbox-url",
+            "http://10.0.0.2:8080",
+        ])
+        .arg("--discovery")
+        .arg(&machines_file)
+        .assert()
+        .success();
+    let file = dir.path().join("scheduled.conf");
+    dnsmasq_with_hosts(&scheduled, &file).success();
+    // Sorted by address: the order of the output does not follow discovery or file names.
+    assert_eq!(
+        host_lines(&file),
+        [
+            "dhcp-host=52:54:00:00:00:04,10.0.0.56,worker-0",
+            "dhcp-host=52:54:00:00:00:03,10.0.0.57,etcd-2",
+            "dhcp-host=52:54:00:00:00:02,10.0.0.58,etcd-1",
+            "dhcp-host=52:54:00:00:00:01,10.0.0.59,etcd-0",
+        ]
+    );
+    assert_dnsmasq_accepts(&file);
+    // Same inputs, same bytes.
+    let again = dir.path().join("again.conf");
+    dnsmasq_with_hosts(&scheduled, &again).success();
+    assert_eq!(fs::read(&file).unwrap(), fs::read(&again).unwrap());
+
+    // A hand-written group pinning a member's MAC elsewhere: an error naming both groups.
+    let groups = scheduled.join("groups");
+    fs::write(
+        groups.join("spare.json"),
+        r#"{"id": "spare", "profile": "x", "selector": {"mac": "52:54:00:00:00:01"}, "metadata": {"ip": "10.0.0.70"}}"#,
+    )
+    .unwrap();
+    let out = dnsmasq_with_hosts(&scheduled, &dir.path().join("conflict.conf"))
+        .code(2)
+        .get_output()
+        .clone();
+    assert_one_line_error(
+        &out.stderr,
+        &format!(
+            "MAC 52:54:00:00:00:01 is pinned to 10.0.0.59 by {} and to 10.0.0.70 by {}",
+            groups.join("etcd-0.json").display(),
+            groups.join("spare.json").display()
+        ),
+    );
+    // …and one pinning a member's address to another MAC.
+    fs::write(
+        groups.join("spare.json"),
+        r#"{"id": "spare", "profile": "x", "selector": {"mac": "52:54:00:00:00:09"}, "metadata": {"ip": "10.0.0.58"}}"#,
+    )
+    .unwrap();
+    let out = dnsmasq_with_hosts(&scheduled, &dir.path().join("conflict.conf"))
+        .code(2)
+        .get_output()
+        .clone();
+    assert_one_line_error(
+        &out.stderr,
+        &format!(
+            "address 10.0.0.58 is pinned to 52:54:00:00:00:02 by {} and to 52:54:00:00:00:09 by {}",
+            groups.join("etcd-1.json").display(),
+            groups.join("spare.json").display()
+        ),
+    );
+    assert!(!dir.path().join("conflict.conf").exists());
+}
+
+#[test]
+fn hosts_from_needs_full_mode_and_a_data_dir() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = caas()
+        .args([
+            "chain", "dnsmasq", "--server", "10.0.0.2", "--range", "10.0.0.0",
+        ])
+        .arg("--hosts-from")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert_one_line_error(&out.stderr, "--hosts-from only applies to --mode full");
+
+    let missing = dir.path().join("missing");
+    let out = dnsmasq_with_hosts(&missing, &dir.path().join("x.conf"))
+        .code(2)
+        .get_output()
+        .clone();
+    assert_one_line_error(
+        &out.stderr,
+        &format!("--hosts-from {}: no such directory", missing.display()),
+    );
 }

@@ -277,6 +277,18 @@ fn a_bad_spec_exits_2_names_file_and_line_and_writes_nothing() {
             example.replace("ip: 10.0.0.11", "ip: 10.0.0.300"),
             bad_ip.as_str(),
         ),
+        (
+            example.replace("ip: 10.0.0.11", "ip: 10.0.0.300"),
+            "ip \"10.0.0.300\" is not an IPv4 or IPv6 address",
+        ),
+        (
+            example.replace("ip: 10.0.0.11", "ip: 0.0.0.0"),
+            "ip \"0.0.0.0\" is not an address a machine can have",
+        ),
+        (
+            example.replace("ip: 10.0.0.12", "ip: 10.0.0.11"),
+            "machines[1] (node2): ip 10.0.0.11 is machine node1's too",
+        ),
     ];
     for (spec, needle) in cases {
         let path = work.path().join("lab.yaml");
@@ -702,4 +714,79 @@ fn ipxe_commands_in_spec_args_are_refused() {
         assert_one_line_error(&out.get_output().stderr, &format!("{word:?}"));
         assert_eq!(tree_state(&data), published, "{at} {word}");
     }
+}
+
+#[test]
+fn a_secret_served_over_plain_http_is_warned_about() {
+    let work = tempfile::tempdir().unwrap();
+    let templates = work.path().join("templates");
+    fs::create_dir_all(&templates).unwrap();
+    fs::write(
+        templates.join("app.yaml.tera"),
+        "storage:\n  files:\n    - path: /etc/app/token\n      mode: 0600\n      contents:\n        source: {{ app_token | data_url }}\n",
+    )
+    .unwrap();
+    let lab = |matchbox: &str| {
+        let path = work.path().join(format!("lab-{}.yaml", matchbox.len()));
+        fs::write(
+            &path,
+            format!(
+                "name: app\nos: flatcar\nmatchbox_url: {matchbox}\ndefault: null\n\
+                 vars:\n  app_token: q8ZrT3xKp1LmN7vB2cWd9FgH4jYs6AeU\n\
+                 machines:\n  - name: app1\n    mac: 52:54:00:00:00:01\n    role: app\n"
+            ),
+        )
+        .unwrap();
+        path
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let out = caas_in(dir.path())
+        .args(["-q", "gen", "cluster", "--templates"])
+        .arg(&templates)
+        .arg("-f")
+        .arg(lab("http://matchbox.lab:8080"))
+        .assert()
+        .success()
+        .get_output()
+        .clone();
+    // -q keeps only errors: the warning needs the default level.
+    assert!(out.stderr.is_empty());
+    let dir = tempfile::tempdir().unwrap();
+    let out = caas_in(dir.path())
+        .args(["gen", "cluster", "--templates"])
+        .arg(&templates)
+        .arg("-f")
+        .arg(lab("http://matchbox.lab:8080"))
+        .assert()
+        .success()
+        .get_output()
+        .clone();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        format!(
+            "warning: {}: a token-looking value in a file named like a secret in /etc/app/token \
+             in a config anyone on the network can read (machines fetch it from \
+             http://matchbox.lab:8080): serve matchbox over https, or deliver the secret \
+             another way\n",
+            dir.path().join("ignition/app1.ign").display()
+        )
+    );
+    ignition_validate_all(dir.path());
+
+    // Served over https: nothing to say.
+    let dir = tempfile::tempdir().unwrap();
+    let out = caas_in(dir.path())
+        .args(["gen", "cluster", "--templates"])
+        .arg(&templates)
+        .arg("-f")
+        .arg(lab("https://matchbox.lab:8443"))
+        .assert()
+        .success()
+        .get_output()
+        .clone();
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

@@ -355,6 +355,17 @@ fn bad_inputs_exit_2_with_one_line_and_write_nothing() {
                 "--profile",
                 "p",
                 "--metadata-file",
+                "/dev/zero",
+            ],
+            "--metadata-file /dev/zero: larger than 67108864 bytes, the most caas reads from it",
+        ),
+        (
+            vec![
+                "--id",
+                "existing",
+                "--profile",
+                "p",
+                "--metadata-file",
                 &broken_yaml,
             ],
             "broken.yaml",

@@ -602,3 +602,124 @@ fn vars_file_errors_name_the_vars_file_flag_and_its_content() {
 
     assert_eq!(tree_state(dir.path()), before);
 }
+
+#[test]
+fn the_discovery_template_embeds_the_api_ca_and_passes_it_to_discover() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca_pem = params.self_signed(&key).unwrap().pem();
+    let vars = dir.path().join("vars.json");
+    let write_vars = |ca: &str| {
+        fs::write(
+            &vars,
+            serde_json::to_vec(&json!({
+                "matchbox_url": "http://matchbox.lab:8080",
+                "api_url": "https://caas.lab:5000",
+                "api_ca_cert": ca,
+            }))
+            .unwrap(),
+        )
+        .unwrap();
+    };
+    write_vars(&ca_pem);
+    let data = dir.path().join("data");
+    caas_in(&data)
+        .args(["gen", "ignition", "--template", "discovery", "--id", "d"])
+        .arg("--vars-file")
+        .arg(&vars)
+        .assert()
+        .success();
+    ignition_validate(&data.join("ignition/d.ign"));
+    let config = read_config(&data, "d");
+    let unit = config["systemd"]["units"][0]["contents"].as_str().unwrap();
+    assert!(
+        unit.contains("Environment=CAAS_API_CA_CERT=/etc/caas/api-ca.pem\n"),
+        "{unit}"
+    );
+    let files = config["storage"]["files"].as_array().unwrap();
+    let ca_file = files
+        .iter()
+        .find(|f| f["path"] == "/etc/caas/api-ca.pem")
+        .expect("the CA file is in the config");
+    let source = ca_file["contents"]["source"].as_str().unwrap();
+    let decoded = percent_encoding::percent_decode_str(source.strip_prefix("data:,").unwrap())
+        .decode_utf8()
+        .unwrap();
+    assert_eq!(decoded, ca_pem);
+    let script = files[0]["contents"]["source"].as_str().unwrap();
+    let script = percent_encoding::percent_decode_str(script.strip_prefix("data:,").unwrap())
+        .decode_utf8()
+        .unwrap();
+    assert!(
+        script.contains(r#"ca=(--ca-cert "$CAAS_API_CA_CERT")"#)
+            && script.contains(r#"discover --api "$CAAS_API_URL" "${ca[@]}""#),
+        "{script}"
+    );
+
+    // A private key given as the CA certificate is refused: it would be served to anyone.
+    write_vars(&format!("{ca_pem}{}", key.serialize_pem()));
+    let before = tree_state(&data);
+    let out = caas_in(&data)
+        .args(["gen", "ignition", "--template", "discovery", "--id", "d2"])
+        .arg("--vars-file")
+        .arg(&vars)
+        .assert()
+        .code(2)
+        .get_output()
+        .clone();
+    assert_one_line_error(&out.stderr, "api_ca_cert holds a private key");
+    assert_eq!(tree_state(&data), before);
+}
+
+#[test]
+fn a_secret_in_a_generated_config_is_warned_about_and_still_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let path = template(
+        &work,
+        "tls.yaml.tera",
+        "storage:\n  files:\n    - path: /etc/ssl/server.key\n      mode: 0600\n      contents:\n        source: {{ key | data_url }}\n",
+    );
+    let key = rcgen::KeyPair::generate().unwrap().serialize_pem();
+    let vars = work.path().join("vars.json");
+    fs::write(&vars, serde_json::to_vec(&json!({"key": key})).unwrap()).unwrap();
+    let out = caas_in(dir.path())
+        .args(["gen", "ignition", "--id", "tls", "--template"])
+        .arg(&path)
+        .arg("--vars-file")
+        .arg(&vars)
+        .assert()
+        .success()
+        .get_output()
+        .clone();
+    let written = dir.path().join("ignition/tls.ign");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        format!(
+            "warning: {}: a PEM private key in /etc/ssl/server.key in a config anyone on the \
+             network can read (matchbox serves it over plain HTTP unless run with -web-ssl): \
+             serve matchbox over https, or deliver the secret another way\n",
+            written.display()
+        )
+    );
+    ignition_validate(&written);
+
+    // SSH public keys are not secrets: the built-in ssh template warns about nothing.
+    let out = caas_in(dir.path())
+        .args(["gen", "ignition", "--template", "ssh", "--id", "ssh"])
+        .args([
+            "--var",
+            "ssh_authorized_keys=ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA key@lab",
+        ])
+        .assert()
+        .success()
+        .get_output()
+        .clone();
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

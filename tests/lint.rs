@@ -1146,3 +1146,105 @@ fn caas_leftover() {
         .success();
     assert_eq!(lint(dir.path(), Target::Matchbox011), vec![]);
 }
+
+#[test]
+fn secret_over_http() {
+    let key_url = "data:,-----BEGIN%20PRIVATE%20KEY-----%0AMC4CAQAwBQYDK2VwBCIEIA%3D%3D%0A-----END%20PRIVATE%20KEY-----%0A";
+    let ignition = format!(
+        "{{\n  \"ignition\": {{\"version\": \"3.3.0\"}},\n  \"storage\": {{\"files\": [\n    {{\"path\": \"/etc/ssl/server.key\", \"contents\": {{\"source\": \"{key_url}\"}}}}\n  ]}},\n  \"passwd\": {{\"users\": [{{\"name\": \"admin\", \"passwordHash\": \"$6$saltsalt$abcdefghijklmnopqrstuvwxyz0123\"}}]}}\n}}\n"
+    );
+    let dir = tree_with(&[("ignition/flatcar.ign", Some(&ignition))]);
+    let findings = lint(dir.path(), Target::Matchbox08);
+    assert_eq!(
+        codes(&findings),
+        [Code::SecretOverHttp, Code::SecretOverHttp],
+        "{findings:#?}"
+    );
+    let line4 = ignition.lines().nth(3).unwrap();
+    let key = &findings[0];
+    assert_eq!(
+        key.path,
+        dir.path()
+            .join("ignition/flatcar.ign")
+            .display()
+            .to_string()
+    );
+    assert_eq!(key.severity, Severity::Warning);
+    assert_eq!(
+        (key.line, key.column),
+        (4, line4.find("\"data:").unwrap() + 1),
+        "{key}"
+    );
+    assert!(
+        key.message.starts_with(&format!(
+            "a PEM private key in /etc/ssl/server.key in a config served over plain HTTP ({} \
+             boots with http://matchbox:8080/ignition?",
+            dir.path().join("profiles/flatcar.json").display()
+        )),
+        "{key}"
+    );
+    let hash = &findings[1];
+    assert_eq!(hash.line, 6, "{hash}");
+    assert!(
+        hash.message
+            .starts_with("the password hash of user admin (passwordHash) in a config served"),
+        "{hash}"
+    );
+
+    // The same config fetched over https: nothing to report.
+    let https = profile_with(
+        "http://matchbox:8080/ignition",
+        "https://matchbox:8443/ignition",
+    );
+    let dir = tree_with(&[
+        ("ignition/flatcar.ign", Some(&ignition)),
+        ("profiles/flatcar.json", Some(&https)),
+    ]);
+    assert_eq!(lint(dir.path(), Target::Matchbox08), vec![]);
+
+    // Public material over http is not a secret: SSH public keys and a CA certificate.
+    let public = r#"{
+  "ignition": {"version": "3.3.0"},
+  "passwd": {"users": [{"name": "core", "sshAuthorizedKeys": ["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA you@lab"]}]},
+  "storage": {"files": [
+    {"path": "/etc/caas/api-ca.pem", "contents": {"source": "data:,-----BEGIN%20CERTIFICATE-----%0AMIIBszCCAVmgAwIBAgIUQ8Zr3xKp1LmN7vB2cWd9FgH4jYs6AeUwCgYIKoZIzj0E%0A-----END%20CERTIFICATE-----%0A"}},
+    {"path": "/home/core/.ssh/authorized_keys", "contents": {"source": "data:,ssh-ed25519%20AAAAC3NzaC1lZDI1NTE5AAAAIAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA%20you%40lab"}}
+  ]}
+}
+"#;
+    let dir = tree_with(&[("ignition/flatcar.ign", Some(public))]);
+    assert_eq!(lint(dir.path(), Target::Matchbox08), vec![]);
+
+    // A template matchbox renders: found by line.
+    let template = "variant: flatcar\nversion: 1.0.0\npasswd:\n  users:\n    - name: core\n      password_hash: {{.password_hash}}\n";
+    let templated = profile_with("\"flatcar.ign\"", "\"flatcar.yaml\"");
+    let dir = tree_with(&[
+        ("ignition/flatcar.yaml", Some(template)),
+        ("profiles/flatcar.json", Some(&templated)),
+        (
+            "groups/default.json",
+            Some(r#"{"id": "default", "profile": "flatcar", "metadata": {"password_hash": "x"}}"#),
+        ),
+        (
+            "groups/node1.json",
+            Some(
+                r#"{"id": "node1", "profile": "flatcar", "selector": {"mac": "52:54:00:a1:9c:ae"}, "metadata": {"password_hash": "x"}}"#,
+            ),
+        ),
+    ]);
+    let findings = lint(dir.path(), Target::Matchbox011);
+    let secrets: Vec<&Finding> = findings
+        .iter()
+        .filter(|f| f.code == Code::SecretOverHttp)
+        .collect();
+    assert_eq!(secrets.len(), 1, "{findings:#?}");
+    assert_eq!(
+        (secrets[0].path.as_str(), secrets[0].line, secrets[0].column),
+        (
+            dir.path().join("ignition/flatcar.yaml").to_str().unwrap(),
+            6,
+            1
+        ),
+        "{findings:#?}"
+    );
+}

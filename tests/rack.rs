@@ -10,7 +10,9 @@
 //!
 //! The flow: `gen cluster` with discovery as the default role → all four boot discovery →
 //! `caas discover` in each reports to `caas api` → `schedule once --etcd-members 3 --workers
-//! all` → the VMs are reset → three etcd members and one gateway come up from their own
+//! all` → dnsmasq restarts with the addresses the roles were given pinned (`caas chain dnsmasq
+//! --hosts-from`) and a lease pool that no longer holds them → the VMs are reset → each gets
+//! exactly its scheduled address, three etcd members and one gateway come up from their own
 //! Ignition → `etcdctl` from the host side of the bridge sees the cluster.
 //!
 //! Runs as root (network namespaces); every wait is a bounded poll; on failure each VM's serial
@@ -148,33 +150,34 @@ fn the_standin_os_applies_its_ignition_config_and_runs_its_units() {
 struct Machine {
     mac: &'static str,
     uuid: &'static str,
-    ip: &'static str,
     iso: bool,
 }
+
+/// The lease pool while machines are discovered, and the one after scheduling: disjoint, so
+/// that a machine keeps its discovery address after the reset only through its reservation
+/// (as when leases are lost or the pool is changed).
+const DISCOVERY_POOL: (&str, &str) = ("10.77.0.100", "10.77.0.149");
+const LATER_POOL: (&str, &str) = ("10.77.0.150", "10.77.0.199");
 
 const MACHINES: [Machine; 4] = [
     Machine {
         mac: "52:54:00:77:00:01",
         uuid: "7e57a11d-0000-4000-8000-000000000001",
-        ip: "10.77.0.11",
         iso: false,
     },
     Machine {
         mac: "52:54:00:77:00:02",
         uuid: "7e57a11d-0000-4000-8000-000000000002",
-        ip: "10.77.0.12",
         iso: false,
     },
     Machine {
         mac: "52:54:00:77:00:03",
         uuid: "7e57a11d-0000-4000-8000-000000000003",
-        ip: "10.77.0.13",
         iso: false,
     },
     Machine {
         mac: "52:54:00:77:00:04",
         uuid: "7e57a11d-0000-4000-8000-000000000004",
-        ip: "10.77.0.14",
         iso: true,
     },
 ];
@@ -260,6 +263,62 @@ fn discovered(ns: &Netns) -> BTreeMap<String, Value> {
         }
     }
     machines
+}
+
+/// The IPv4 address a discovered machine reported for its boot interface.
+fn reported_ipv4(record: &Value, mac: &str) -> Option<std::net::Ipv4Addr> {
+    record
+        .pointer("/report/interfaces")?
+        .as_array()?
+        .iter()
+        .find(|iface| iface["mac"].as_str() == Some(mac))?["ipv4"]
+        .as_str()?
+        .parse()
+        .ok()
+}
+
+/// `caas chain dnsmasq --mode full` for the bridge, leasing `pool`; with `hosts_from`, the
+/// addresses its groups carry pinned.
+fn write_dnsmasq_conf(data: &Path, out: &Path, pool: (&str, &str), hosts_from: Option<&Path>) {
+    let mut cmd = caas_in(data);
+    cmd.args(["chain", "dnsmasq", "--mode", "full", "--server", GATEWAY])
+        .args([
+            "--interface",
+            "br0",
+            "--range",
+            &format!("{},{}", pool.0, pool.1),
+        ])
+        .args(["--router", GATEWAY, "--tftp-root", "/usr/lib/ipxe", "--out"])
+        .arg(out);
+    if let Some(data_dir) = hosts_from {
+        cmd.arg("--hosts-from").arg(data_dir);
+    }
+    caas_ok(&mut cmd);
+}
+
+/// dnsmasq in the namespace with `conf`, keeping its leases in `leases`.
+fn start_dnsmasq(ns: &mut Netns, work: &Path, conf: &Path, leases: &Path) {
+    let mut dnsmasq = ns.command("dnsmasq");
+    dnsmasq
+        .arg("--keep-in-foreground")
+        .arg(format!("--conf-file={}", conf.display()))
+        .arg(format!("--dhcp-leasefile={}", leases.display()))
+        .arg(format!("--pid-file={}", work.join("dnsmasq.pid").display()))
+        .args(["--log-facility=-", "--user=root", "--port=0"]);
+    let log = conf.with_extension("log");
+    ns.spawn("dnsmasq", dnsmasq, &log);
+}
+
+/// MAC → address of a dnsmasq lease file (`expiry mac ip name client-id` lines).
+fn leases(file: &Path) -> BTreeMap<String, String> {
+    fs::read_to_string(file)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|line| {
+            let mut fields = line.split_whitespace().skip(1);
+            Some((fields.next()?.to_owned(), fields.next()?.to_owned()))
+        })
+        .collect()
 }
 
 /// The role groups `schedule once` wrote: MAC → (group id, metadata).
@@ -365,32 +424,13 @@ fn a_virtual_rack_boots_reports_schedules_and_forms_an_etcd_cluster() {
     );
     let iso = chain.join("caas-chain.iso");
     assert!(iso.is_file());
+    // No address pinned yet: machines get whatever the pool gives them until they have a role.
     let dnsmasq_conf = work.join("dnsmasq.conf");
-    caas_ok(
-        caas_in(&data)
-            .args(["chain", "dnsmasq", "--mode", "full", "--server", GATEWAY])
-            .args(["--interface", "br0", "--range", "10.77.0.100,10.77.0.199"])
-            .args(["--router", GATEWAY, "--tftp-root", "/usr/lib/ipxe", "--out"])
-            .arg(&dnsmasq_conf),
-    );
+    write_dnsmasq_conf(&data, &dnsmasq_conf, DISCOVERY_POOL, None);
 
     // The network and its servers.
     let mut ns = Netns::create("rack");
-    let mut dnsmasq = ns.command("dnsmasq");
-    dnsmasq
-        .arg("--keep-in-foreground")
-        .arg(format!("--conf-file={}", dnsmasq_conf.display()))
-        .arg(format!(
-            "--dhcp-leasefile={}",
-            work.join("leases").display()
-        ))
-        .arg(format!("--pid-file={}", work.join("dnsmasq.pid").display()))
-        .args(["--log-facility=-", "--user=root", "--port=0"]);
-    // Fixed addresses by MAC (what an operator does for machines that keep their address).
-    for (i, m) in MACHINES.iter().enumerate() {
-        dnsmasq.arg(format!("--dhcp-host={},{},rack{i}", m.mac, m.ip));
-    }
-    ns.spawn("dnsmasq", dnsmasq, &work.join("dnsmasq.log"));
+    start_dnsmasq(&mut ns, work, &dnsmasq_conf, &work.join("leases"));
     let mut server = ns.command(&matchbox);
     server
         .arg("-address")
@@ -478,14 +518,21 @@ fn a_virtual_rack_boots_reports_schedules_and_forms_an_etcd_cluster() {
         },
         || context(&vms, &ns),
     );
+    let in_pool = |ip: std::net::Ipv4Addr, pool: (&str, &str)| {
+        ip >= pool.0.parse::<std::net::Ipv4Addr>().unwrap()
+            && ip <= pool.1.parse::<std::net::Ipv4Addr>().unwrap()
+    };
+    let mut reported = BTreeMap::new();
     for m in &MACHINES {
-        let report = serde_json::to_string(&reports[m.mac]).unwrap();
-        assert!(report.contains(m.ip), "{} reported {report}", m.mac);
+        let ip = reported_ipv4(&reports[m.mac], m.mac)
+            .unwrap_or_else(|| panic!("{} reported no address: {}", m.mac, reports[m.mac]));
+        assert!(in_pool(ip, DISCOVERY_POOL), "{} reported {ip}", m.mac);
+        reported.insert(m.mac, ip);
     }
 
     // Roles: three etcd members, one worker (an etcd gateway).
-    let schedule = || {
-        let mut cmd = caas_in_ns(&ns);
+    let schedule = |ns: &Netns| {
+        let mut cmd = caas_in_ns(ns);
         cmd.arg("--data-dir")
             .arg(&data)
             .args([
@@ -506,17 +553,40 @@ fn a_virtual_rack_boots_reports_schedules_and_forms_an_etcd_cluster() {
             .args(ARGS);
         run(&mut cmd)
     };
-    let report = schedule();
+    let report = schedule(&ns);
     let roles = scheduled(&data);
     assert_eq!(roles.len(), 4, "{report}\n{roles:?}");
     let before = tree_state(&data);
-    let again = schedule();
+    let again = schedule(&ns);
     assert_eq!(
         tree_state(&data),
         before,
         "a rerun of schedule once changed files: {again}"
     );
     common::ignition_validate_all(&data.join("ignition"));
+
+    // Each role was given with the address its machine reported.
+    let ip_of = |mac: &str| -> String {
+        roles[mac].1["ipv4"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no ipv4 in the group of {mac}: {roles:?}"))
+            .to_owned()
+    };
+    for m in &MACHINES {
+        assert_eq!(ip_of(m.mac), reported[m.mac].to_string(), "{roles:?}");
+    }
+
+    // Pin those addresses and move the pool away from them; the old leases are gone.
+    let pinned_conf = work.join("dnsmasq-pinned.conf");
+    write_dnsmasq_conf(&data, &pinned_conf, LATER_POOL, Some(&data));
+    let pinned = fs::read_to_string(&pinned_conf).unwrap();
+    for m in &MACHINES {
+        let line = format!("dhcp-host={},{},{}\n", m.mac, ip_of(m.mac), roles[m.mac].0);
+        assert!(pinned.contains(&line), "{line:?} missing:\n{pinned}");
+    }
+    ns.stop("dnsmasq");
+    let pinned_leases = work.join("leases-pinned");
+    start_dnsmasq(&mut ns, work, &pinned_conf, &pinned_leases);
 
     // Reset every machine into its role.
     let mut marks = BTreeMap::new();
@@ -533,7 +603,6 @@ fn a_virtual_rack_boots_reports_schedules_and_forms_an_etcd_cluster() {
         .find(|(_, (id, _))| id.starts_with("worker-"))
         .expect("one worker");
     assert_eq!(members.len(), 3, "{roles:?}");
-    let ip_of = |mac: &str| MACHINES.iter().find(|m| m.mac == mac).unwrap().ip;
     let member_endpoints: Vec<String> = members
         .iter()
         .map(|(mac, _)| format!("http://{}:2379", ip_of(mac)))
@@ -614,8 +683,20 @@ fn a_virtual_rack_boots_reports_schedules_and_forms_an_etcd_cluster() {
     assert_eq!(read.trim(), "formed");
     healthy_after.insert(worker.0.clone(), worker_vm.started.elapsed());
 
+    // Every machine got exactly its scheduled address from the pinned dnsmasq, none from the
+    // new pool.
+    let leased = leases(&pinned_leases);
+    for m in &MACHINES {
+        assert_eq!(
+            leased.get(m.mac).map(String::as_str),
+            Some(ip_of(m.mac).as_str()),
+            "{} after its reset (leases: {leased:?})",
+            m.mac
+        );
+    }
+
     // Still nothing to change.
-    let again = schedule();
+    let again = schedule(&ns);
     assert_eq!(
         tree_state(&data),
         before,
@@ -625,10 +706,11 @@ fn a_virtual_rack_boots_reports_schedules_and_forms_an_etcd_cluster() {
     eprintln!("virtual rack: formed in {:.1?} (wall)", wall.elapsed());
     for (i, m) in MACHINES.iter().enumerate() {
         eprintln!(
-            "  rack{i} {} {:<9} {}: discovery after {:.1?}; after its reset, etcd healthy \
+            "  rack{i} {} {:<9} {:<11} {}: discovery after {:.1?}; after its reset, etcd healthy \
              (members) or read through its gateway (worker) {:.1?}",
             m.mac,
             roles[m.mac].0,
+            ip_of(m.mac),
             if m.iso { "ISO" } else { "PXE" },
             discovered_after.get(m.mac).copied().unwrap_or_default(),
             healthy_after.get(m.mac).copied().unwrap_or_default(),

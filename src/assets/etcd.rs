@@ -16,15 +16,17 @@ use std::io::{self, Write as _};
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Component, Path, PathBuf};
 use std::sync::Mutex;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Instant, SystemTime};
 
 use anyhow::{Context as _, anyhow};
 use serde_json::{Map, Value};
 use sha2::{Digest as _, Sha256};
 use url::Url;
 
-use crate::assets::fetch::{PARTIAL_DIR, PartFile, clean_partial, lock, point_current};
-use crate::assets::http::{Http, Sink as _};
+use crate::assets::fetch::{
+    PARTIAL_DIR, PartFile, clean_partial, discard_if_unresumable, lock, point_current,
+};
+use crate::assets::http::{Http, Sink as _, Transfer};
 use crate::assets::manifest::{Archive, MANIFEST_FILE, Manifest, ManifestFile, Product, Role};
 use crate::assets::progress::{Event, Reporter};
 use crate::clock;
@@ -58,9 +60,8 @@ pub struct FetchOptions {
     pub sha256: Option<String>,
     /// The assets directory (releases go to `<dest>/etcd/<version>/`).
     pub dest: PathBuf,
-    pub retries: u32,
-    pub retry_delay: Duration,
-    pub read_timeout: Duration,
+    /// Retries, timeouts and the largest file accepted.
+    pub transfer: Transfer,
 }
 
 /// `vX.Y.Z` (a leading `v` is added when missing), with an optional pre-release suffix.
@@ -157,12 +158,7 @@ fn fetch_inner(options: &FetchOptions, reporter: &Reporter) -> anyhow::Result<()
     let archive_url = dir_url
         .join(&name)
         .with_context(|| format!("building the URL of {name}"))?;
-    let http = Http::new(
-        options.base_url.is_none(),
-        options.retries,
-        options.retry_delay,
-        options.read_timeout,
-    );
+    let http = Http::new(options.base_url.is_none(), &options.transfer);
     let context = || format!("fetching etcd {version}");
 
     let expected = match pinned {
@@ -345,9 +341,12 @@ fn download(
         let total = Mutex::new(None);
         let progress = |p| reporter.download_progress(name, url.as_str(), &total, p);
         http.download(url.as_str(), &mut part, &progress, &|| false)
+            .map_err(|err| discard_if_unresumable(&part_path, err))
             .with_context(|| name.to_owned())?;
         let size = part.held();
-        let (sha256, _) = part.finish()?;
+        let (sha256, _) = part
+            .finish()
+            .map_err(|err| discard_if_unresumable(&part_path, err))?;
         reporter.event(Event::Downloaded {
             file: name.to_owned(),
             bytes: size,

@@ -18,12 +18,12 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Instant, SystemTime};
 
 use anyhow::{Context as _, anyhow};
 use sha2::{Digest as _, Sha256};
 
-use crate::assets::http::{self, Http, Sink};
+use crate::assets::http::{self, Http, Sink, Transfer};
 use crate::assets::manifest::{MANIFEST_FILE, Manifest, ManifestFile, Product};
 use crate::assets::pgp::{
     GoodSignature, KeyExpiry, Keyring, SignatureError, StreamVerifier, signing_key_status,
@@ -48,12 +48,8 @@ pub struct FetchOptions {
     pub dest: PathBuf,
     /// An OpenPGP keyring whose certificates replace the embedded keys.
     pub keyring: Option<PathBuf>,
-    /// Retries of a request on 408, 429, 5xx and connection errors.
-    pub retries: u32,
-    /// The first wait between retries (doubles each time).
-    pub retry_delay: Duration,
-    /// Give up on a connection that sends nothing for this long.
-    pub read_timeout: Duration,
+    /// Retries, timeouts and the largest file accepted.
+    pub transfer: Transfer,
     /// Check published digests only, not OpenPGP signatures.
     pub insecure_skip_signature: bool,
 }
@@ -103,12 +99,7 @@ pub fn fetch_release(
     } else {
         check_key_expiry(os, &keyring, SystemTime::now());
     }
-    let http = Http::new(
-        request.base_url.is_none(),
-        options.retries,
-        options.retry_delay,
-        options.read_timeout,
-    );
+    let http = Http::new(request.base_url.is_none(), &options.transfer);
     let metadata_progress = |p| reporter.download_progress("metadata", "", &Mutex::new(None), p);
     let release = release::resolve(&http, request, &metadata_progress)
         .with_context(|| format!("fetching {}", os.dir_name()))?;
@@ -230,6 +221,11 @@ pub fn fetch_release(
     }
     // A file stopped because another failed is not the reason worth reporting.
     failures.sort_by_key(|err| err.is::<Cancelled>());
+    if failures.iter().any(http::is_disk_full) {
+        // The other downloads were stopped and kept their bytes for a resume; on a full disk
+        // those bytes are what the next run needs freed.
+        discard_parts(&stage);
+    }
     if let Some(err) = failures.into_iter().next() {
         return Err(err).with_context(context);
     }
@@ -413,6 +409,7 @@ impl Job<'_> {
             let progress = |p| self.reporter.download_progress(name, url, &total, p);
             let cancelled = || self.cancelled.load(Ordering::Relaxed);
             if let Err(err) = self.http.download(url, &mut part, &progress, &cancelled) {
+                let err = discard_if_unresumable(&part_path, err);
                 return Err(if cancelled() && err.to_string() == "cancelled" {
                     anyhow::Error::new(Cancelled)
                 } else {
@@ -420,7 +417,9 @@ impl Job<'_> {
                 });
             }
             let size = part.held();
-            let (sha256, verdict) = part.finish()?;
+            let (sha256, verdict) = part
+                .finish()
+                .map_err(|err| discard_if_unresumable(&part_path, err))?;
             self.reporter.event(Event::Downloaded {
                 file: name.to_owned(),
                 bytes: size,
@@ -476,6 +475,35 @@ impl Job<'_> {
                 }
             }
         }
+    }
+}
+
+/// Deletes the part file a failed download left when no resume can mend the failure: the disk
+/// is full (the bytes are better freed) or the file is larger than allowed.
+pub(crate) fn discard_if_unresumable(part_path: &Path, err: anyhow::Error) -> anyhow::Error {
+    if http::is_unresumable(&err) {
+        remove_if_present(part_path);
+    }
+    err
+}
+
+/// Deletes every `*.part` in `stage`.
+fn discard_parts(stage: &Path) {
+    let Ok(entries) = fs::read_dir(stage) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        if entry.file_name().as_encoded_bytes().ends_with(b".part") {
+            remove_if_present(&entry.path());
+        }
+    }
+}
+
+fn remove_if_present(path: &Path) {
+    if let Err(err) = fs::remove_file(path)
+        && err.kind() != std::io::ErrorKind::NotFound
+    {
+        tracing::warn!("could not remove {}: {err}", path.display());
     }
 }
 

@@ -21,6 +21,52 @@ const MAX_BACKOFF: Duration = Duration::from_secs(60);
 const CHUNK: usize = 256 * 1024;
 /// Most bytes a metadata document or a signature may have.
 pub const SMALL_LIMIT: u64 = 16 * 1024 * 1024;
+/// Most bytes a downloaded file may have unless `--max-size` says otherwise: the largest file
+/// caas fetches (Fedora CoreOS's live rootfs) is under 1 GiB, so a server that sends more is
+/// broken or hostile, and the disk is not its to fill.
+pub const DEFAULT_MAX_SIZE: u64 = 2 * 1024 * 1024 * 1024;
+
+/// How downloads behave: retries, timeouts and the largest file accepted.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Transfer {
+    /// Extra attempts on 408, 429, 5xx and connection errors.
+    pub retries: u32,
+    /// The first wait between attempts (doubles each time).
+    pub retry_delay: Duration,
+    /// A connection that sends nothing for this long counts as broken.
+    pub read_timeout: Duration,
+    /// The largest file a download may be: a server that says or sends more is refused.
+    pub max_size: u64,
+}
+
+/// A download refused because the file is larger than [`Transfer::max_size`]. Nothing of it is
+/// worth keeping for a resume.
+#[derive(Debug, thiserror::Error)]
+#[error("{url}: {what} more than the {limit} a download may be (--max-size)", limit = bytesize::ByteSize::b(*.limit).display().iec())]
+pub struct TooLarge {
+    pub url: String,
+    pub what: String,
+    pub limit: u64,
+}
+
+/// True when `err` says the disk (or the user's quota) is full: what a download held is then
+/// better deleted than kept for a resume.
+pub fn is_disk_full(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| {
+        cause.downcast_ref::<std::io::Error>().is_some_and(|io| {
+            matches!(
+                io.kind(),
+                std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+            )
+        })
+    })
+}
+
+/// True when a failed download's partial file is not worth keeping: the disk is full, or the
+/// file is larger than allowed.
+pub fn is_unresumable(err: &anyhow::Error) -> bool {
+    is_disk_full(err) || err.chain().any(|cause| cause.is::<TooLarge>())
+}
 
 /// A server answered with a status that is not success.
 #[derive(Debug, thiserror::Error)]
@@ -78,6 +124,7 @@ pub struct Http {
     agent: ureq::Agent,
     retries: u32,
     base_delay: Duration,
+    max_size: u64,
 }
 
 enum Failure {
@@ -91,15 +138,9 @@ enum Failure {
 
 impl Http {
     /// `https_only`: refuse plain-HTTP URLs (official servers); a mirror may be plain HTTP,
-    /// since every file is checked against pinned keys anyway. `retries` extra attempts on
-    /// 408/429/5xx and connection errors, waiting `base_delay`, then twice as long each time.
-    /// A connection that sends nothing for `read_timeout` counts as broken.
-    pub fn new(
-        https_only: bool,
-        retries: u32,
-        base_delay: Duration,
-        read_timeout: Duration,
-    ) -> Http {
+    /// since every file is checked against pinned keys anyway.
+    pub fn new(https_only: bool, transfer: &Transfer) -> Http {
+        let read_timeout = transfer.read_timeout;
         let config = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .https_only(https_only)
@@ -111,8 +152,9 @@ impl Http {
             .build();
         Http {
             agent: config.into(),
-            retries,
-            base_delay,
+            retries: transfer.retries,
+            base_delay: transfer.retry_delay,
+            max_size: transfer.max_size,
         }
     }
 
@@ -294,6 +336,21 @@ fn download_once(
         }
         (code, _) => return Err(status_failure(url, code)),
     };
+    let too_large = |what: String| {
+        Failure::Fatal(
+            TooLarge {
+                url: url.to_owned(),
+                what,
+                limit: http.max_size,
+            }
+            .into(),
+        )
+    };
+    if let Some(total) = total.filter(|&total| total > http.max_size) {
+        return Err(too_large(format!(
+            "the server says the file has {total} bytes,"
+        )));
+    }
     progress(Progress::Started {
         offset: sink.held(),
         total,
@@ -314,6 +371,9 @@ fn download_once(
                 )));
             }
         };
+        if sink.held() + n as u64 > http.max_size {
+            return Err(too_large("the server sent".into()));
+        }
         sink.append(&buf[..n]).map_err(fatal)?;
         progress(Progress::Bytes(sink.held()));
     }
@@ -400,7 +460,15 @@ mod tests {
 
     #[test]
     fn backoff_doubles_and_is_capped() {
-        let http = Http::new(true, 5, Duration::from_millis(100), Duration::from_secs(1));
+        let http = Http::new(
+            true,
+            &Transfer {
+                retries: 5,
+                retry_delay: Duration::from_millis(100),
+                read_timeout: Duration::from_secs(1),
+                max_size: DEFAULT_MAX_SIZE,
+            },
+        );
         let delays: Vec<_> = (0..4).map(|a| http.backoff(a).as_millis()).collect();
         assert_eq!(delays, [100, 200, 400, 800]);
         assert_eq!(http.backoff(40), MAX_BACKOFF);

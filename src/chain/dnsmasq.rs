@@ -10,6 +10,7 @@ use std::net::Ipv4Addr;
 use anyhow::{Context as _, Result};
 use serde::Serialize;
 
+use super::hosts::Reservation;
 use super::url::BootUrl;
 use crate::error::InvalidInput;
 
@@ -59,6 +60,8 @@ pub struct DnsmasqConfig {
     pub router: Option<Ipv4Addr>,
     pub tftp_root: String,
     pub efi_binary: EfiBinary,
+    /// Pinned addresses (`--hosts-from`), full mode only.
+    pub hosts: Vec<Reservation>,
 }
 
 impl DnsmasqConfig {
@@ -88,7 +91,21 @@ impl DnsmasqConfig {
             router,
             tftp_root,
             efi_binary,
+            hosts: Vec::new(),
         })
+    }
+
+    /// Pins `hosts` (`--hosts-from`): only a DHCP server that leases addresses can.
+    pub fn with_hosts(mut self, hosts: Vec<Reservation>) -> Result<DnsmasqConfig, InvalidInput> {
+        if matches!(self.range, Range::Proxy { .. }) {
+            return Err(InvalidInput(
+                "--hosts-from only applies to --mode full: in proxy mode the existing DHCP \
+                 server hands out the addresses, so pin them there"
+                    .into(),
+            ));
+        }
+        self.hosts = hosts;
+        Ok(self)
     }
 
     /// The configuration text.
@@ -106,6 +123,7 @@ impl DnsmasqConfig {
             range_start: Option<String>,
             range_end: Option<String>,
             router: Option<String>,
+            hosts: Vec<String>,
         }
         let mut values = Values {
             mode: "",
@@ -119,6 +137,7 @@ impl DnsmasqConfig {
             range_start: None,
             range_end: None,
             router: self.router.map(|r| r.to_string()),
+            hosts: self.hosts.iter().map(Reservation::line).collect(),
         };
         match self.range {
             Range::Proxy { network, prefix } => {

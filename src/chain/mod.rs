@@ -3,12 +3,14 @@
 //! - [`url`]: the boot URL, validated so that iPXE and dnsmasq read it back literally;
 //! - [`script`]: the chain script (`templates/chain.ipxe.tera`) and boot-loader entries;
 //! - [`media`]: ISO/USB images (xorriso, isolinux, mtools) and iPXE built with `EMBED=`;
-//! - [`dnsmasq`]: a dnsmasq config for PXE firmware and iPXE.
+//! - [`dnsmasq`]: a dnsmasq config for PXE firmware and iPXE;
+//! - [`hosts`]: the addresses a data dir's groups pin, as dnsmasq reservations.
 //!
 //! `chain build` checks every input and tool first and builds in a temporary directory; its
 //! command handler then writes all outputs (and `SHA256SUMS`) in one call to [`crate::write`].
 
 pub mod dnsmasq;
+pub mod hosts;
 pub mod media;
 pub mod script;
 pub mod url;

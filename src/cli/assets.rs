@@ -71,26 +71,20 @@ pub fn value_name<T: ValueEnum>(value: &T) -> String {
         .unwrap_or_default()
 }
 
-/// Flags every OS fetch takes.
+/// Flags every download takes (an OS release or etcd).
 #[derive(Clone, Debug, Args)]
-pub struct FetchArgs {
-    /// A mirror standing in for the official server (Flatcar/CoreOS: the URL that holds
-    /// <arch>-usr/; Fedora CoreOS: the URL that holds streams/)
-    #[arg(long, value_name = "URL", value_parser = parse_base_url)]
-    pub base_url: Option<url::Url>,
+pub struct TransferArgs {
     /// Where releases are published [default: <data-dir>/assets]
     #[arg(long, value_name = "DIR")]
     pub dest: Option<PathBuf>,
-    /// OpenPGP keyring (armored or binary) whose certificates replace the embedded keys
-    #[arg(long, value_name = "FILE")]
-    pub keyring: Option<PathBuf>,
     /// Retry a request up to N more times on 408, 429, 5xx and connection errors, waiting 1 s,
     /// 2 s, 4 s… in between
     #[arg(long, value_name = "N", default_value_t = 3)]
     pub retries: u32,
-    /// DANGEROUS: do not check OpenPGP signatures (published digests are still checked)
-    #[arg(long)]
-    pub insecure_skip_signature: bool,
+    /// Refuse a file larger than this (bytes, or with a unit: 500MiB, 3GB); a failed oversized
+    /// download is deleted, not kept for a resume
+    #[arg(long, value_name = "SIZE", default_value = "2GiB", value_parser = parse_size)]
+    pub max_size: u64,
     /// Progress and results: text (a bar per file on a terminal, plain lines otherwise) or
     /// json (one event per line)
     #[arg(long, value_enum, default_value_t = Format::Text)]
@@ -101,6 +95,34 @@ pub struct FetchArgs {
     /// Give up on a connection that sends nothing for this many milliseconds
     #[arg(long, hide = true, default_value_t = 60_000, value_name = "MS")]
     pub read_timeout_ms: u64,
+}
+
+/// A size in bytes, with an optional unit (`KiB`, `MiB`, `GiB`, `KB`, `MB`, `GB`…); at least 1.
+fn parse_size(value: &str) -> Result<u64, String> {
+    let size: bytesize::ByteSize = value
+        .parse()
+        .map_err(|_| format!("not a size: {value:?} (e.g. 2GiB, 500MB, 1048576)"))?;
+    match size.as_u64() {
+        0 => Err("must be at least 1 byte".into()),
+        bytes => Ok(bytes),
+    }
+}
+
+/// Flags every OS fetch takes.
+#[derive(Clone, Debug, Args)]
+pub struct FetchArgs {
+    /// A mirror standing in for the official server (Flatcar/CoreOS: the URL that holds
+    /// <arch>-usr/; Fedora CoreOS: the URL that holds streams/)
+    #[arg(long, value_name = "URL", value_parser = parse_base_url)]
+    pub base_url: Option<url::Url>,
+    /// OpenPGP keyring (armored or binary) whose certificates replace the embedded keys
+    #[arg(long, value_name = "FILE")]
+    pub keyring: Option<PathBuf>,
+    /// DANGEROUS: do not check OpenPGP signatures (published digests are still checked)
+    #[arg(long)]
+    pub insecure_skip_signature: bool,
+    #[command(flatten)]
+    pub transfer: TransferArgs,
 }
 
 #[derive(Debug, Args)]
@@ -163,21 +185,8 @@ pub struct EtcdFetchArgs {
     /// The archive's sha256, checked instead of the release's SHA256SUMS
     #[arg(long, value_name = "HEX")]
     pub sha256: Option<String>,
-    /// Where releases are published [default: <data-dir>/assets]
-    #[arg(long, value_name = "DIR")]
-    pub dest: Option<PathBuf>,
-    /// Retry a request up to N more times on 408, 429, 5xx and connection errors
-    #[arg(long, value_name = "N", default_value_t = 3)]
-    pub retries: u32,
-    /// Progress and results: text or json (one event per line)
-    #[arg(long, value_enum, default_value_t = Format::Text)]
-    pub format: Format,
-    /// First retry delay in milliseconds (doubles on each retry)
-    #[arg(long, hide = true, default_value_t = 1000, value_name = "MS")]
-    pub retry_delay_ms: u64,
-    /// Give up on a connection that sends nothing for this many milliseconds
-    #[arg(long, hide = true, default_value_t = 60_000, value_name = "MS")]
-    pub read_timeout_ms: u64,
+    #[command(flatten)]
+    pub transfer: TransferArgs,
 }
 
 #[derive(Debug, Args)]

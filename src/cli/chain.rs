@@ -78,6 +78,11 @@ pub struct ChainDnsmasqArgs {
     /// iPXE binary for x86-64 UEFI clients
     #[arg(long, value_enum, default_value_t = EfiBinary::Ipxe, value_name = "FILE")]
     pub efi_binary: EfiBinary,
+    /// Pin addresses (full mode): a dhcp-host=MAC,IP,NAME line for every group of this matchbox
+    /// data dir that selects a mac and carries its address (ipv4 or ip metadata, as `caas
+    /// schedule once` and `caas gen cluster` write)
+    #[arg(long, value_name = "DATA_DIR")]
+    pub hosts_from: Option<PathBuf>,
     /// Write the config to FILE (atomically) instead of stdout
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,

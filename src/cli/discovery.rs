@@ -16,6 +16,10 @@ pub struct DiscoverArgs {
     /// CAAS_API_URL, or DISCOVERY_ADDRESS as the 2016 client read it]
     #[arg(long, env = "CAAS_API_URL", value_name = "URL", hide_env = true)]
     pub api: Option<String>,
+    /// Trust only the CA certificate(s) in this PEM file for an https API (e.g. the CA that
+    /// signed `caas api --tls-cert`); a certificate it did not sign is refused, not retried
+    #[arg(long, value_name = "FILE")]
+    pub ca_cert: Option<PathBuf>,
     /// Print the report as JSON instead of sending it
     #[arg(long)]
     pub dry_run: bool,
@@ -70,6 +74,13 @@ pub struct ApiArgs {
     /// Connections served at once; more wait to be accepted
     #[arg(long, default_value_t = 1024, value_name = "N")]
     pub max_connections: usize,
+    /// Serve HTTPS with this PEM certificate (chain), signed by a CA the machines trust
+    /// (`caas discover --ca-cert`); needs --tls-key
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert; needs --tls-cert
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
     /// Log lines (one per request) as text or JSON
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub log_format: Format,

@@ -72,7 +72,7 @@ pub struct MachineSpec {
     pub name: Id,
     pub mac: String,
     pub role: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "machine_ip")]
     pub ip: Option<IpAddr>,
     /// Install to disk first (`true`/`false`, or `{device: /dev/nvme0n1}` for a disk of its
     /// own); default: whether the spec has an `install` section or the machine an
@@ -333,6 +333,7 @@ fn validate_machines(
     let mut machines = Vec::with_capacity(specs.len());
     let mut by_name: HashMap<Id, usize> = HashMap::with_capacity(specs.len());
     let mut by_mac: HashMap<String, Id> = HashMap::with_capacity(specs.len());
+    let mut by_ip: HashMap<IpAddr, Id> = HashMap::new();
     for (i, machine) in specs.into_iter().enumerate() {
         let at = |what: String| bad(format!("machines[{i}] ({}): {what}", machine.name));
         if by_name.insert(machine.name.clone(), i).is_some() {
@@ -341,6 +342,11 @@ fn validate_machines(
         let mac = mac::normalize(&machine.mac).map_err(|err| at(format!("mac: {err}")))?;
         if let Some(other) = by_mac.insert(mac.clone(), machine.name.clone()) {
             return Err(at(format!("mac {mac} is machine {other}'s too")));
+        }
+        if let Some(ip) = machine.ip
+            && let Some(other) = by_ip.insert(ip, machine.name.clone())
+        {
+            return Err(at(format!("ip {ip} is machine {other}'s too")));
         }
         check_role(&machine.role).map_err(|why| at(format!("role {:?}: {why}", machine.role)))?;
         if machine.role == "install" {
@@ -364,6 +370,31 @@ fn validate_machines(
         });
     }
     Ok(machines)
+}
+
+/// A machine's own address: one a host can have and others can reach (not `0.0.0.0`,
+/// loopback, multicast or broadcast, which would give an etcd cluster peer URLs nobody reaches).
+/// Errors name the value as written, and the parser adds the line.
+fn machine_ip<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<IpAddr>, D::Error> {
+    use serde::de::Error as _;
+    let Some(text) = Option::<String>::deserialize(deserializer)? else {
+        return Ok(None);
+    };
+    let ip: IpAddr = text
+        .parse()
+        .map_err(|_| D::Error::custom(format!("ip {text:?} is not an IPv4 or IPv6 address")))?;
+    let unusable = ip.is_unspecified()
+        || ip.is_loopback()
+        || ip.is_multicast()
+        || matches!(ip, IpAddr::V4(v4) if v4.is_broadcast());
+    if unusable {
+        return Err(D::Error::custom(format!(
+            "ip {text:?} is not an address a machine can have"
+        )));
+    }
+    Ok(Some(ip))
 }
 
 /// The API URL: an http(s) base URL, as for matchbox.

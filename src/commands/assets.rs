@@ -8,13 +8,17 @@ use anyhow::{Context as _, Result};
 use clap::ValueEnum;
 
 use crate::assets::fetch::{self, FetchOptions};
+use crate::assets::http::Transfer;
 use crate::assets::inventory;
 use crate::assets::progress::{Event, Reporter};
 use crate::assets::release::ReleaseRequest;
 use crate::assets::{etcd, static_binary};
-use crate::cli::{AssetsCommand, CaasFetchArgs, EtcdFetchArgs, FetchArgs, FetchTarget, GlobalArgs};
+use crate::cli::{
+    AssetsCommand, CaasFetchArgs, EtcdFetchArgs, FetchArgs, FetchTarget, GlobalArgs, TransferArgs,
+};
+use crate::ids::Id;
 use crate::matchbox::DataDir;
-use crate::os::Os;
+use crate::os::{Arch, Os};
 use crate::report::{ChangeReport, Fields, Format, NoFields, print_changes};
 
 /// `caas assets …`.
@@ -51,40 +55,15 @@ fn fetch(global: &GlobalArgs, target: &FetchTarget) -> Result<()> {
     let (request, args) = match target {
         FetchTarget::Caas(args) => return publish_caas(global, args),
         FetchTarget::Etcd(args) => return fetch_etcd(global, args),
-        FetchTarget::Flatcar(a) => (
-            ReleaseRequest {
-                os: Os::Flatcar,
-                channel: value_name(&a.channel),
-                version: a.version.clone(),
-                arch: a.arch,
-                base_url: a.fetch.base_url.clone(),
-            },
-            &a.fetch,
-        ),
-        FetchTarget::FedoraCoreos(a) => (
-            ReleaseRequest {
-                os: Os::FedoraCoreos,
-                channel: value_name(&a.stream),
-                version: a.version.clone(),
-                arch: a.arch,
-                base_url: a.fetch.base_url.clone(),
-            },
-            &a.fetch,
-        ),
-        FetchTarget::Coreos(a) => (
-            ReleaseRequest {
-                os: Os::Coreos,
-                channel: value_name(&a.channel),
-                version: a.version.clone(),
-                arch: a.arch,
-                base_url: a.fetch.base_url.clone(),
-            },
-            &a.fetch,
-        ),
+        FetchTarget::Flatcar(a) => release(Os::Flatcar, &a.channel, &a.version, a.arch, &a.fetch),
+        FetchTarget::FedoraCoreos(a) => {
+            release(Os::FedoraCoreos, &a.stream, &a.version, a.arch, &a.fetch)
+        }
+        FetchTarget::Coreos(a) => release(Os::Coreos, &a.channel, &a.version, a.arch, &a.fetch),
     };
     let options = fetch_options(global, args);
     let _lock = super::lock_dir(global, &options.dest, ".partial", "caas assets fetch", &[])?;
-    let reporter = Reporter::new(args.format, global.quiet);
+    let reporter = Reporter::new(args.transfer.format, global.quiet);
     let result = fetch::fetch_release(&request, &options, &reporter);
     if let Err(err) = &result {
         reporter.event(Event::Failed {
@@ -94,22 +73,47 @@ fn fetch(global: &GlobalArgs, target: &FetchTarget) -> Result<()> {
     result
 }
 
+/// What an OS fetch asks for, and the flags it runs with.
+fn release<'a>(
+    os: Os,
+    channel: &impl ValueEnum,
+    version: &Id,
+    arch: Arch,
+    fetch: &'a FetchArgs,
+) -> (ReleaseRequest, &'a FetchArgs) {
+    let request = ReleaseRequest {
+        os,
+        channel: value_name(channel),
+        version: version.clone(),
+        arch,
+        base_url: fetch.base_url.clone(),
+    };
+    (request, fetch)
+}
+
 fn fetch_options(global: &GlobalArgs, args: &FetchArgs) -> FetchOptions {
     FetchOptions {
-        dest: assets_dir(global, args.dest.as_deref()),
+        dest: assets_dir(global, args.transfer.dest.as_deref()),
         keyring: args.keyring.clone(),
+        transfer: transfer(&args.transfer),
+        insecure_skip_signature: args.insecure_skip_signature,
+    }
+}
+
+fn transfer(args: &TransferArgs) -> Transfer {
+    Transfer {
         retries: args.retries,
         retry_delay: Duration::from_millis(args.retry_delay_ms),
         read_timeout: Duration::from_millis(args.read_timeout_ms),
-        insecure_skip_signature: args.insecure_skip_signature,
+        max_size: args.max_size,
     }
 }
 
 /// `caas assets fetch etcd`.
 fn fetch_etcd(global: &GlobalArgs, args: &EtcdFetchArgs) -> Result<()> {
-    let dest = assets_dir(global, args.dest.as_deref());
+    let dest = assets_dir(global, args.transfer.dest.as_deref());
     let _lock = super::lock_dir(global, &dest, ".partial", "caas assets fetch etcd", &[])?;
-    let reporter = Reporter::new(args.format, global.quiet);
+    let reporter = Reporter::new(args.transfer.format, global.quiet);
     etcd::fetch(
         &etcd::FetchOptions {
             version: args.version.clone(),
@@ -117,9 +121,7 @@ fn fetch_etcd(global: &GlobalArgs, args: &EtcdFetchArgs) -> Result<()> {
             base_url: args.base_url.clone(),
             sha256: args.sha256.clone(),
             dest,
-            retries: args.retries,
-            retry_delay: Duration::from_millis(args.retry_delay_ms),
-            read_timeout: Duration::from_millis(args.read_timeout_ms),
+            transfer: transfer(&args.transfer),
         },
         &reporter,
     )

@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use super::change_report;
 use crate::chain::dnsmasq::DnsmasqConfig;
+use crate::chain::hosts;
 use crate::chain::url::{BootTarget, BootUrl};
 use crate::chain::{self, BuildOptions};
 use crate::cli::{BootUrlArgs, ChainBuildArgs, ChainCommand, ChainDnsmasqArgs, GlobalArgs};
@@ -84,7 +85,7 @@ struct BuildFields<'a> {
 /// `caas chain dnsmasq`: the config to `--out FILE` (atomically), or to stdout.
 fn dnsmasq(global: &GlobalArgs, args: &ChainDnsmasqArgs) -> Result<()> {
     let url = boot_url(&args.boot)?;
-    let text = DnsmasqConfig::new(
+    let mut config = DnsmasqConfig::new(
         url,
         args.mode,
         args.interface.as_deref(),
@@ -93,8 +94,15 @@ fn dnsmasq(global: &GlobalArgs, args: &ChainDnsmasqArgs) -> Result<()> {
         args.tftp_root.as_deref(),
         args.efi_binary,
     )
-    .map_err(|err| invalid(err.0))?
-    .render()?;
+    .map_err(|err| invalid(err.0))?;
+    if let Some(data_dir) = &args.hosts_from {
+        let pins = hosts::read_pins(data_dir)?;
+        let reservations = hosts::reservations(&pins).map_err(|err| invalid(err.0))?;
+        config = config
+            .with_hosts(reservations)
+            .map_err(|err| invalid(err.0))?;
+    }
+    let text = config.render()?;
     match &args.out {
         Some(path) => {
             let file = FileWrite::new(path, text.into_bytes());

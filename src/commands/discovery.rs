@@ -6,7 +6,8 @@ use anyhow::Result;
 
 use crate::cli::{ApiArgs, DiscoverArgs, GlobalArgs};
 use crate::discovery::client::{Retry, Sources, collect, discovery_url, post_report};
-use crate::discovery::server::{self, ApiOptions, Limits};
+use crate::discovery::server::{self, ApiOptions, Limits, TlsFiles};
+use crate::discovery::tls;
 use crate::error::invalid;
 
 /// `caas api`.
@@ -19,6 +20,13 @@ pub fn api(global: &GlobalArgs, args: &ApiArgs) -> Result<()> {
             request_timeout: args.request_timeout,
             header_timeout: args.header_timeout,
             max_connections: args.max_connections,
+        },
+        tls: match (&args.tls_cert, &args.tls_key) {
+            (Some(cert), Some(key)) => Some(TlsFiles {
+                cert: cert.clone(),
+                key: key.clone(),
+            }),
+            _ => None,
         },
     };
     server::api(&options, global.quiet)
@@ -40,6 +48,13 @@ pub fn discover(global: &GlobalArgs, args: &DiscoverArgs) -> anyhow::Result<()> 
             ));
         }
     };
+    // Read before anything else: a bad CA file is an input error, not a failed delivery.
+    let ca = args.ca_cert.as_deref().map(tls::root_certs).transpose()?;
+    if let (Some(_), Some(url)) = (&ca, &url)
+        && url.starts_with("http://")
+    {
+        tracing::warn!("--ca-cert has nothing to check: {url} is plain http, not https");
+    }
     let report = collect(&Sources {
         proc_cmdline: args.proc_cmdline.clone(),
         sysfs: args.sysfs.clone(),
@@ -72,6 +87,7 @@ pub fn discover(global: &GlobalArgs, args: &DiscoverArgs) -> anyhow::Result<()> 
             wait: args.retry_wait,
             timeout: args.timeout,
         },
+        ca.as_ref(),
     )?;
     if !global.quiet {
         writeln!(

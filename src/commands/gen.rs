@@ -15,7 +15,9 @@ use crate::generate::{self, FileSet, GroupOptions, ProfileOptions, ProfileSource
 use crate::ignition::{Engine, TemplateSet};
 use crate::input::UserFile;
 use crate::matchbox::DataDir;
+use crate::matchbox::secrets;
 use crate::report;
+use crate::write::FileWrite;
 
 /// `caas gen profile`.
 pub fn profile(global: &GlobalArgs, args: &GenProfileArgs) -> Result<()> {
@@ -95,12 +97,36 @@ pub fn ignition(global: &GlobalArgs, args: &GenIgnitionArgs) -> Result<()> {
     let data_dir = DataDir::new(&global.data_dir);
     let mut files = FileSet::new(&data_dir);
     files.ignition(&args.id, bytes, "gen ignition")?;
-    report::write_and_report(
-        &files.into_files(),
-        &[],
-        &change_report(&args.write, global),
-    )?;
+    let files = files.into_files();
+    report::write_and_report(&files, &[], &change_report(&args.write, global))?;
+    // matchbox's web server is plain HTTP unless it runs with -web-ssl.
+    warn_secrets(
+        &data_dir,
+        &files,
+        "matchbox serves it over plain HTTP unless run with -web-ssl",
+    );
     Ok(())
+}
+
+/// A warning (stderr, exit status unchanged) for each secret in the Ignition configs among
+/// `files`: matchbox hands a config to any client that names a machine's labels, and over
+/// plain HTTP anyone on the network can read it (what `caas lint` reports as
+/// `secret-over-http`).
+fn warn_secrets(data_dir: &DataDir, files: &[FileWrite], how: &str) {
+    let ignition = data_dir.ignition_dir();
+    for file in files.iter().filter(|f| f.path.starts_with(&ignition)) {
+        let Ok(config) = serde_json::from_slice::<Value>(&file.bytes) else {
+            continue;
+        };
+        for secret in secrets::in_ignition(&config) {
+            tracing::warn!(
+                "{}: {} in a config anyone on the network can read ({how}): serve matchbox \
+                 over https, or deliver the secret another way",
+                file.path.display(),
+                secret.what
+            );
+        }
+    }
 }
 
 /// The variables of `gen ignition`: `--vars-file`, then each `--var` over it.
@@ -147,6 +173,10 @@ pub fn cluster(global: &GlobalArgs, args: &GenClusterArgs) -> Result<()> {
         &changes.removals,
         &change_report(&args.write, global),
     )?;
+    if lab.matchbox_url.as_str().starts_with("http://") {
+        let how = format!("machines fetch it from {}", lab.matchbox_url.as_str());
+        warn_secrets(&data_dir, &changes.files, &how);
+    }
     if !changes.stale.is_empty() {
         tracing::warn!(
             "{} file(s) written for lab {} are no longer in the spec; rerun with --prune to \

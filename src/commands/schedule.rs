@@ -129,7 +129,9 @@ fn read_machines(source: &MachineSource) -> Result<Vec<discovery::machine::Machi
         }
         MachineSource::File(path) => path,
     };
-    let bytes = UserFile::new("--discovery", path).read()?;
+    let bytes = UserFile::new("--discovery", path)
+        .with_limit(discovery::client::MACHINES_BODY_LIMIT)
+        .read()?;
     discovery::machine::machines_from_json(&bytes)
         .map_err(|err| invalid(format!("{}: {err:#}", path.display())))
 }

@@ -1,7 +1,6 @@
 //! `caas discover`: collect the report on the machine itself and deliver it to `caas api`, and
 //! the HTTP client side of the API for other commands (`fetch_machines`).
 
-use std::fs;
 use std::path::{Path, PathBuf};
 use std::thread;
 use std::time::Duration;
@@ -14,10 +13,17 @@ use super::interfaces;
 use super::lldp;
 use super::machine::{Machine, machines_from_json};
 use super::report::{BootInfo, Report};
+use super::tls::certificate_refusal;
 use crate::error::invalid;
+use crate::input::read_capped;
 
 /// Longest wait between two attempts.
 const MAX_RETRY_WAIT: Duration = Duration::from_secs(30);
+
+/// The longest kernel command line read: the kernel's own limit is at most a few KiB.
+const CMDLINE_LIMIT: u64 = 64 * 1024;
+/// The largest `ip -json` or LLDP capture read: a switch with thousands of ports fits.
+const CAPTURE_LIMIT: u64 = 64 << 20;
 
 /// Largest answer read from the API for one POST.
 const MAX_ANSWER: u64 = 64 * 1024;
@@ -68,7 +74,7 @@ pub struct Sources {
 /// name, and LLDP neighbours when a capture is given. Problems that leave a field empty are
 /// warnings; the report is still made.
 pub fn collect(args: &Sources) -> anyhow::Result<Report> {
-    let cmdline = fs::read(&args.proc_cmdline).with_context(|| {
+    let cmdline = read_capped(&args.proc_cmdline, CMDLINE_LIMIT).with_context(|| {
         format!(
             "reading the kernel command line {}",
             args.proc_cmdline.display()
@@ -83,8 +89,9 @@ pub fn collect(args: &Sources) -> anyhow::Result<Report> {
     let links = interfaces::read_links(sysfs)?;
     let addresses = match &args.addresses {
         Some(path) => {
-            let text =
-                fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+            let text = read_capped(path, CAPTURE_LIMIT)
+                .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+                .with_context(|| format!("reading {}", path.display()))?;
             interfaces::parse_ip_json(&text)
                 .with_context(|| format!("reading {}", path.display()))
                 .map_err(|err| invalid(crate::error::one_line(&err)))?
@@ -99,7 +106,9 @@ pub fn collect(args: &Sources) -> anyhow::Result<Report> {
     };
     let (product_uuid, serial) = interfaces::dmi(sysfs);
     let lldp = match &args.lldp_file {
-        Some(path) => match fs::read_to_string(path) {
+        Some(path) => match read_capped(path, CAPTURE_LIMIT)
+            .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+        {
             Ok(text) => match lldp::parse(&text) {
                 Ok(lldp) => Some(lldp),
                 Err(err) => {
@@ -175,9 +184,16 @@ pub struct Retry {
     pub timeout: Duration,
 }
 
-fn agent(timeout: Duration) -> ureq::Agent {
+/// The HTTP client; `roots`, when given, are the only CAs an `https` API may be signed by
+/// (otherwise the public web's).
+fn agent(timeout: Duration, roots: Option<&ureq::tls::RootCerts>) -> ureq::Agent {
+    let mut tls = ureq::tls::TlsConfig::builder();
+    if let Some(roots) = roots {
+        tls = tls.root_certs(roots.clone());
+    }
     ureq::Agent::config_builder()
         .timeout_global(Some(timeout))
+        .tls_config(tls.build())
         .http_status_as_error(false)
         .user_agent(format!("caas/{}", env!("CARGO_PKG_VERSION")))
         .build()
@@ -186,9 +202,14 @@ fn agent(timeout: Duration) -> ureq::Agent {
 
 /// POSTs `body` to `url` until the API answers 2xx or the retries are spent. Network errors,
 /// 408, 429 and 5xx are retried; any other answer is final (the same report would be refused
-/// again).
-pub fn post_report(url: &str, body: &[u8], retry: Retry) -> anyhow::Result<PostAnswer> {
-    let agent = agent(retry.timeout);
+/// again), and so is a TLS certificate the client refuses (`ca`: the CAs of `--ca-cert`).
+pub fn post_report(
+    url: &str,
+    body: &[u8],
+    retry: Retry,
+    ca: Option<&ureq::tls::RootCerts>,
+) -> anyhow::Result<PostAnswer> {
+    let agent = agent(retry.timeout, ca);
     let mut wait = retry.wait;
     let mut last_error = String::new();
     for attempt in 0..=retry.retries {
@@ -226,7 +247,12 @@ pub fn post_report(url: &str, body: &[u8], retry: Retry) -> anyhow::Result<PostA
                     bail!("the API refused the report: {last_error}");
                 }
             }
-            Err(err) => last_error = format!("{url}: {err}"),
+            Err(err) => {
+                if let Some(refusal) = certificate_refusal(&err) {
+                    bail!("{url}: {refusal}");
+                }
+                last_error = format!("{url}: {err}");
+            }
         }
     }
     bail!(
@@ -248,13 +274,14 @@ fn error_message(text: &str) -> String {
     short
 }
 
-/// The largest machine list `fetch_machines` accepts: 100,000 machines take about 100 MB.
-const MACHINES_BODY_LIMIT: u64 = 4 << 30;
+/// The largest machine list read, from the API or a saved listing: 100,000 machines take
+/// about 100 MB, so this is room for a million.
+pub const MACHINES_BODY_LIMIT: u64 = 1 << 30;
 
 /// Every machine `caas api` at `api` (its base URL) knows, first seen first.
 pub fn fetch_machines(api: &str, timeout: Duration) -> anyhow::Result<Vec<Machine>> {
     let url = endpoint(api, "/discovery/machines")?;
-    let mut response = agent(timeout)
+    let mut response = agent(timeout, None)
         .get(&url)
         .call()
         .with_context(|| format!("GET {url}"))?;

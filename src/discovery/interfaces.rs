@@ -37,7 +37,8 @@ pub type Addresses = BTreeMap<String, Vec<IpNet>>;
 
 /// Reads a sysfs attribute: its first line, trimmed; `None` if absent, unreadable or empty.
 fn attribute(path: &Path) -> Option<String> {
-    match fs::read(path) {
+    // A sysfs attribute is one short line; a bigger file is not one (and is not read whole).
+    match crate::input::read_capped(path, 4096) {
         Ok(bytes) => {
             let text = String::from_utf8_lossy(&bytes);
             let value = text.lines().next().unwrap_or_default().trim();

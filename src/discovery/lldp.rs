@@ -5,6 +5,8 @@
 //! description, management addresses), the port (id, subtype, description) and VLANs. Other
 //! fields (capabilities, LLDP-MED, age) are left out of the report.
 
+use std::collections::HashMap;
+
 use anyhow::{Context as _, bail};
 
 use super::report::{Lldp, Neighbor, Vlan};
@@ -132,19 +134,20 @@ pub fn parse_keyvalue(text: &str) -> anyhow::Result<Lldp> {
     }
 
     let mut neighbors: Vec<Neighbor> = Vec::new();
+    // The latest neighbour of each interface: a lookup, not a scan, so a capture of tens of
+    // thousands of interfaces parses in linear time.
+    let mut latest: HashMap<String, usize> = HashMap::new();
     for (interface, path, value) in entries {
         let value = value.trim_end_matches('\n').to_owned();
         // Each neighbour starts with its `via` line; anything else joins the interface's latest.
-        let index = match neighbors
-            .iter()
-            .rposition(|n| n.interface.as_deref() == Some(interface.as_str()))
-        {
-            Some(index) if path != "via" => index,
+        let index = match latest.get(&interface) {
+            Some(&index) if path != "via" => index,
             _ => {
                 neighbors.push(Neighbor {
                     interface: Some(interface.clone()),
                     ..Neighbor::default()
                 });
+                latest.insert(interface, neighbors.len() - 1);
                 neighbors.len() - 1
             }
         };
@@ -289,6 +292,32 @@ mod tests {
         assert_eq!(lldp.neighbors[0].interface.as_deref(), Some("eth0.100"));
         assert_eq!(lldp.neighbors[1].chassis.id.as_deref(), Some("sw2"));
         assert_eq!(lldp.neighbors[1].chassis.id_type.as_deref(), Some("local"));
+    }
+
+    #[test]
+    fn interleaved_interfaces_keep_their_own_neighbours_at_scale() {
+        // 80,000 interfaces, each line of a neighbour after every interface's `via`: the
+        // lookup of an interface's latest neighbour must find it however far back it is.
+        let count = 80_000;
+        let mut text = String::new();
+        for i in 0..count {
+            text.push_str(&format!("lldp.eth{i}.via=LLDP\n"));
+        }
+        for i in 0..count {
+            text.push_str(&format!("lldp.eth{i}.chassis.name=sw{i}\n"));
+        }
+        let lldp = parse(&text).unwrap();
+        assert_eq!(lldp.neighbors.len(), count);
+        for (i, neighbor) in lldp.neighbors.iter().enumerate().step_by(7_919) {
+            assert_eq!(
+                neighbor.interface.as_deref(),
+                Some(format!("eth{i}").as_str())
+            );
+            assert_eq!(
+                neighbor.chassis.name.as_deref(),
+                Some(format!("sw{i}").as_str())
+            );
+        }
     }
 
     #[test]

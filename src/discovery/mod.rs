@@ -8,6 +8,7 @@
 //!   `ip -json address` capture, lldpctl captures);
 //! - [`client`]: `caas discover` and the HTTP client side (`fetch_machines`);
 //! - [`server`]: `caas api`;
+//! - [`tls`]: the certificates of `caas api --tls-cert` and `caas discover --ca-cert`;
 //! - [`storage`]: the storage seam, what the API, the scheduler and the listings need from a
 //!   store ([`storage::StoreRead`], [`storage::Storage`]), and the SQLite engine behind it;
 //! - [`store`]: the SQLite store, its group-committing writer, read-only access;
@@ -33,6 +34,7 @@ pub mod report;
 pub mod server;
 pub mod storage;
 pub mod store;
+pub mod tls;
 
 pub use machine::Machine;
 pub use report::Report;

@@ -25,12 +25,15 @@
 //! bodies being read and parsed share a budget of 4 MiB (a POST waits for its share); at most
 //! 16 listings are streamed at once (more wait up to 20 s, then 503), each dropped when its
 //! client takes nothing for 10 s or falls below 256 KiB/s after its first 30 s.
+//! With `--tls-cert` and `--tls-key` every connection is HTTPS (rustls): the TLS handshake must
+//! finish within `--header-timeout` too, and the limits above apply inside it unchanged.
 //! SIGTERM or SIGINT stops accepting, lets requests in flight finish (10 s at most), commits and
 //! closes the store.
 
 use std::collections::BTreeMap;
 use std::io::{self, Write as _};
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -57,6 +60,7 @@ use super::machine::record_json;
 use super::report::{MAX_DEPTH, Report, nesting_depth};
 use super::storage::{self, Storage};
 use super::store::{Row, StoreError};
+use super::tls;
 use crate::matchbox::server::MatchboxUrl;
 
 /// Largest accepted request body.
@@ -114,6 +118,8 @@ struct Inner {
     matchbox: Option<MatchboxUrl>,
     http: ureq::Agent,
     listen: SocketAddr,
+    /// `http` or `https`: how this server is reached, for the boot script's URL.
+    scheme: &'static str,
 }
 
 #[derive(Clone)]
@@ -144,10 +150,27 @@ pub struct ApiOptions {
     /// matchbox: `GET /ipxe` is proxied there and `/healthz` probes it.
     pub matchbox_url: Option<MatchboxUrl>,
     pub limits: Limits,
+    /// Serve HTTPS with this certificate and key instead of HTTP.
+    pub tls: Option<TlsFiles>,
+}
+
+/// The PEM files of `--tls-cert` and `--tls-key`.
+#[derive(Clone, Debug)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
 }
 
 /// Runs `caas api` until SIGTERM or SIGINT; prints the listening address unless `quiet`.
 pub fn api(args: &ApiOptions, quiet: bool) -> anyhow::Result<()> {
+    // Before the store is opened: a bad certificate or key must leave nothing behind.
+    let tls = args
+        .tls
+        .as_ref()
+        .map(|files| tls::server_config(&files.cert, &files.key))
+        .transpose()?
+        .map(tokio_rustls::TlsAcceptor::from);
+    let scheme = if tls.is_some() { "https" } else { "http" };
     let storage = storage::open(&args.db)?;
     let machines = storage.count()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -165,19 +188,21 @@ pub fn api(args: &ApiOptions, quiet: bool) -> anyhow::Result<()> {
             .context("reading the listening address")?;
         if !quiet {
             let mut stdout = io::stdout().lock();
-            let _ = writeln!(stdout, "listening on http://{local}");
+            let _ = writeln!(stdout, "listening on {scheme}://{local}");
             let _ = stdout.flush();
         }
         tracing::info!(
             listen = %local,
+            scheme,
             db = %args.db,
             machines,
             matchbox = args.matchbox_url.as_ref().map_or("", |u| u.as_str()),
             "caas api started"
         );
-        let state = app_state(storage.clone(), args.matchbox_url.clone(), local);
+        let state = app_state(storage.clone(), args.matchbox_url.clone(), local, scheme);
         serve(
             listener,
+            tls,
             router(state, limits.request_timeout),
             limits,
             shutdown_signal(),
@@ -201,6 +226,7 @@ fn app_state(
     storage: Arc<dyn Storage>,
     matchbox: Option<MatchboxUrl>,
     listen: SocketAddr,
+    scheme: &'static str,
 ) -> AppState {
     AppState(Arc::new(Inner {
         storage,
@@ -211,6 +237,7 @@ fn app_state(
             .build()
             .new_agent(),
         listen,
+        scheme,
     }))
 }
 
@@ -240,9 +267,11 @@ fn router(state: AppState, request_timeout: Duration) -> Router {
 }
 
 /// Accepts connections until `shutdown` resolves, then waits (at most [`GRACE`]) for the
-/// connections to finish their requests.
+/// connections to finish their requests. With `tls`, each connection first completes a TLS
+/// handshake, within `--header-timeout` (a client that stalls it holds a connection slot).
 async fn serve(
     listener: TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     app: Router,
     limits: Limits,
     shutdown: impl Future<Output = ()>,
@@ -276,19 +305,24 @@ async fn serve(
             () = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
-        let app = app.clone();
-        let service = tower::service_fn(move |mut request: Request<hyper::body::Incoming>| {
-            request.extensions_mut().insert(Peer(peer));
-            tower::ServiceExt::oneshot(app.clone(), request.map(Body::new))
-        });
-        let connection = http.serve_connection(
-            TokioIo::new(stream),
-            hyper_util::service::TowerToHyperService::new(service),
-        );
-        let connection = graceful.watch(connection);
+        let connection = Connection {
+            http: http.clone(),
+            app: app.clone(),
+            peer,
+            watcher: graceful.watcher(),
+        };
+        let tls = tls.clone();
+        let handshake_timeout = limits.header_timeout;
         tokio::spawn(async move {
-            if let Err(err) = connection.await {
-                tracing::debug!("connection from {peer}: {err}");
+            match tls {
+                None => connection.serve(stream).await,
+                Some(acceptor) => {
+                    match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
+                        Ok(Ok(stream)) => connection.serve(stream).await,
+                        Ok(Err(err)) => tracing::debug!("TLS handshake with {peer}: {err}"),
+                        Err(_) => tracing::debug!("TLS handshake with {peer}: timed out"),
+                    }
+                }
             }
             drop(permit);
         });
@@ -299,6 +333,40 @@ async fn serve(
         () = graceful.shutdown() => {}
         () = tokio::time::sleep(GRACE) => {
             tracing::warn!("requests still running after {}s: closing their connections", GRACE.as_secs());
+        }
+    }
+}
+
+/// What serving one accepted connection needs, plain or TLS.
+struct Connection {
+    http: hyper::server::conn::http1::Builder,
+    app: Router,
+    peer: SocketAddr,
+    watcher: hyper_util::server::graceful::Watcher,
+}
+
+impl Connection {
+    /// Serves HTTP/1.1 on `stream` until the client is done or the server shuts down.
+    async fn serve<S>(self, stream: S)
+    where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        let Connection {
+            http,
+            app,
+            peer,
+            watcher,
+        } = self;
+        let service = tower::service_fn(move |mut request: Request<hyper::body::Incoming>| {
+            request.extensions_mut().insert(Peer(peer));
+            tower::ServiceExt::oneshot(app.clone(), request.map(Body::new))
+        });
+        let connection = http.serve_connection(
+            TokioIo::new(stream),
+            hyper_util::service::TowerToHyperService::new(service),
+        );
+        if let Err(err) = watcher.watch(connection).await {
+            tracing::debug!("connection from {peer}: {err}");
         }
     }
 }
@@ -658,7 +726,7 @@ async fn boot_ipxe(State(state): State<AppState>, headers: HeaderMap) -> Respons
             header::CONTENT_TYPE,
             HeaderValue::from_static("text/plain; charset=utf-8"),
         )],
-        boot_script(&format!("http://{host}")),
+        boot_script(&format!("{}://{host}", state.0.scheme)),
     )
         .into_response()
 }
@@ -719,7 +787,7 @@ mod tests {
     fn app() -> (Router, Arc<MemoryStorage>) {
         let storage = Arc::new(MemoryStorage::new());
         let listen = SocketAddr::from(([127, 0, 0, 1], 5000));
-        let state = app_state(storage.clone(), None, listen);
+        let state = app_state(storage.clone(), None, listen, "http");
         (router(state, Duration::from_secs(5)), storage)
     }
 

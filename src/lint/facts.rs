@@ -62,6 +62,8 @@ pub enum Config {
     Raw {
         info: RawInfo,
         problems: Vec<Problem>,
+        /// The file's bytes, for rules that locate what they find in it.
+        bytes: Vec<u8>,
     },
     Template(TemplateFile),
 }
@@ -95,7 +97,11 @@ impl Config {
             .unwrap_or_default();
         if kind == ConfigKind::Ignition && is_raw_ignition(&name) {
             let (info, problems) = raw::check_raw(&bytes, target);
-            return Config::Raw { info, problems };
+            return Config::Raw {
+                info,
+                problems,
+                bytes,
+            };
         }
         let text = String::from_utf8_lossy(&bytes);
         let scan = template::scan(&text);

@@ -127,6 +127,8 @@ codes! {
     IgnitionUrlLabels = "ignition-url-labels",
     /// A profile that installs to disk with nothing that stops it reinstalling.
     InstallLoop = "install-loop",
+    /// A private key, password hash or token in a config matchbox serves over plain `http://`.
+    SecretOverHttp = "secret-over-http",
 }
 
 impl fmt::Display for Code {

@@ -11,6 +11,7 @@ pub mod ignition;
 pub mod kargs;
 pub mod mac;
 pub mod profile;
+pub mod secrets;
 pub mod select;
 pub mod server;
 pub mod spans;

@@ -23,6 +23,8 @@ pub struct Hit {
 enum Route {
     File(Arc<Vec<u8>>),
     Redirect(String),
+    /// A body that never ends (no length, zeros until the client hangs up).
+    Endless,
 }
 
 #[derive(Default)]
@@ -89,6 +91,15 @@ impl Server {
     }
 
     /// `path` answers 302 to `to` (a path on this server or a full URL).
+    /// Serves `path` as a body that never ends, as a broken or hostile mirror would.
+    pub fn endless(&self, path: &str) {
+        self.state
+            .lock()
+            .unwrap()
+            .routes
+            .insert(path.to_owned(), Route::Endless);
+    }
+
     pub fn redirect(&self, path: &str, to: &str) {
         let mut state = self.state.lock().unwrap();
         state.routes.insert(path.into(), Route::Redirect(to.into()));
@@ -171,6 +182,23 @@ fn handle(request: tiny_http::Request, state: &Mutex<State>, released: &AtomicBo
             log(302, &mut state_guard);
             drop(state_guard);
             let _ = request.respond(Response::empty(302).with_header(header("Location", &to)));
+            return;
+        }
+        Some(Route::Endless) => {
+            log(200, &mut state_guard);
+            drop(state_guard);
+            let mut writer = request.into_writer();
+            let _ = write!(
+                writer,
+                "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Type: application/octet-stream\r\n\r\n"
+            );
+            let zeros = vec![0u8; 64 * 1024];
+            // Until the client hangs up; 1 GiB at most, so a broken client cannot keep a test busy.
+            for _ in 0..16 * 1024 {
+                if writer.write_all(&zeros).is_err() {
+                    break;
+                }
+            }
             return;
         }
         Some(Route::File(body)) => body,

@@ -224,6 +224,19 @@ impl Netns {
         });
     }
 
+    /// Stops the server started as `name` (to start it again with another configuration).
+    pub fn stop(&mut self, name: &str) {
+        let at = self
+            .daemons
+            .iter()
+            .position(|daemon| daemon.name == name)
+            .unwrap_or_else(|| panic!("no server {name} started"));
+        let mut daemon = self.daemons.remove(at);
+        let child = daemon.child.get_mut();
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+
     /// Panics if a server has exited (with its log).
     pub fn assert_running(&self) {
         for daemon in &self.daemons {

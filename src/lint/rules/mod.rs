@@ -5,7 +5,8 @@
 //! One file per family: [`files`] (the entries of `groups/` and `profiles/`), [`keys`] (fields
 //! matchbox does not read), [`profiles`] (a profile on its own), [`boot`] (its kernel line and
 //! assets), [`configs`] (raw Ignition and templates), [`groups`] (selectors and profile links),
-//! [`machines`] (what the machines a group selects end up with).
+//! [`machines`] (what the machines a group selects end up with), [`secrets`] (what a config
+//! served over plain HTTP gives away).
 
 pub mod boot;
 pub mod configs;
@@ -14,6 +15,7 @@ pub mod groups;
 pub mod keys;
 pub mod machines;
 pub mod profiles;
+pub mod secrets;
 
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -70,6 +72,7 @@ pub static RULES: &[Rule] = &[
     machines::TEMPLATE_MISSING_KEY,
     machines::IGNITION_URL_LABELS,
     machines::INSTALL_LOOP,
+    secrets::SECRET_OVER_HTTP,
 ];
 
 /// Runs every rule over `facts`, on every core; findings in no particular order.
