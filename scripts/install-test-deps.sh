@@ -17,6 +17,13 @@ NEEDS=(
   "/usr/lib/syslinux/modules/bios/ldlinux.c32 syslinux-common"
   "mformat mtools"
   "/usr/sbin/dnsmasq dnsmasq-base"
+  # caas chain build --ipxe-src: iPXE built from source (scripts/ipxe/build.sh), PXE-booted by
+  # QEMU's own PXE ROM (tests/chain_boot.rs)
+  "gcc gcc"
+  "make make"
+  "perl perl"
+  "/usr/include/lzma.h liblzma-dev"
+  "/usr/lib/ipxe/qemu/pxe-e1000.rom ipxe-qemu"
   # discovery: a real kernel under QEMU runs `caas discover` (tests/discovery_qemu.rs)
   "/bin/busybox busybox-static"
   "/usr/share/doc/linux-image-cloud-amd64 linux-image-cloud-amd64"
@@ -112,3 +119,8 @@ elif [ ! -s "$cache/matchbox/current" ]; then
   echo "      (tag v0.8.3: go build -o matchbox ./cmd/matchbox) and write its path to $cache/matchbox/current" >&2
 fi
 
+# iPXE from the offline source archive next to the repository, unpacked and built once into
+# $cache/ipxe/<hash> (tests/chain_boot.rs builds it again with a script embedded).
+if ls "$repo/../shared/thirdparty"/ipxe-*.tar.gz >/dev/null 2>&1; then
+  "$repo/scripts/ipxe/build.sh" >/dev/null
+fi

@@ -13,7 +13,7 @@ use crate::matchbox::ignition::check_raw;
 use crate::matchbox::select::{self, DroppedLabel, Labels, Outcome, selector_string};
 use crate::matchbox::store::{ConfigKind, Entry, Store, is_raw_ignition};
 use crate::matchbox::target::{Target, TemplateDialect, ipxe_script};
-use crate::matchbox::{Group, Profile, Selector, boot, spans, template};
+use crate::matchbox::{Group, Profile, Selector, boot, clc, spans, template};
 
 /// Everything `explain` found out, in the order a request goes through matchbox.
 #[derive(Clone, Debug, Serialize)]
@@ -75,8 +75,9 @@ pub struct IgnitionView {
     pub kind: &'static str,
     /// What the server does with it for this machine.
     pub served: String,
-    /// Whether `/ignition` gives the machine a usable config.
-    pub ok: bool,
+    /// Whether `/ignition` gives the machine a usable config: `null` when caas cannot tell
+    /// (a Container Linux Config template using what caas does not model).
+    pub ok: Option<bool>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -271,11 +272,12 @@ fn ignition_for(
             file: String::new(),
             kind: "none",
             served: format!(
-                "the OS fetches {}, and no group matches its labels {}: /ignition answers 404",
+                "the OS fetches {}, and no group matches its labels {}{}: /ignition answers 404",
                 url.key,
-                shown_labels(&request)
+                shown_labels(&request),
+                dropped_pairs(&url.dropped)
             ),
-            ok: false,
+            ok: Some(false),
         };
     };
     let mut view = if w == winner {
@@ -296,13 +298,22 @@ fn ignition_for(
                     groups[w].profile,
                     other.path.display()
                 ),
-                ok: false,
+                ok: Some(false),
             },
         }
     };
     view.url = Some(fetched);
     view.group = Some(display(&files[w]));
+    view.served.push_str(&dropped_pairs(&url.dropped));
     view
+}
+
+/// ` (matchbox drops the query pairs "a;b"…)`, when it drops any.
+fn dropped_pairs(dropped: &[String]) -> String {
+    if dropped.is_empty() {
+        return String::new();
+    }
+    format!(" (matchbox drops the query pairs {dropped:?}: a `;` in a pair, or a bad `%` escape)")
 }
 
 /// Fills iPXE settings (`${uuid}`, `${mac:hexhyp}`, `${net0/mac}`, `${hostname}`, …) from the
@@ -346,7 +357,7 @@ fn ignition_view(store: &Store, target: Target, group: &Group, profile: &Profile
             file: String::new(),
             kind: "none",
             served: "the profile names no ignition_id: /ignition answers 404".into(),
-            ok: false,
+            ok: Some(false),
         };
     }
     let (path, bytes) = match store.config(ConfigKind::Ignition, &name) {
@@ -367,7 +378,7 @@ fn ignition_view(store: &Store, target: Target, group: &Group, profile: &Profile
                 } else {
                     "template"
                 },
-                ok: false,
+                ok: Some(false),
             };
         }
     };
@@ -389,7 +400,7 @@ fn ignition_view(store: &Store, target: Target, group: &Group, profile: &Profile
 }
 
 /// What the server does with a raw Ignition file, and whether the machine gets a usable config.
-fn raw_served(bytes: &[u8], target: Target) -> (String, bool) {
+fn raw_served(bytes: &[u8], target: Target) -> (String, Option<bool>) {
     let (info, problems) = check_raw(bytes, target);
     let broken = problems.iter().find(|p| p.kind.breaks());
     let spec = || info.spec.map(|s| s.to_string()).unwrap_or_default();
@@ -399,32 +410,32 @@ fn raw_served(bytes: &[u8], target: Target) -> (String, bool) {
                 "{}: matchbox cannot parse it and serves an empty config (HTTP 200)",
                 problem.message
             ),
-            false,
+            Some(false),
         ),
         (Some(problem), false) => (
             format!(
                 "served byte for byte, and it is broken: {}",
                 problem.message
             ),
-            false,
+            Some(false),
         ),
         (None, true) => (
             format!(
                 "raw Ignition spec {}, parsed and served as spec 3.4.0",
                 spec()
             ),
-            true,
+            Some(true),
         ),
         (None, false) => (
             format!("raw Ignition spec {}, served byte for byte", spec()),
-            true,
+            Some(true),
         ),
     }
 }
 
 /// What the server does with an Ignition template for `group`, and whether the machine gets a
-/// usable config.
-fn template_served(bytes: &[u8], group: &Group, target: Target) -> (String, bool) {
+/// usable config (`None`: caas cannot tell).
+fn template_served(bytes: &[u8], group: &Group, target: Target) -> (String, Option<bool>) {
     let text = String::from_utf8_lossy(bytes);
     let data = template::template_data(group);
     let missing = template::scan(&text).map(|info| {
@@ -434,7 +445,13 @@ fn template_served(bytes: &[u8], group: &Group, target: Target) -> (String, bool
     });
     let dialect = template::dialect(&text).dialect;
     match (missing, target.template_dialect(), dialect) {
-        (Err(err), _, _) => (format!("the template does not parse ({}): /ignition answers 404", err.message), false),
+        (Err(err), _, _) => (
+            format!(
+                "the template does not parse ({}): /ignition answers 404",
+                err.message
+            ),
+            Some(false),
+        ),
         (Ok(Some((key, offset))), _, _) => {
             let at = spans::position(bytes, offset);
             (
@@ -442,24 +459,54 @@ fn template_served(bytes: &[u8], group: &Group, target: Target) -> (String, bool
                     "line {}:{} uses {key:?}, which this group does not provide: /ignition answers 404",
                     at.line, at.column
                 ),
-                false,
+                Some(false),
             )
         }
         (Ok(None), TemplateDialect::Butane, TemplateDialect::ContainerLinuxConfig) => (
             "a Container Linux Config template, which this matchbox no longer reads: /ignition answers 404".into(),
-            false,
+            Some(false),
         ),
         (Ok(None), TemplateDialect::Butane, TemplateDialect::Butane) => (
             "a Butane template: rendered with this group's metadata, translated, served as Ignition 3.4.0".into(),
-            true,
+            Some(true),
         ),
-        (Ok(None), TemplateDialect::ContainerLinuxConfig, _) => (
+        (Ok(None), TemplateDialect::ContainerLinuxConfig, _) if target == Target::Bootcfg04 => (
+            "a Fuze template: bootcfg renders it with this group's metadata and transpiles it to Ignition 2.0.0; caas does not model the Fuze transpiler, so whether it accepts the template is not verified".into(),
+            None,
+        ),
+        (Ok(None), TemplateDialect::ContainerLinuxConfig, _) => clc_served(&text),
+    }
+}
+
+/// What matchbox v0.8's Container Linux Config transpiler makes of a template (see
+/// [`clc::check`]).
+fn clc_served(text: &str) -> (String, Option<bool>) {
+    let notes = clc::check(text);
+    let Some(note) = clc::verdict(&notes) else {
+        return (
+            "a Container Linux Config template: rendered with this group's metadata, transpiled, served as Ignition 2.2.0".into(),
+            Some(true),
+        );
+    };
+    let at = format!("line {}:{}", note.pos.line, note.pos.column);
+    match note.kind {
+        clc::Kind::Rejected => (
             format!(
-                "a {} template: rendered with this group's metadata, transpiled, served as Ignition {}",
-                if target == Target::Bootcfg04 { "Fuze" } else { "Container Linux Config" },
-                if target == Target::Bootcfg04 { "2.0.0" } else { "2.2.0" }
+                "a Container Linux Config template the transpiler rejects ({at}: {}): /ignition answers 404",
+                note.message
             ),
-            true,
+            Some(false),
+        ),
+        clc::Kind::Misread => (
+            format!("{}: served, but not as written", note.message),
+            Some(false),
+        ),
+        clc::Kind::Unverified | clc::Kind::Ignored => (
+            format!(
+                "a Container Linux Config template, transpiled to Ignition 2.2.0 if the transpiler accepts it, which caas cannot verify ({at}: {})",
+                note.message
+            ),
+            None,
         ),
     }
 }

@@ -67,7 +67,7 @@ pub struct GroupOptions {
     pub profile: Id,
     /// Human-readable name; the id when `None`.
     pub name: Option<String>,
-    /// Labels the machine must carry, in the order given; `mac` is normalised.
+    /// Labels the machine must carry, in the order given; `mac` is normalised, `uuid` lower-cased.
     pub selectors: Vec<(String, String)>,
     /// Template metadata, in the order given; values that parse as JSON stay typed.
     pub metadata: Vec<(String, String)>,
@@ -259,6 +259,7 @@ pub fn build_group(data_dir: &DataDir, options: &GroupOptions) -> Result<Group> 
     }
     let selector =
         normalize_selector(selector).map_err(|err| invalid(format!("--selector: {err}")))?;
+    let selector = lower_case_uuid(selector);
 
     let mut metadata = match &options.metadata_file {
         Some(file) => file.read_object("metadata")?,
@@ -364,6 +365,22 @@ impl<'a> FileSet<'a> {
 /// `[1,2]`, `"quoted"`), else the string as given.
 pub fn typed_value(value: &str) -> Value {
     serde_json::from_str(value).unwrap_or_else(|_| Value::String(value.to_owned()))
+}
+
+/// iPXE sends `${uuid}` in lower case; dmidecode and most inventories print it in upper case,
+/// which would never match.
+fn lower_case_uuid(selector: Selector) -> Selector {
+    selector
+        .into_iter()
+        .map(|(key, value)| {
+            let value = if key == "uuid" {
+                value.to_ascii_lowercase()
+            } else {
+                value
+            };
+            (key, value)
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -133,11 +133,22 @@ impl Qemu {
     /// Boots with `args` on a user network that reaches only the boot server; the serial
     /// console goes to `dir/serial.log`. `bootfile` is handed out by QEMU's DHCP.
     fn boot(dir: &Path, server: &BootServer, args: &[&str], bootfile: Option<&str>) -> Qemu {
+        let netdev = bootfile.map_or(String::new(), |b| format!(",bootfile={b}"));
+        // No option ROM on the NIC: the only iPXE in the machine is the one under test.
+        Qemu::boot_net(dir, server, args, &netdev, "virtio-net-pci,romfile=")
+    }
+
+    /// [`Qemu::boot`] with more `-netdev user` options (`netdev_options`, each starting with a
+    /// comma) and the NIC (`nic`: a `-device` without its `netdev=`).
+    fn boot_net(
+        dir: &Path,
+        server: &BootServer,
+        args: &[&str],
+        netdev_options: &str,
+        nic: &str,
+    ) -> Qemu {
         let port = server.port;
-        let mut netdev = String::from("user,id=n0,restrict=on");
-        if let Some(bootfile) = bootfile {
-            netdev.push_str(&format!(",bootfile={bootfile}"));
-        }
+        let mut netdev = format!("user,id=n0,restrict=on{netdev_options}");
         netdev.push_str(&format!(
             ",guestfwd=tcp:{GUEST_SERVER}:{port}-tcp:127.0.0.1:{port}"
         ));
@@ -145,8 +156,7 @@ impl Qemu {
         let child = Command::new("qemu-system-x86_64")
             .args(["-accel", "tcg", "-m", "512", "-nographic", "-no-reboot"])
             .args(["-netdev", &netdev])
-            // No option ROM on the NIC: the only iPXE in the machine is the one under test.
-            .args(["-device", "virtio-net-pci,netdev=n0,romfile="])
+            .args(["-device", &format!("{nic},netdev=n0")])
             .args(args)
             .stdin(Stdio::null())
             .stdout(File::create(&serial).unwrap())
@@ -363,4 +373,143 @@ fn iso_boots_on_uefi_into_the_ipxe_efi_it_carries() {
     let console = qemu.console();
     assert!(console.contains("DVD-ROM"), "{console}");
     assert!(console.contains("iPXE"), "{console}");
+}
+
+/// The iPXE source tree the tests build from, prepared (unpacked and built once without a
+/// script) by scripts/ipxe/build.sh in the test cache.
+fn ipxe_source() -> PathBuf {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/ipxe/build.sh");
+    let output = Command::new(&script)
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("running scripts/ipxe/build.sh");
+    assert!(output.status.success(), "{} failed", script.display());
+    let src = PathBuf::from(String::from_utf8(output.stdout).unwrap().trim());
+    assert!(src.join("Makefile").is_file(), "{}", src.display());
+    src
+}
+
+/// Size and modification time of every file under `dir`: what a build would change.
+fn file_times(dir: &Path) -> Vec<(PathBuf, u64, std::time::SystemTime)> {
+    let mut files = Vec::new();
+    let mut dirs = vec![dir.to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        for entry in fs::read_dir(&dir).unwrap() {
+            let entry = entry.unwrap();
+            let meta = entry.metadata().unwrap();
+            if meta.is_dir() {
+                dirs.push(entry.path());
+            } else {
+                files.push((entry.path(), meta.len(), meta.modified().unwrap()));
+            }
+        }
+    }
+    files.sort();
+    files
+}
+
+/// The machine's PXE firmware: an e1000 NIC with QEMU's PXE ROM for it (Debian package
+/// ipxe-qemu; SeaBIOS does not offer that package's virtio-net ROM for booting).
+const PXE_NIC: &str = "e1000,romfile=/usr/lib/ipxe/qemu/pxe-e1000.rom";
+
+/// The 2016 flow: iPXE built from source with the chain script embedded (`make EMBED=`),
+/// PXE-booted. The PXE firmware gets `undionly.kpxe` by TFTP from QEMU's user network (dnsmasq
+/// needs a bridge, which a test without privileges cannot have), and the embedded script
+/// chains the boot URL. The build runs in a cached copy of the source, so only the embedded
+/// script is recompiled; the source tree itself is left as it was.
+#[test]
+fn undionly_kpxe_built_from_source_pxe_boots_and_runs_the_embedded_script() {
+    let src = ipxe_source();
+    let build_dir = src.parent().unwrap().parent().unwrap().join("caas-build");
+    let before = file_times(&src);
+    let dir = tempfile::tempdir().unwrap();
+    let server = BootServer::start(0);
+    let out = dir.path().join("chain");
+    let assert = caas()
+        .args(["chain", "build", "--boot-url", &server.url()])
+        .args(["--target", "kpxe", "--ipxe-src"])
+        .arg(&src)
+        .arg("--ipxe-build-dir")
+        .arg(&build_dir)
+        .arg("--out")
+        .arg(&out)
+        .assert()
+        .success();
+    let stdout = String::from_utf8_lossy(&assert.get_output().stdout).into_owned();
+    assert!(stdout.contains("created "), "{stdout}");
+    let mut names: Vec<String> = fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["SHA256SUMS", "undionly.kpxe"]);
+    assert_eq!(file_times(&src), before, "the build wrote into --ipxe-src");
+
+    let tftp = format!(",tftp={},bootfile=undionly.kpxe", out.display());
+    let mut qemu = Qemu::boot_net(dir.path(), &server, &["-boot", "n"], &tftp, PXE_NIC);
+    qemu.wait_for(&server, "iPXE request of /boot.ipxe", |seen| {
+        seen.iter().any(from_ipxe)
+    });
+    let console = qemu.console();
+    let flat = console.replace('\n', "");
+    for message in [
+        // The firmware's iPXE (Debian's 2019 ROM) loads the one just built.
+        "undionly.kpxe",
+        "iPXE 2.0.0+",
+        // The embedded script runs.
+        "caas: attempt 1: DHCP on every network interface",
+        &format!("chaining {}", server.url()),
+    ] {
+        assert!(
+            flat.contains(message),
+            "{message:?} missing from the console:\n{console}"
+        );
+    }
+}
+
+/// The UEFI entry of the ISO built with a current `ipxe.efi` (iPXE 1.21.1 or later, here the
+/// one scripts/ipxe/build.sh built): it reads `autoexec.ipxe` from the EFI system partition and
+/// runs the chain script. QEMU's DHCP hands out no boot file, so only the script can bring iPXE
+/// to the boot URL.
+#[test]
+fn iso_on_uefi_with_a_current_ipxe_efi_runs_the_chain_script() {
+    let src = ipxe_source();
+    let dir = tempfile::tempdir().unwrap();
+    let server = BootServer::start(0);
+    let out = dir.path().join("chain");
+    let assert = caas()
+        .args(["chain", "build", "--boot-url", &server.url()])
+        .args(["--target", "iso", "--ipxe-dir"])
+        .arg(src.join("bin-x86_64-efi"))
+        .arg("--out")
+        .arg(&out)
+        .assert()
+        .success();
+    let stdout = String::from_utf8_lossy(&assert.get_output().stdout).into_owned();
+    assert!(
+        stdout.contains("which runs the chain script from the EFI system partition"),
+        "{stdout}"
+    );
+    let iso = out.join("caas-chain.iso");
+    let mut qemu = Qemu::boot(
+        dir.path(),
+        &server,
+        &["-bios", OVMF, "-cdrom", iso.to_str().unwrap(), "-boot", "d"],
+        None,
+    );
+    qemu.wait_for(&server, "iPXE (UEFI) request of /boot.ipxe", |seen| {
+        seen.iter().any(from_ipxe)
+    });
+    let console = qemu.console();
+    let flat = console.replace('\n', "");
+    for message in [
+        "iPXE 2.0.0+",
+        "caas: attempt 1: DHCP on every network interface",
+        &format!("chaining {}", server.url()),
+    ] {
+        assert!(
+            flat.contains(message),
+            "{message:?} missing from the console:\n{console}"
+        );
+    }
 }

@@ -768,22 +768,46 @@ fn matchbox_is_probed_and_proxied() {
 }
 
 /// A stand-in API that answers a fixed sequence of statuses, to watch the client retry.
-fn scripted_api(statuses: Vec<u16>) -> (String, Arc<AtomicUsize>, thread::JoinHandle<()>) {
+/// What a scripted API answers, one request after another.
+#[derive(Clone, Copy)]
+enum Answer {
+    /// This status, with caas api's body for it.
+    Status(u16),
+    /// 200 with a body that is not caas api's answer.
+    Garbled,
+    /// 302 to another host.
+    Redirect,
+}
+
+fn scripted_api(answers: Vec<Answer>) -> (String, Arc<AtomicUsize>, thread::JoinHandle<()>) {
     let server = tiny_http::Server::http("127.0.0.1:0").unwrap();
     let url = format!("http://{}", server.server_addr().to_ip().unwrap());
     let count = Arc::new(AtomicUsize::new(0));
     let seen = count.clone();
     let handle = thread::spawn(move || {
-        for status in statuses {
+        for answer in answers {
             let Ok(request) = server.recv() else { return };
             seen.fetch_add(1, Ordering::Relaxed);
-            let body = if status == 200 {
-                r#"{"total_elt": 7, "update": true}"#
-            } else {
-                r#"{"error": "scripted"}"#
+            let response = match answer {
+                Answer::Status(200) => {
+                    tiny_http::Response::from_string(r#"{"total_elt": 7, "update": true}"#)
+                }
+                Answer::Status(status) => {
+                    tiny_http::Response::from_string(r#"{"error": "scripted"}"#)
+                        .with_status_code(status)
+                }
+                Answer::Garbled => tiny_http::Response::from_string("<html>proxy</html>"),
+                Answer::Redirect => tiny_http::Response::from_string("")
+                    .with_status_code(302)
+                    .with_header(
+                        tiny_http::Header::from_bytes(
+                            &b"Location"[..],
+                            &b"http://127.0.0.2:9/discovery"[..],
+                        )
+                        .unwrap(),
+                    ),
             };
-            let _ =
-                request.respond(tiny_http::Response::from_string(body).with_status_code(status));
+            let _ = request.respond(response);
         }
     });
     (url, count, handle)
@@ -792,7 +816,11 @@ fn scripted_api(statuses: Vec<u16>) -> (String, Arc<AtomicUsize>, thread::JoinHa
 #[test]
 fn discover_retries_what_can_succeed_and_stops_at_a_refusal() {
     // 503, 500, then 200: three attempts, success.
-    let (url, count, handle) = scripted_api(vec![503, 500, 200]);
+    let (url, count, handle) = scripted_api(vec![
+        Answer::Status(503),
+        Answer::Status(500),
+        Answer::Status(200),
+    ]);
     let out = discover(&url, 0, &["--retry-wait", "10ms"]);
     handle.join().unwrap();
     assert!(out.status.success(), "{out:?}");
@@ -802,7 +830,7 @@ fn discover_retries_what_can_succeed_and_stops_at_a_refusal() {
     assert_eq!(stderr.matches("retrying").count(), 2, "{stderr}");
 
     // 406: the same report would be refused again, so one attempt and exit 1.
-    let (url, count, handle) = scripted_api(vec![406]);
+    let (url, count, handle) = scripted_api(vec![Answer::Status(406)]);
     let out = discover(&url, 0, &["--retry-wait", "10ms"]);
     handle.join().unwrap();
     assert_eq!(out.status.code(), Some(1), "{out:?}");
@@ -810,12 +838,33 @@ fn discover_retries_what_can_succeed_and_stops_at_a_refusal() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("refused the report"));
 
     // Retries spent: exit 1 after 1 + 2 attempts.
-    let (url, count, handle) = scripted_api(vec![503, 503, 503]);
+    let (url, count, handle) = scripted_api(vec![Answer::Status(503); 3]);
     let out = discover(&url, 0, &["--retry-wait", "10ms", "--retries", "2"]);
     handle.join().unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(count.load(Ordering::Relaxed), 3);
     assert!(String::from_utf8_lossy(&out.stderr).contains("in 3 attempts"));
+
+    // A 200 whose body is not caas api's answer (a proxy's page): posted again, then success.
+    let (url, count, handle) = scripted_api(vec![Answer::Garbled, Answer::Status(200)]);
+    let out = discover(&url, 0, &["--retry-wait", "10ms"]);
+    handle.join().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(count.load(Ordering::Relaxed), 2);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not caas api's answer"));
+
+    // A redirect is never followed (the POST would arrive elsewhere as a GET): exit 1 at once.
+    let (url, count, handle) = scripted_api(vec![Answer::Redirect]);
+    let out = discover(&url, 0, &["--retry-wait", "10ms"]);
+    handle.join().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert_eq!(count.load(Ordering::Relaxed), 1);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr
+            .contains("a redirect to http://127.0.0.2:9/discovery; caas does not follow redirects"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -1359,4 +1408,77 @@ fn sixteen_stalled_listing_readers_do_not_block_listings_for_long() {
     assert_eq!(status, 200, "{}", &body[..body.len().min(300)]);
     assert_eq!(machines_from_json(body.as_bytes()).unwrap().len(), 20_000);
     drop(stalled);
+}
+
+/// `GET /healthz` over a connection from `source` (a loopback address), the status line.
+fn healthz_from(source: std::net::Ipv4Addr, port: u16) -> String {
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket
+        .bind(&std::net::SocketAddr::from((source, 0)).into())
+        .unwrap();
+    socket
+        .connect(&std::net::SocketAddr::from(([127, 0, 0, 1], port)).into())
+        .unwrap();
+    let mut stream: TcpStream = socket.into();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let _ = stream.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer);
+    String::from_utf8_lossy(&answer)
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+#[test]
+fn one_client_cannot_hold_every_connection() {
+    let dir = tempfile::tempdir().unwrap();
+    let api = Api::start(
+        &dir.path().join("caas.db"),
+        &[
+            "--max-connections-per-client",
+            "3",
+            "--header-timeout",
+            "60s",
+        ],
+    );
+    let port = api.port();
+    let local = std::net::Ipv4Addr::LOCALHOST;
+    // 127.0.0.1 takes its share with connections that never send a request.
+    let mut idle: Vec<TcpStream> = (0..3)
+        .map(|_| TcpStream::connect(("127.0.0.1", port)).unwrap())
+        .collect();
+    // One more from it is closed on arrival, not held until a timeout.
+    let mut extra = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    extra
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let mut buf = [0u8; 64];
+    match extra.read(&mut buf) {
+        Ok(0) => {}
+        Err(err) if err.kind() == std::io::ErrorKind::ConnectionReset => {}
+        other => panic!("the connection over the cap was not closed: {other:?}"),
+    }
+    // Another client is served meanwhile.
+    assert_eq!(
+        healthz_from(std::net::Ipv4Addr::new(127, 0, 0, 2), port),
+        "HTTP/1.1 200 OK"
+    );
+    // A slot given back is a slot the client can use again.
+    drop(idle.pop());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let status = healthz_from(local, port);
+        if status == "HTTP/1.1 200 OK" {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the freed slot never came back: {status:?}"
+        );
+        thread::sleep(Duration::from_millis(50));
+    }
 }

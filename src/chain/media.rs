@@ -438,18 +438,79 @@ impl IpxeSource {
     }
 }
 
+/// Where `chain build` builds iPXE when `--ipxe-build-dir` is not given: one directory per
+/// source tree, under `$XDG_CACHE_HOME/caas/ipxe-build` (or `~/.cache/caas/ipxe-build`), kept
+/// between runs so that iPXE's make only rebuilds what changed (the embedded script).
+pub fn default_build_dir(source: &IpxeSource) -> Result<PathBuf> {
+    build_dir_in(
+        std::env::var_os("XDG_CACHE_HOME"),
+        std::env::var_os("HOME"),
+        source,
+    )
+}
+
+fn build_dir_in(
+    xdg_cache_home: Option<OsString>,
+    home: Option<OsString>,
+    source: &IpxeSource,
+) -> Result<PathBuf> {
+    let cache = xdg_cache_home
+        .filter(|dir| !dir.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| home.map(|home| PathBuf::from(home).join(".cache")))
+        .context(
+            "neither XDG_CACHE_HOME nor HOME is set: give --ipxe-build-dir DIR for the iPXE build",
+        )?;
+    let key = crate::write::sha256_hex(source.src.as_os_str().as_encoded_bytes());
+    Ok(cache.join("caas/ipxe-build").join(&key[..16]))
+}
+
+/// Copies the iPXE `src` directory into `build/src` (only files newer than the copy, times
+/// kept, so make stays incremental), and links `build/.git` to the checkout's, from which
+/// iPXE's Makefile reads its version. The operator's tree is only read.
+fn sync_build_tree(source: &IpxeSource, build: &Path) -> Result<IpxeSource> {
+    let cp = find_command("cp", "coreutils")?;
+    fs::create_dir_all(build).with_context(|| format!("creating {}", build.display()))?;
+    let mut copy = Command::new(cp);
+    copy.args(["-a", "-u", "--no-target-directory"])
+        .arg(&source.src)
+        .arg(build.join("src"));
+    run(
+        &mut copy,
+        "cp (copying the iPXE source to its build directory)",
+    )?;
+    let git = source.src.join("../.git");
+    let link = build.join(".git");
+    if git.exists() && fs::symlink_metadata(&link).is_err() {
+        std::os::unix::fs::symlink(&git, &link)
+            .with_context(|| format!("linking {}", link.display()))?;
+    }
+    Ok(IpxeSource {
+        src: build.join("src"),
+    })
+}
+
+/// What an iPXE build needs on the host, each with the Debian package that provides it.
+fn check_build_tools() -> Result<PathBuf> {
+    let make = find_command("make", "make")?;
+    find_command("gcc", "gcc")?;
+    find_command("perl", "perl")?;
+    Ok(make)
+}
+
 /// Builds `targets` (pairs of iPXE target and output name) with the script embedded and returns
-/// the outputs by name. The build runs in the source tree (as iPXE's own instructions do), so
-/// a second build only recompiles what the new script touches.
+/// the outputs by name. The build runs in `build_dir`, a private copy of the source tree kept
+/// between runs (the operator's checkout is never written to), so a second build only
+/// recompiles what the new script touches.
 pub fn build_from_source(
     source: &IpxeSource,
+    build_dir: &Path,
     script: &str,
     targets: &[(&str, &str)],
     epoch: u64,
     quiet: bool,
 ) -> Result<Vec<(String, Vec<u8>)>> {
-    let make = find_command("make", "make")?;
-    find_command("gcc", "gcc")?;
+    let make = check_build_tools()?;
     let temp = tempfile::Builder::new()
         .prefix("caas-embed-")
         .tempdir()
@@ -466,14 +527,20 @@ pub fn build_from_source(
         );
     }
     fs::write(&embed, script).with_context(|| format!("writing {}", embed.display()))?;
+    tracing::warn!(
+        "copying the iPXE source {} to the build directory {}",
+        source.src.display(),
+        build_dir.display()
+    );
+    let build = sync_build_tree(source, build_dir)?;
     let jobs = std::thread::available_parallelism().map_or(1, usize::from);
     let names: Vec<&str> = targets.iter().map(|(target, _)| *target).collect();
-    let mut cmd = source.make_command(&make, &names, &embed, jobs);
+    let mut cmd = build.make_command(&make, &names, &embed, jobs);
     cmd.env("SOURCE_DATE_EPOCH", epoch.to_string())
         .stdin(Stdio::null());
     tracing::warn!(
-        "building iPXE from source (this takes minutes): make -C {} {} EMBED=…/{SCRIPT_NAME}",
-        source.src.display(),
+        "building iPXE (minutes the first time, seconds after): make -C {} {} EMBED=…/{SCRIPT_NAME}",
+        build.src.display(),
         names.join(" ")
     );
     let status = if quiet {
@@ -490,14 +557,15 @@ pub fn build_from_source(
     }?;
     if !status.success() {
         bail!(
-            "the iPXE build failed ({status}): iPXE needs gcc, make, perl and liblzma-dev \
-             (Debian: apt-get install build-essential perl liblzma-dev)"
+            "the iPXE build in {} failed ({status}): iPXE needs gcc, make, perl and liblzma-dev \
+             (Debian: apt-get install build-essential perl liblzma-dev)",
+            build.src.display()
         );
     }
     targets
         .iter()
         .map(|(target, name)| {
-            let path = source.src.join(target);
+            let path = build.src.join(target);
             let bytes = fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
             Ok(((*name).to_owned(), bytes))
         })
@@ -586,6 +654,28 @@ mod tests {
         assert!(efi_reads_autoexec(&wide));
         assert!(efi_reads_autoexec(b"xx autoexec.ipxe xx"));
         assert!(!efi_reads_autoexec(b"autoexec.ipx"));
+    }
+
+    #[test]
+    fn each_source_tree_has_its_own_build_dir_in_the_user_cache() {
+        let a = IpxeSource {
+            src: PathBuf::from("/home/op/ipxe/src"),
+        };
+        let b = IpxeSource {
+            src: PathBuf::from("/home/op/ipxe-fork/src"),
+        };
+        let xdg = build_dir_in(Some("/c".into()), Some("/home/op".into()), &a).unwrap();
+        assert!(xdg.starts_with("/c/caas/ipxe-build/"), "{}", xdg.display());
+        let home = build_dir_in(Some("".into()), Some("/home/op".into()), &a).unwrap();
+        assert!(home.starts_with("/home/op/.cache/caas/ipxe-build/"));
+        assert_eq!(
+            xdg.file_name(),
+            home.file_name(),
+            "keyed by the source path"
+        );
+        let other = build_dir_in(Some("/c".into()), None, &b).unwrap();
+        assert_ne!(xdg, other);
+        assert!(build_dir_in(None, None, &a).is_err());
     }
 
     #[test]

@@ -76,7 +76,7 @@ fn source_needed(targets: &[&str]) -> anyhow::Error {
     invalid(format!(
         "--target {} needs iPXE built with the chain script embedded: give --ipxe-src DIR, an \
          iPXE source tree (git clone https://github.com/ipxe/ipxe, or apt-get source ipxe), and \
-         caas runs make EMBED=chain.ipxe in it; or use the stock binaries from /usr/lib/ipxe \
+         caas runs make EMBED=chain.ipxe in a private copy of it; or use the stock binaries from /usr/lib/ipxe \
          (Debian package ipxe) unchanged and hand them the boot URL by DHCP: caas chain dnsmasq",
         targets.join(",")
     ))
@@ -91,6 +91,8 @@ pub struct BuildOptions {
     pub ipxe_dir: Option<PathBuf>,
     /// An iPXE source tree, for the targets built with the script embedded.
     pub ipxe_src: Option<PathBuf>,
+    /// Where that tree is copied and built; default [`media::default_build_dir`].
+    pub ipxe_build_dir: Option<PathBuf>,
     /// Keep the iPXE build quiet.
     pub quiet: bool,
 }
@@ -132,9 +134,18 @@ pub fn build(options: &BuildOptions) -> Result<Built> {
     let mut outputs: Vec<Output> = Vec::new();
     let mut built_efi: Option<Vec<u8>> = None;
     if let Some(source) = &source {
-        for (name, bytes) in
-            media::build_from_source(source, &script, &source_targets, epoch, options.quiet)?
-        {
+        let build_dir = match &options.ipxe_build_dir {
+            Some(dir) => dir.clone(),
+            None => media::default_build_dir(source)?,
+        };
+        for (name, bytes) in media::build_from_source(
+            source,
+            &build_dir,
+            &script,
+            &source_targets,
+            epoch,
+            options.quiet,
+        )? {
             if name == "ipxe.efi" {
                 built_efi = Some(bytes.clone());
             }

@@ -49,9 +49,14 @@ pub struct ChainBuildArgs {
     /// Prebuilt iPXE binaries (ipxe.lkrn, ipxe.efi), looked up before /usr/lib/ipxe
     #[arg(long, value_name = "DIR")]
     pub ipxe_dir: Option<PathBuf>,
-    /// iPXE source tree, to build kpxe/efi targets with the script embedded (make EMBED=)
+    /// iPXE source tree, to build kpxe/efi targets with the script embedded (make EMBED=); it
+    /// is only read: caas copies its src/ to the build directory and runs make there
     #[arg(long, value_name = "DIR")]
     pub ipxe_src: Option<PathBuf>,
+    /// Where --ipxe-src is copied and built, kept between runs so rebuilds take seconds
+    /// [default: $XDG_CACHE_HOME/caas/ipxe-build/<hash of the source path>]
+    #[arg(long, value_name = "DIR", requires = "ipxe_src")]
+    pub ipxe_build_dir: Option<PathBuf>,
     #[command(flatten)]
     pub write: WriteArgs,
 }

@@ -74,6 +74,10 @@ pub struct ApiArgs {
     /// Connections served at once; more wait to be accepted
     #[arg(long, default_value_t = 1024, value_name = "N")]
     pub max_connections: usize,
+    /// Connections one client address may hold at once; more are closed on arrival, so one
+    /// host cannot take the slots every other machine needs
+    #[arg(long, default_value_t = 64, value_name = "N")]
+    pub max_connections_per_client: usize,
     /// Serve HTTPS with this PEM certificate (chain), signed by a CA the machines trust
     /// (`caas discover --ca-cert`); needs --tls-key
     #[arg(long, value_name = "FILE", requires = "tls_key")]

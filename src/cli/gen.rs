@@ -63,7 +63,8 @@ pub struct GenGroupArgs {
     /// Human-readable name [default: the id]
     #[arg(long)]
     pub name: Option<String>,
-    /// Label the machine must carry (repeatable); `mac` is normalised. None: the default group
+    /// Label the machine must carry (repeatable); `mac` is normalised, `uuid` lower-cased (as iPXE
+    /// sends it). None: the default group
     #[arg(long = "selector", value_name = "K=V", num_args = 1.., value_parser = parse_key_value)]
     pub selectors: Vec<(String, String)>,
     /// Template metadata (repeatable); values that parse as JSON stay typed, others are strings

@@ -44,6 +44,7 @@ fn build(global: &GlobalArgs, args: &ChainBuildArgs) -> Result<()> {
         targets: args.targets.iter().copied().collect(),
         ipxe_dir: args.ipxe_dir.clone(),
         ipxe_src: args.ipxe_src.clone(),
+        ipxe_build_dir: args.ipxe_build_dir.clone(),
         quiet: global.quiet,
     })?;
     let files: Vec<FileWrite> = outputs

@@ -20,6 +20,7 @@ pub fn api(global: &GlobalArgs, args: &ApiArgs) -> Result<()> {
             request_timeout: args.request_timeout,
             header_timeout: args.header_timeout,
             max_connections: args.max_connections,
+            max_connections_per_client: args.max_connections_per_client,
         },
         tls: match (&args.tls_cert, &args.tls_key) {
             (Some(cert), Some(key)) => Some(TlsFiles {

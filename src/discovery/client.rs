@@ -195,6 +195,9 @@ fn agent(timeout: Duration, roots: Option<&ureq::tls::RootCerts>) -> ureq::Agent
         .timeout_global(Some(timeout))
         .tls_config(tls.build())
         .http_status_as_error(false)
+        // A redirect would turn the report's POST into a GET, or carry a request to another
+        // host: a 3xx is an answer to report, never followed.
+        .max_redirects(0)
         .user_agent(format!("caas/{}", env!("CARGO_PKG_VERSION")))
         .build()
         .new_agent()
@@ -229,16 +232,41 @@ pub fn post_report(
         {
             Ok(mut response) => {
                 let status = response.status();
-                let text = response
+                let location = redirect_target(&response);
+                let body = response
                     .body_mut()
                     .with_config()
                     .limit(MAX_ANSWER)
-                    .read_to_string()
-                    .unwrap_or_default();
+                    .read_to_string();
+                let text = match body {
+                    Ok(text) => text,
+                    Err(err) => {
+                        // The answer broke off: whether or not the report was stored, posting
+                        // it again is safe (a repost of a MAC is an update).
+                        last_error =
+                            format!("{url} answered {status}, then reading it failed: {err}");
+                        continue;
+                    }
+                };
                 if status.is_success() {
-                    return serde_json::from_str(&text).with_context(|| {
-                        format!("{url} answered {status} with an unexpected body {text:?}")
-                    });
+                    match serde_json::from_str(&text) {
+                        Ok(answer) => return Ok(answer),
+                        Err(_) => {
+                            last_error = format!(
+                                "{url} answered {status} with a body that is not caas api's \
+                                 answer: {:?}",
+                                error_message(&text)
+                            );
+                            continue;
+                        }
+                    }
+                }
+                if let Some(location) = location {
+                    bail!(
+                        "the API refused the report: {url} answered {status}, a redirect to \
+                         {location}; caas does not follow redirects (a POST would become a GET): \
+                         give --api the final URL"
+                    );
                 }
                 let message = error_message(&text);
                 last_error = format!("{url} answered {status}: {message}");
@@ -258,6 +286,20 @@ pub fn post_report(
     bail!(
         "could not deliver the report in {} attempts: {last_error}",
         retry.retries + 1
+    )
+}
+
+/// Where a 3xx answer points, if it is one.
+fn redirect_target(response: &ureq::http::Response<ureq::Body>) -> Option<String> {
+    if !response.status().is_redirection() {
+        return None;
+    }
+    let location = response.headers().get("location");
+    Some(
+        location
+            .and_then(|value| value.to_str().ok())
+            .unwrap_or("(no Location)")
+            .to_owned(),
     )
 }
 

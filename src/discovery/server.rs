@@ -30,9 +30,9 @@
 //! SIGTERM or SIGINT stops accepting, lets requests in flight finish (10 s at most), commits and
 //! closes the store.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::{self, Write as _};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -131,6 +131,47 @@ pub struct Limits {
     pub request_timeout: Duration,
     pub header_timeout: Duration,
     pub max_connections: usize,
+    /// Connections one client address may hold at once: one host cannot take every slot.
+    pub max_connections_per_client: usize,
+}
+
+/// Connections held per client address, so one host cannot hold every slot (slow readers
+/// that never finish, or a flood) while the machines of a rack wait to report.
+#[derive(Default)]
+struct PerClient(std::sync::Mutex<HashMap<IpAddr, usize>>);
+
+/// One connection counted against its client; dropping it gives the slot back.
+struct ClientSlot {
+    clients: Arc<PerClient>,
+    ip: IpAddr,
+}
+
+impl PerClient {
+    /// A slot for `ip`, unless it already holds `cap` connections.
+    fn take(self: &Arc<Self>, ip: IpAddr, cap: usize) -> Option<ClientSlot> {
+        let mut held = self.0.lock().expect("client table lock");
+        let count = held.entry(ip).or_insert(0);
+        if *count >= cap {
+            return None;
+        }
+        *count += 1;
+        Some(ClientSlot {
+            clients: Arc::clone(self),
+            ip,
+        })
+    }
+}
+
+impl Drop for ClientSlot {
+    fn drop(&mut self) {
+        let mut held = self.clients.0.lock().expect("client table lock");
+        if let Some(count) = held.get_mut(&self.ip) {
+            *count -= 1;
+            if *count == 0 {
+                held.remove(&self.ip);
+            }
+        }
+    }
 }
 
 /// The peer address of a request's connection.
@@ -286,6 +327,7 @@ async fn serve(
         .max_headers(MAX_HEADERS);
     let graceful = GracefulShutdown::new();
     let permits = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    let clients = Arc::new(PerClient::default());
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
         let permit = tokio::select! {
@@ -303,6 +345,12 @@ async fn serve(
                 }
             },
             () = &mut shutdown => break,
+        };
+        let Some(client_slot) = clients.take(peer.ip(), limits.max_connections_per_client.max(1))
+        else {
+            // Closed at once: the client already holds its share, and the slot goes to others.
+            tracing::debug!("{peer}: over the per-client connection cap, closed");
+            continue;
         };
         let _ = stream.set_nodelay(true);
         let connection = Connection {
@@ -324,6 +372,7 @@ async fn serve(
                     }
                 }
             }
+            drop(client_slot);
             drop(permit);
         });
     }

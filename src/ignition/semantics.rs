@@ -25,100 +25,186 @@ const UNIT_SUFFIXES: &[&str] = &[
 
 const SCHEMES: &[&str] = &["data", "http", "https", "tftp", "s3", "gs", "arn"];
 
-/// Checks a typed config already written as JSON; the error names the field.
+/// One thing Ignition refuses: the dotted path of the field (`storage.files.0.path`) and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Issue {
+    pub path: String,
+    pub message: String,
+}
+
+/// Checks a typed config already written as JSON; the error names the field (the first
+/// problem). Stricter than Ignition where a config it accepts does nothing useful: a unit
+/// name with a `/` (systemd never loads `a/b.service`).
 pub fn check(config: &Value) -> Result<(), String> {
-    let storage = &config["storage"];
+    match all_issues(config, true).into_iter().next() {
+        Some(issue) => Err(issue.message),
+        None => Ok(()),
+    }
+}
+
+/// Every problem of a spec 3.x config that Ignition (and `ignition-validate`) refuses, in
+/// document order of the sections.
+pub fn issues(config: &Value) -> Vec<Issue> {
+    all_issues(config, false)
+}
+
+fn all_issues(config: &Value, strict: bool) -> Vec<Issue> {
+    let mut out = Issues(Vec::new());
+    storage_issues(&config["storage"], &mut out);
+    unit_issues(&config["systemd"]["units"], strict, &mut out);
+    user_issues(&config["passwd"]["users"], &mut out);
+    out.0
+}
+
+struct Issues(Vec<Issue>);
+
+impl Issues {
+    fn push(&mut self, path: String, message: String) {
+        self.0.push(Issue { path, message });
+    }
+}
+
+fn storage_issues(storage: &Value, out: &mut Issues) {
     let mut paths = HashSet::new();
     for kind in ["files", "directories", "links"] {
         for (i, node) in items(&storage[kind]).enumerate() {
             let at = format!("storage.{kind}.{i}");
             let path = node["path"].as_str().unwrap_or_default();
             if !path.starts_with('/') {
-                return Err(format!("{at}.path {path:?} is not an absolute path"));
+                out.push(
+                    format!("{at}.path"),
+                    format!("{at}.path {path:?} is not an absolute path"),
+                );
             }
-            let normal = path.trim_end_matches('/');
-            if !paths.insert(normal.to_owned()) {
-                return Err(format!("{at}.path {path:?} is given more than once"));
+            if path.starts_with('/') && !is_simplified(path) {
+                out.push(
+                    format!("{at}.path"),
+                    format!(
+                        "{at}.path {path:?} is not fully simplified (no `//`, `.`, `..` or trailing `/`)"
+                    ),
+                );
+            }
+            if !paths.insert(path.to_owned()) {
+                // Ignition points at the repeated entry itself.
+                out.push(
+                    at.clone(),
+                    format!("{at}.path {path:?} is given more than once"),
+                );
             }
             if let Some(mode) = node["mode"].as_i64()
                 && !(0..=0o7777).contains(&mode)
             {
-                return Err(format!("{at}.mode {mode} is not a file mode (0 to 0o7777)"));
+                out.push(
+                    format!("{at}.mode"),
+                    format!("{at}.mode {mode} is not a file mode (0 to 0o7777)"),
+                );
             }
-            check_resource(&node["contents"], &format!("{at}.contents"))?;
+            check_resource(&node["contents"], &format!("{at}.contents"), out);
             for (j, append) in items(&node["append"]).enumerate() {
-                check_resource(append, &format!("{at}.append.{j}"))?;
+                check_resource(append, &format!("{at}.append.{j}"), out);
             }
         }
     }
     for (i, link) in items(&storage["links"]).enumerate() {
         if link["target"].as_str().is_none_or(str::is_empty) {
-            return Err(format!("storage.links.{i}.target is missing"));
+            out.push(
+                format!("storage.links.{i}"),
+                format!("storage.links.{i}.target is missing"),
+            );
         }
     }
+}
 
-    let mut units = HashSet::new();
-    for (i, unit) in items(&config["systemd"]["units"]).enumerate() {
+fn unit_issues(units: &Value, strict: bool, out: &mut Issues) {
+    let mut names = HashSet::new();
+    for (i, unit) in items(units).enumerate() {
         let name = unit["name"].as_str().unwrap_or_default();
+        let at = format!("systemd.units.{i}.name");
         if !UNIT_SUFFIXES
             .iter()
             .any(|s| name.ends_with(s) && name.len() > s.len())
-            || name.contains('/')
+            || (strict && name.contains('/'))
         {
-            return Err(format!(
-                "systemd.units.{i}.name {name:?} is not a unit name (like example.service)"
-            ));
+            out.push(
+                at.clone(),
+                format!("{at} {name:?} is not a unit name (like example.service)"),
+            );
         }
-        if !units.insert(name) {
-            return Err(format!(
-                "systemd.units.{i}.name {name:?} is given more than once"
-            ));
+        if !names.insert(name) {
+            out.push(
+                format!("systemd.units.{i}"),
+                format!("{at} {name:?} is given more than once"),
+            );
         }
         let mut dropins = HashSet::new();
         for (j, dropin) in items(&unit["dropins"]).enumerate() {
             let dropin_name = dropin["name"].as_str().unwrap_or_default();
+            let at = format!("systemd.units.{i}.dropins.{j}.name");
             if !dropin_name.ends_with(".conf") || dropin_name.contains('/') {
-                return Err(format!(
-                    "systemd.units.{i}.dropins.{j}.name {dropin_name:?} must be a file name \
-                     ending in .conf"
-                ));
+                out.push(
+                    at.clone(),
+                    format!("{at} {dropin_name:?} must be a file name ending in .conf"),
+                );
             }
             if !dropins.insert(dropin_name) {
-                return Err(format!(
-                    "systemd.units.{i}.dropins.{j}.name {dropin_name:?} is given more than once"
-                ));
+                out.push(
+                    format!("systemd.units.{i}.dropins.{j}"),
+                    format!("{at} {dropin_name:?} is given more than once"),
+                );
             }
         }
     }
+}
 
-    let mut users = HashSet::new();
-    for (i, user) in items(&config["passwd"]["users"]).enumerate() {
+fn user_issues(users: &Value, out: &mut Issues) {
+    let mut names = HashSet::new();
+    for (i, user) in items(users).enumerate() {
         let name = user["name"].as_str().unwrap_or_default();
+        let at = format!("passwd.users.{i}.name");
         if name.is_empty() {
-            return Err(format!("passwd.users.{i}.name is empty"));
+            out.push(at.clone(), format!("{at} is empty"));
         }
-        if !users.insert(name) {
-            return Err(format!(
-                "passwd.users.{i}.name {name:?} is given more than once"
-            ));
+        if !names.insert(name) {
+            out.push(
+                format!("passwd.users.{i}"),
+                format!("{at} {name:?} is given more than once"),
+            );
         }
     }
-    Ok(())
+}
+
+/// Whether an absolute path is what Go's `path.Clean` makes of it.
+fn is_simplified(path: &str) -> bool {
+    path == "/"
+        || (!path.ends_with('/')
+            && path[1..]
+                .split('/')
+                .all(|part| !matches!(part, "" | "." | "..")))
 }
 
 fn items(value: &Value) -> impl Iterator<Item = &Value> {
     value.as_array().into_iter().flatten()
 }
 
-fn check_resource(resource: &Value, at: &str) -> Result<(), String> {
+fn check_resource(resource: &Value, at: &str, out: &mut Issues) {
     if let Some(source) = resource["source"].as_str() {
         let scheme = source.split_once(':').map(|(scheme, _)| scheme);
-        if !scheme.is_some_and(|scheme| SCHEMES.contains(&scheme)) {
-            return Err(format!(
-                "{at}.source {:?} is not a URL Ignition fetches ({})",
-                truncate(source),
-                SCHEMES.join(", ")
-            ));
+        if scheme.is_some_and(|scheme| SCHEMES.contains(&scheme))
+            && let Err(err) = url::Url::parse(source)
+        {
+            out.push(
+                format!("{at}.source"),
+                format!("{at}.source {:?} is not a URL: {err}", truncate(source)),
+            );
+        } else if !scheme.is_some_and(|scheme| SCHEMES.contains(&scheme)) {
+            out.push(
+                format!("{at}.source"),
+                format!(
+                    "{at}.source {:?} is not a URL Ignition fetches ({})",
+                    truncate(source),
+                    SCHEMES.join(", ")
+                ),
+            );
         }
     }
     if let Some(hash) = resource["verification"]["hash"].as_str() {
@@ -131,13 +217,15 @@ fn check_resource(resource: &Value, at: &str) -> Result<(), String> {
                 .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
         });
         if !ok {
-            return Err(format!(
-                "{at}.verification.hash {:?} is not sha512-<128 hex digits> or sha256-<64 hex digits>",
-                truncate(hash)
-            ));
+            out.push(
+                format!("{at}.verification.hash"),
+                format!(
+                    "{at}.verification.hash {:?} is not sha512-<128 hex digits> or sha256-<64 hex digits>",
+                    truncate(hash)
+                ),
+            );
         }
     }
-    Ok(())
 }
 
 fn truncate(text: &str) -> String {
@@ -173,8 +261,12 @@ mod tests {
                 "absolute",
             ),
             (
-                json!({"storage": {"files": [{"path": "/x"}], "directories": [{"path": "/x/"}]}}),
+                json!({"storage": {"files": [{"path": "/x"}], "directories": [{"path": "/x"}]}}),
                 "more than once",
+            ),
+            (
+                json!({"storage": {"directories": [{"path": "/x/"}]}}),
+                "simplified",
             ),
             (
                 json!({"storage": {"files": [{"path": "/x", "mode": 4096}]}}),

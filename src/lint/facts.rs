@@ -18,6 +18,7 @@ use serde_json::Value;
 
 use crate::lint::Local;
 use crate::matchbox::boot::{self, IgnitionUrl};
+use crate::matchbox::clc;
 use crate::matchbox::decode::PathSeg;
 use crate::matchbox::ignition::{self as raw, Problem, RawInfo};
 use crate::matchbox::select::{Labels, SelectIndex};
@@ -77,6 +78,9 @@ pub struct TemplateFile {
     pub scan: Result<TemplateInfo, SyntaxError>,
     pub dialect: Dialect,
     pub installs: bool,
+    /// What matchbox v0.8's Container Linux Config transpiler makes of it (Ignition templates
+    /// on that target only).
+    pub clc: Vec<clc::Note>,
 }
 
 impl Config {
@@ -107,12 +111,18 @@ impl Config {
         let scan = template::scan(&text);
         let dialect = template::dialect(&text);
         let installs = raw::installs_to_disk(&bytes);
+        let clc = if kind == ConfigKind::Ignition && target == Target::Matchbox08 {
+            clc::check(&text)
+        } else {
+            Vec::new()
+        };
         Config::Template(TemplateFile {
             kind,
             bytes,
             scan,
             dialect,
             installs,
+            clc,
         })
     }
 }

@@ -98,6 +98,12 @@ codes! {
     MissingAsset = "missing-asset",
     /// A `mac` selector that is not a MAC address: matchbox skips the group.
     InvalidMac = "invalid-mac",
+    /// A selector a booting machine never matches: an upper-case label name (`MAC`) or an
+    /// upper-case `uuid`.
+    SelectorCase = "selector-case",
+    /// Metadata matchbox renders otherwise than written: numbers of a million or more (`1e+06`),
+    /// lists (left out of `/metadata`), a `request` key, keys differing only in case.
+    MetadataRender = "metadata-render",
     /// Groups with identical selector sets: matchbox picks one in no defined order.
     DuplicateSelector = "duplicate-selector",
     /// Groups with as many selectors each that can match the same machine.
@@ -114,6 +120,13 @@ codes! {
     TemplateSyntax = "template-syntax",
     /// A template in a dialect the target does not read (Container Linux Config vs Butane).
     TemplateDialect = "template-dialect",
+    /// A Container Linux Config template matchbox v0.8's transpiler rejects (`/ignition`
+    /// answers 404), or raw Ignition JSON saved under a template's name.
+    TemplateInvalid = "template-invalid",
+    /// A key the Container Linux Config transpiler does not know: it drops it.
+    TemplateUnknownKey = "template-unknown-key",
+    /// A template caas cannot check completely: whether the server accepts it is unknown.
+    TemplateUnverified = "template-unverified",
     /// A template referencing a key that a group using it does not provide.
     TemplateMissingKey = "template-missing-key",
     /// An `initrd=` kernel argument naming no initrd of the profile.

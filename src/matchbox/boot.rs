@@ -82,8 +82,62 @@ pub struct IgnitionUrl {
     pub arg: usize,
     pub key: String,
     pub url: String,
-    /// Query parameters in order; values may hold iPXE variables (`${mac:hexhyp}`).
+    /// Query parameters in order, as matchbox reads them ([`go_query`]); values may hold
+    /// iPXE variables (`${mac:hexhyp}`).
     pub query: Vec<(String, String)>,
+    /// Query pairs matchbox drops, as written (a `;` in them, a bad `%` escape).
+    pub dropped: Vec<String>,
+}
+
+/// A query string as Go's `url.ParseQuery` (Go 1.17 and later) reads it, which is what
+/// matchbox's `req.URL.Query()` gets: pairs split on `&`; a pair containing `;`, or one whose
+/// key or value has a bad `%` escape, is dropped (with an error matchbox ignores). Returns
+/// the pairs kept, in order, and the pairs dropped, as written.
+pub fn go_query(query: &str) -> (Vec<(String, String)>, Vec<String>) {
+    let mut kept = Vec::new();
+    let mut dropped = Vec::new();
+    for pair in query.split('&') {
+        if pair.contains(';') {
+            dropped.push(pair.to_owned());
+            continue;
+        }
+        if pair.is_empty() {
+            continue;
+        }
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        match (go_unescape(key), go_unescape(value)) {
+            (Some(key), Some(value)) => kept.push((key, value)),
+            _ => dropped.push(pair.to_owned()),
+        }
+    }
+    (kept, dropped)
+}
+
+/// Go's `url.QueryUnescape`: `+` is a space, `%XX` a byte; a `%` not followed by two hex
+/// digits is an error. Bytes that are not UTF-8 become U+FFFD, as Go strings print.
+fn go_unescape(text: &str) -> Option<String> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' => {
+                let hex = bytes.get(i + 1..i + 3)?;
+                let hex = std::str::from_utf8(hex).ok()?;
+                out.push(u8::from_str_radix(hex, 16).ok()?);
+                i += 3;
+            }
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            b => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    Some(String::from_utf8_lossy(&out).into_owned())
 }
 
 /// The kernel arguments that fetch matchbox's `/ignition` endpoint.
@@ -102,14 +156,13 @@ pub fn ignition_urls(args: &[String], keys: &[&str]) -> Vec<IgnitionUrl> {
             if !path.trim_end_matches('/').ends_with("/ignition") {
                 return None;
             }
-            let query = url::form_urlencoded::parse(query.as_bytes())
-                .map(|(k, v)| (k.into_owned(), v.into_owned()))
-                .collect();
+            let (query, dropped) = go_query(query);
             Some(IgnitionUrl {
                 arg,
                 key: key.to_owned(),
                 url: url.to_owned(),
                 query,
+                dropped,
             })
         })
         .collect()
@@ -133,6 +186,21 @@ pub fn relative_asset(uri: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn queries_read_as_go_reads_them() {
+        assert_eq!(
+            go_query("mac=a&os=installed;x&k=%41+b&bad=%zz&&v"),
+            (
+                vec![
+                    ("mac".into(), "a".into()),
+                    ("k".into(), "A b".into()),
+                    ("v".into(), String::new())
+                ],
+                vec!["os=installed;x".into(), "bad=%zz".into()]
+            )
+        );
+    }
 
     #[test]
     fn initrd_names_follow_ipxe() {

@@ -100,6 +100,7 @@ pub fn check_raw(bytes: &[u8], target: Target) -> (RawInfo, Vec<Problem>) {
             info.spec = Some(spec_of(&config));
             info.relies_on_units = units_it_relies_on(bytes);
             out.extend(unknown_keys(bytes, warnings));
+            out.extend(semantic_problems(bytes, target));
         }
         Err(ignition_config::Error::Serialization(err)) => {
             out.push(not_parsed(bytes, &err, target))
@@ -194,6 +195,26 @@ fn unknown_keys(
             ),
         })
     })
+}
+
+/// What Ignition (and `ignition-validate`) refuses in a config that has the right shape:
+/// relative or repeated paths, bad unit and drop-in names, hashes, URL schemes, modes.
+fn semantic_problems(bytes: &[u8], target: Target) -> Vec<Problem> {
+    let Ok(value) = serde_json::from_slice::<serde_json::Value>(bytes) else {
+        return Vec::new();
+    };
+    crate::ignition::semantics::issues(&value)
+        .into_iter()
+        .map(|issue| Problem {
+            pos: spans::locate_or_parent(bytes, &dollar_path(&issue.path), Part::Value),
+            kind: ProblemKind::Invalid,
+            message: format!(
+                "{}: Ignition refuses the config{}",
+                issue.message,
+                served_as(target)
+            ),
+        })
+        .collect()
 }
 
 /// A file serde cannot read as an Ignition config: not JSON, or JSON of the wrong shape.

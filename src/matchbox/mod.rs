@@ -4,6 +4,7 @@
 //! alike; positions in JSON files come from [`spans`].
 
 pub mod boot;
+pub mod clc;
 pub mod datadir;
 pub mod decode;
 pub mod group;

@@ -94,6 +94,18 @@ pub fn scan(text: &str) -> Result<TemplateInfo, SyntaxError> {
     Ok(info)
 }
 
+/// The byte ranges of every action (`{{` to `}}` inclusive), in order.
+pub fn action_spans(text: &str) -> Result<Vec<std::ops::Range<usize>>, SyntaxError> {
+    let mut spans = Vec::new();
+    let mut at = 0;
+    while let Some(action) = next_action(text, at) {
+        let action = action?;
+        spans.push(action.open..action.end);
+        at = action.end;
+    }
+    Ok(spans)
+}
+
 /// One action, `{{ … }}`.
 struct Action<'a> {
     /// The offset of its `{{`.

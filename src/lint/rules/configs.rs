@@ -3,6 +3,7 @@
 use super::{Findings, Rule};
 use crate::lint::facts::{Config, Facts, key};
 use crate::lint::{Code, Local, Severity};
+use crate::matchbox::clc;
 use crate::matchbox::ignition::{self, Problem, ProblemKind};
 use crate::matchbox::spans::{self, Part, Pos};
 use crate::matchbox::store::ConfigKind;
@@ -119,7 +120,7 @@ pub const IGNITION_VERSION: Rule = Rule {
 
 pub const IGNITION_VERSION_FOR_OS: Rule = Rule {
     code: Code::IgnitionVersion,
-    severity: Severity::Warning,
+    severity: Severity::Error,
     summary: "raw Ignition of a spec the profile's OS cannot read",
     check: ignition_versions_for_os,
 };
@@ -139,7 +140,7 @@ fn ignition_versions_for_os(facts: &Facts<'_>, out: &mut Findings) {
                 fact.path,
                 fact.at(&[key(ConfigKind::Ignition.field())], Part::Value),
                 format!(
-                    "{} is Ignition spec {spec}, and {problem}",
+                    "{} is Ignition spec {spec}, and {problem}: its Ignition refuses the config (\"incorrect config version\") and the machine boots unconfigured",
                     named.path.display()
                 ),
             );
@@ -251,6 +252,85 @@ fn template_dialects(facts: &Facts<'_>, out: &mut Findings) {
         if file.kind == ConfigKind::Ignition {
             let found = check_dialect(&file.bytes, &file.dialect, facts.target);
             out.add_locals(path, found);
+        }
+    }
+}
+
+/// The code and severity lint gives a note of the Container Linux Config transpiler model.
+fn clc_local(note: &clc::Note) -> Local {
+    let (code, severity, then) = match note.kind {
+        clc::Kind::Rejected => (
+            Code::TemplateInvalid,
+            Severity::Error,
+            ": matchbox's Container Linux Config transpiler rejects the template and /ignition answers 404",
+        ),
+        clc::Kind::Misread => (Code::TemplateInvalid, Severity::Error, ""),
+        clc::Kind::Ignored => (Code::TemplateUnknownKey, Severity::Warning, ""),
+        clc::Kind::Unverified => (
+            Code::TemplateUnverified,
+            Severity::Warning,
+            " (cannot verify)",
+        ),
+    };
+    Local {
+        pos: note.pos,
+        code,
+        severity,
+        message: format!("{}{then}", note.message),
+    }
+}
+
+/// Each transpiler rule reports the notes that carry its code.
+fn clc_notes(facts: &Facts<'_>, out: &mut Findings) {
+    for (path, config) in facts.configs() {
+        if let Config::Template(file) = config {
+            out.add_locals(path, file.clc.iter().map(clc_local));
+        }
+    }
+}
+
+pub const TEMPLATE_INVALID: Rule = Rule {
+    code: Code::TemplateInvalid,
+    severity: Severity::Error,
+    summary: "a Container Linux Config template matchbox v0.8's transpiler rejects, or raw Ignition JSON under a template's name",
+    check: clc_notes,
+};
+
+pub const TEMPLATE_UNKNOWN_KEY: Rule = Rule {
+    code: Code::TemplateUnknownKey,
+    severity: Severity::Warning,
+    summary: "a key the Container Linux Config transpiler does not know",
+    check: clc_notes,
+};
+
+pub const TEMPLATE_UNVERIFIED: Rule = Rule {
+    code: Code::TemplateUnverified,
+    severity: Severity::Warning,
+    summary: "a Container Linux Config template using what caas does not model",
+    check: clc_notes,
+};
+
+pub const FUZE_UNVERIFIED: Rule = Rule {
+    code: Code::TemplateUnverified,
+    severity: Severity::Warning,
+    summary: "an Ignition template on bootcfg v0.4, whose Fuze transpiler caas does not model",
+    check: fuze_templates,
+};
+
+fn fuze_templates(facts: &Facts<'_>, out: &mut Findings) {
+    if facts.target != Target::Bootcfg04 {
+        return;
+    }
+    for (path, config) in facts.configs() {
+        if let Config::Template(file) = config
+            && file.kind == ConfigKind::Ignition
+            && file.scan.is_ok()
+        {
+            out.add(
+                path,
+                Pos::START,
+                "a Fuze template: bootcfg v0.4 transpiles it to Ignition 2.0.0, and caas does not model that transpiler (cannot verify); write raw Ignition (.ign) to know what machines get",
+            );
         }
     }
 }

@@ -17,7 +17,27 @@ pub const STRAY_ENTRY: Rule = Rule {
 fn stray_entries(facts: &Facts<'_>, out: &mut Findings) {
     for file in &facts.files {
         let dir = file.dir.name();
-        if file.is_dir {
+        if file.is_dir && file.dir == Dir::Profiles {
+            // matchbox never lists profiles/: it reads profiles/<id>.json for the id a group
+            // names, and an id `sub/p` reads profiles/sub/p.json.
+            let prefix = format!("{}/", file.stem);
+            if facts
+                .groups
+                .iter()
+                .any(|g| g.group.profile.starts_with(&prefix))
+            {
+                continue;
+            }
+            out.add_as(
+                Severity::Warning,
+                &file.entry_path,
+                Pos::START,
+                format!(
+                    "a subdirectory in profiles/ that no group uses: matchbox reads profiles/{0}/<id>.json only for a group naming profile \"{0}/<id>\"",
+                    file.stem
+                ),
+            );
+        } else if file.is_dir {
             out.add_as(
                 Severity::Warning,
                 &file.entry_path,

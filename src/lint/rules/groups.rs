@@ -6,7 +6,7 @@ use std::path::Path;
 use serde_json::Value;
 
 use super::{Findings, Rule};
-use crate::lint::facts::{Dir, Facts, GroupFact, ProfileLink, key};
+use crate::lint::facts::{Config, Dir, Facts, GroupFact, ProfileLink, key};
 use crate::lint::{Code, Severity};
 use crate::matchbox::decode::{DecodeError, keys_match};
 use crate::matchbox::group::is_mac_key;
@@ -54,6 +54,157 @@ fn invalid_macs_in(path: &Path, bytes: &[u8], json: &Value, out: &mut Findings) 
             );
         }
     }
+}
+
+pub const SELECTOR_CASE: Rule = Rule {
+    code: Code::SelectorCase,
+    severity: Severity::Error,
+    summary: "a selector a booting machine never matches: an upper-case label name or uuid",
+    check: selector_cases,
+};
+
+/// Selectors written in a case iPXE never sends: label names (`MAC`, `UUID`) are compared
+/// as they are, and `${uuid}` expands in lower case (dmidecode prints it in upper case).
+fn selector_cases(facts: &Facts<'_>, out: &mut Findings) {
+    let labels = facts.target.boot_labels();
+    for group in &facts.groups {
+        for (name, value) in &group.group.selector {
+            let lower = name.to_ascii_lowercase();
+            let at =
+                |part| spans::locate_or_parent(group.bytes, &[key("selector"), key(name)], part);
+            if lower != *name && labels.contains(&lower.as_str()) {
+                out.add(
+                    group.path,
+                    at(Part::Key),
+                    format!(
+                        "selector key {name:?}: matchbox compares label names as they are and iPXE sends {lower:?}, so this group never matches a booting machine; write {lower:?}"
+                    ),
+                );
+            } else if name == "uuid" && value.chars().any(|c| c.is_ascii_uppercase()) {
+                out.add(
+                    group.path,
+                    at(Part::Value),
+                    format!(
+                        "selector uuid {value:?} has upper-case letters: iPXE sends ${{uuid}} in lower case and matchbox compares as it is, so this group never matches; write {:?}",
+                        value.to_ascii_lowercase()
+                    ),
+                );
+            }
+        }
+    }
+}
+
+pub const METADATA_RENDER: Rule = Rule {
+    code: Code::MetadataRender,
+    severity: Severity::Warning,
+    summary: "metadata matchbox renders otherwise than written: big numbers, lists, `request`, keys differing in case",
+    check: metadata_renders,
+};
+
+/// Metadata that comes out of `/metadata` (and templates) otherwise than it was written:
+/// matchbox reads it into Go's `map[string]interface{}`, so numbers are float64 and print as
+/// Go's `%v` does (`1e+06` from 1000000), `/metadata` leaves lists out and upper-cases names
+/// (`k` and `K` both print as `K=`), and `request` is replaced by the request's own data.
+fn metadata_renders(facts: &Facts<'_>, out: &mut Findings) {
+    for group in &facts.groups {
+        let metadata = &group.group.metadata;
+        let mut upper: BTreeMap<String, Vec<&str>> = BTreeMap::new();
+        for name in metadata.keys() {
+            upper.entry(name.to_uppercase()).or_default().push(name);
+        }
+        let mut report = |path: &[&str], message: String| {
+            let mut segs = vec![key("metadata")];
+            segs.extend(path.iter().map(|p| key(p)));
+            out.add(
+                group.path,
+                spans::locate_or_parent(group.bytes, &segs, Part::Key),
+                message,
+            );
+        };
+        if metadata.contains_key("request") {
+            report(
+                &["request"],
+                "metadata \"request\": matchbox replaces it with the request's own data (query, raw_query) in templates and /metadata".into(),
+            );
+        }
+        for (name, names) in &upper {
+            if names.len() > 1 {
+                report(
+                    &[names[1]],
+                    format!(
+                        "metadata keys {names:?} differ only in case: /metadata prints each as {name}=, in no defined order"
+                    ),
+                );
+            }
+        }
+        // Lists are how templates take repeated values (`ssh_authorized_keys`): that
+        // /metadata leaves them out matters only where no template can read them.
+        let lists_matter = facts.profile_of(group).is_some_and(|fact| {
+            !fact
+                .configs
+                .iter()
+                .any(|named| matches!(named.config, Config::Template(_)))
+        });
+        for (name, value) in metadata {
+            if name != "request" {
+                metadata_value(&[name.as_str()], value, lists_matter, &mut report);
+            }
+        }
+    }
+}
+
+/// Numbers Go prints in exponent form and lists `/metadata` drops, below `path`.
+fn metadata_value(
+    path: &[&str],
+    value: &Value,
+    lists_matter: bool,
+    report: &mut dyn FnMut(&[&str], String),
+) {
+    let dotted = path.join(".");
+    match value {
+        Value::Number(n) => {
+            let Some(f) = n.as_f64() else { return };
+            let printed = go_print_float(f);
+            if printed.contains('e') {
+                report(
+                    path,
+                    format!(
+                        "metadata {dotted} = {n}: matchbox reads JSON numbers as float64 and prints it as {printed} in /metadata and templates; write it as a string (\"{n}\")"
+                    ),
+                );
+            }
+        }
+        Value::Array(_) if lists_matter => report(
+            path,
+            format!(
+                "metadata {dotted} is a list, and the profile has no template to use it: /metadata leaves lists out"
+            ),
+        ),
+        Value::Object(map) => {
+            for (name, inner) in map {
+                let mut deeper = path.to_vec();
+                deeper.push(name);
+                metadata_value(&deeper, inner, lists_matter, report);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// A float64 as Go's `fmt` prints it with `%v`: the shortest digits, in exponent form
+/// (`1e+06`, `4.200000001e+09`) when the decimal exponent is below -4 or 6 or more.
+pub fn go_print_float(f: f64) -> String {
+    if f == 0.0 || !f.is_finite() {
+        return format!("{f}");
+    }
+    let sci = format!("{f:e}"); // shortest round-trip digits: "4.200000001e9"
+    let (mantissa, exp) = sci.split_once('e').expect("{:e} has an exponent");
+    let exp: i32 = exp.parse().expect("a decimal exponent");
+    if (-4..6).contains(&exp) {
+        return format!("{f}");
+    }
+    let sign = if exp < 0 { '-' } else { '+' };
+    format!("{mantissa}e{sign}{:02}", exp.abs())
 }
 
 pub const MISSING_PROFILE: Rule = Rule {

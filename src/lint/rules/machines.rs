@@ -142,6 +142,37 @@ fn ignition_url_labels(facts: &Facts<'_>, out: &mut Findings) {
     }
 }
 
+pub const IGNITION_URL_DROPPED: Rule = Rule {
+    code: Code::IgnitionUrlLabels,
+    severity: Severity::Error,
+    summary: "an Ignition URL with a query pair matchbox drops (a `;` in it, a bad `%` escape)",
+    check: ignition_url_dropped,
+};
+
+/// Query pairs of Ignition URLs that never reach matchbox's selection: Go 1.17 and later
+/// reject a pair with `;` in it (and any Go a bad escape), and matchbox ignores the error.
+fn ignition_url_dropped(facts: &Facts<'_>, out: &mut Findings) {
+    for fact in facts.profiles() {
+        for url in &fact.config_urls {
+            for pair in &url.dropped {
+                let why = if pair.contains(';') {
+                    "contains `;`, which Go (1.17 and later, as matchbox is built) rejects as a query separator"
+                } else {
+                    "has a `%` not followed by two hex digits"
+                };
+                out.add(
+                    fact.path,
+                    fact.arg_pos(url.arg),
+                    format!(
+                        "{}: the query pair {pair:?} {why}: matchbox drops it, so /ignition selects without it (separate pairs with `&`)",
+                        url.key
+                    ),
+                );
+            }
+        }
+    }
+}
+
 fn report_url_labels(
     fact: &ProfileFact<'_>,
     arg: usize,
