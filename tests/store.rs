@@ -209,7 +209,7 @@ fn admission_round_trip(location: &Location) {
             by: "operator test".into(),
         }))
         .unwrap();
-    assert_eq!(changed.changed, [a.clone()]);
+    assert_eq!(changed.changed, std::slice::from_ref(&a));
     assert!(store.row(&a).unwrap().is_none());
     assert_eq!(store.count().unwrap(), 1);
     // Back, and the rule does not admit it again.
