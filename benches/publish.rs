@@ -45,11 +45,10 @@ fn spec(machines: usize) -> String {
         let role = if i < 3 { "etcd-member" } else { "etcd-gateway" };
         let _ = writeln!(
             spec,
-            "  - {{name: node{i:06}, mac: \"{}\", role: {role}, ip: 10.{}.{}.{}}}",
+            "  - {{name: node{i:06}, mac: \"{}\", role: {role}, ip: {}}}",
             mac(i),
-            i >> 16,
-            (i >> 8) & 0xff,
-            (i & 0xff).max(1)
+            // One address per machine, from 10.0.0.1 up: caas refuses an address given twice.
+            std::net::Ipv4Addr::from(0x0a00_0001 + i as u32)
         );
     }
     spec
