@@ -1519,3 +1519,66 @@ fn one_client_cannot_hold_every_connection() {
         thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// A tmpfs of `size` mounted on `dir` for the test's life (the tests run as root, like CI).
+struct SmallDisk(PathBuf);
+
+impl SmallDisk {
+    fn mount(dir: &Path, size: &str) -> SmallDisk {
+        fs::create_dir_all(dir).unwrap();
+        let status = Command::new("mount")
+            .args(["-t", "tmpfs", "-o"])
+            .arg(format!("size={size}"))
+            .arg("caas-test")
+            .arg(dir)
+            .status()
+            .expect("running mount");
+        assert!(status.success(), "mounting a small tmpfs needs root");
+        SmallDisk(dir.to_owned())
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn healthz_says_the_store_is_down_when_its_disk_is_full() {
+    let dir = tempfile::tempdir().unwrap();
+    let disk = dir.path().join("disk");
+    let _mounted = SmallDisk::mount(&disk, "16m");
+    let api = Api::start(&disk.join("caas.db"), &[]);
+    let healthz = || {
+        let (status, body) = request("GET", &format!("{}/healthz", api.url), None, b"");
+        (status, serde_json::from_str::<Value>(&body).unwrap())
+    };
+    let (status, body) = healthz();
+    assert_eq!((status, &body["db"]), (200, &json!(true)), "{body}");
+
+    // Another process fills the disk.
+    let filler = disk.join("filler");
+    {
+        let mut file = fs::File::create(&filler).unwrap();
+        let block = vec![0u8; 1 << 20];
+        while file.write_all(&block).is_ok() {}
+    }
+    let (status, body) = healthz();
+    assert_eq!(
+        (status, &body["db"], &body["global"]),
+        (503, &json!(false), &json!(false)),
+        "{body}"
+    );
+    assert!(
+        api.log()
+            .contains("bytes free: new reports may not be stored"),
+        "{}",
+        api.log()
+    );
+
+    // Space again: healthy again, with no restart.
+    fs::remove_file(&filler).unwrap();
+    let (status, body) = healthz();
+    assert_eq!((status, &body["db"]), (200, &json!(true)), "{body}");
+}
