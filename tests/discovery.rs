@@ -132,12 +132,7 @@ fn discover_to_api_round_trip_with_captured_machines() {
             "{stdout}"
         );
     }
-    let machines = fetch_machines(
-        &api.url,
-        Duration::from_secs(30),
-        Some(&api.operator_token()),
-    )
-    .unwrap();
+    let machines = fetch_machines(&api.url, Duration::from_secs(30), &api.operator()).unwrap();
     let expected = [
         (
             "52:54:00:0d:bd:31",
@@ -181,12 +176,7 @@ fn discover_to_api_round_trip_with_captured_machines() {
     let out = discover(&api.url, 0, &[]);
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains("updated (3 machines known)"));
-    let machines = fetch_machines(
-        &api.url,
-        Duration::from_secs(30),
-        Some(&api.operator_token()),
-    )
-    .unwrap();
+    let machines = fetch_machines(&api.url, Duration::from_secs(30), &api.operator()).unwrap();
     assert_eq!(machines[0].updates, 1);
     assert!(machines[0].last_seen > machines[0].first_seen);
 
@@ -530,12 +520,7 @@ fn thirty_two_concurrent_clients_lose_and_duplicate_nothing() {
     totals.sort_unstable();
     assert_eq!(totals, (1..=6400).collect::<Vec<_>>());
 
-    let machines = fetch_machines(
-        &api.url,
-        Duration::from_secs(60),
-        Some(&api.operator_token()),
-    )
-    .unwrap();
+    let machines = fetch_machines(&api.url, Duration::from_secs(60), &api.operator()).unwrap();
     assert_eq!(machines.len(), 6400);
     let stored: BTreeMap<&str, &str> = machines
         .iter()
@@ -640,12 +625,7 @@ fn reports_acknowledged_before_a_sigkill_survive_the_restart() {
     store.integrity_check().unwrap();
     drop(store);
     let api = Api::start(&db, &[]);
-    let machines = fetch_machines(
-        &api.url,
-        Duration::from_secs(60),
-        Some(&api.operator_token()),
-    )
-    .unwrap();
+    let machines = fetch_machines(&api.url, Duration::from_secs(60), &api.operator()).unwrap();
     let stored: BTreeMap<String, String> = machines
         .into_iter()
         .map(|m| (m.mac, m.report.hostname.unwrap()))
@@ -1144,12 +1124,7 @@ fn whatever_the_api_accepts_every_listing_reader_reads() {
             assert!(matches!(out.status.code(), Some(0 | 2)), "{path}: {stderr}");
         }
     }
-    let machines = fetch_machines(
-        &api.url,
-        Duration::from_secs(30),
-        Some(&api.operator_token()),
-    )
-    .unwrap();
+    let machines = fetch_machines(&api.url, Duration::from_secs(30), &api.operator()).unwrap();
     assert_eq!(machines.len(), 2);
     assert_eq!(machines[0].mac, mac_of(1));
     let data = dir.path().join("data-api");
