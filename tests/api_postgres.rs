@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use caas::discovery::client::fetch_machines;
+use caas::discovery::client::{Operator, fetch_machines};
 use serde_json::{Value, json};
 
 use common::api::Api;
@@ -59,7 +59,15 @@ fn post(agent: &ureq::Agent, api: &str, mac: &str, hostname: &str) -> (u16, Valu
 /// The stored machines as (MAC → (hostname, updates)), read through `api`.
 fn stored(api: &Api) -> BTreeMap<String, (String, u64)> {
     let token = api.operator_token();
-    let machines = fetch_machines(&api.url, Duration::from_secs(60), Some(&token)).unwrap();
+    let machines = fetch_machines(
+        &api.url,
+        Duration::from_secs(60),
+        &Operator {
+            token: Some(token),
+            ca: None,
+        },
+    )
+    .unwrap();
     let count = machines.len();
     let map: BTreeMap<_, _> = machines
         .into_iter()

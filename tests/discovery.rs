@@ -132,12 +132,7 @@ fn discover_to_api_round_trip_with_captured_machines() {
             "{stdout}"
         );
     }
-    let machines = fetch_machines(
-        &api.url,
-        Duration::from_secs(30),
-        Some(&api.operator_token()),
-    )
-    .unwrap();
+    let machines = fetch_machines(&api.url, Duration::from_secs(30), &api.operator()).unwrap();
     let expected = [
         (
             "52:54:00:0d:bd:31",
@@ -181,12 +176,7 @@ fn discover_to_api_round_trip_with_captured_machines() {
     let out = discover(&api.url, 0, &[]);
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains("updated (3 machines known)"));
-    let machines = fetch_machines(
-        &api.url,
-        Duration::from_secs(30),
-        Some(&api.operator_token()),
-    )
-    .unwrap();
+    let machines = fetch_machines(&api.url, Duration::from_secs(30), &api.operator()).unwrap();
     assert_eq!(machines[0].updates, 1);
     assert!(machines[0].last_seen > machines[0].first_seen);
 
@@ -530,12 +520,7 @@ fn thirty_two_concurrent_clients_lose_and_duplicate_nothing() {
     totals.sort_unstable();
     assert_eq!(totals, (1..=6400).collect::<Vec<_>>());
 
-    let machines = fetch_machines(
-        &api.url,
-        Duration::from_secs(60),
-        Some(&api.operator_token()),
-    )
-    .unwrap();
+    let machines = fetch_machines(&api.url, Duration::from_secs(60), &api.operator()).unwrap();
     assert_eq!(machines.len(), 6400);
     let stored: BTreeMap<&str, &str> = machines
         .iter()
@@ -640,12 +625,7 @@ fn reports_acknowledged_before_a_sigkill_survive_the_restart() {
     store.integrity_check().unwrap();
     drop(store);
     let api = Api::start(&db, &[]);
-    let machines = fetch_machines(
-        &api.url,
-        Duration::from_secs(60),
-        Some(&api.operator_token()),
-    )
-    .unwrap();
+    let machines = fetch_machines(&api.url, Duration::from_secs(60), &api.operator()).unwrap();
     let stored: BTreeMap<String, String> = machines
         .into_iter()
         .map(|m| (m.mac, m.report.hostname.unwrap()))
@@ -1144,12 +1124,7 @@ fn whatever_the_api_accepts_every_listing_reader_reads() {
             assert!(matches!(out.status.code(), Some(0 | 2)), "{path}: {stderr}");
         }
     }
-    let machines = fetch_machines(
-        &api.url,
-        Duration::from_secs(30),
-        Some(&api.operator_token()),
-    )
-    .unwrap();
+    let machines = fetch_machines(&api.url, Duration::from_secs(30), &api.operator()).unwrap();
     assert_eq!(machines.len(), 2);
     assert_eq!(machines[0].mac, mac_of(1));
     let data = dir.path().join("data-api");
@@ -1518,4 +1493,67 @@ fn one_client_cannot_hold_every_connection() {
         );
         thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// A tmpfs of `size` mounted on `dir` for the test's life (the tests run as root, like CI).
+struct SmallDisk(PathBuf);
+
+impl SmallDisk {
+    fn mount(dir: &Path, size: &str) -> SmallDisk {
+        fs::create_dir_all(dir).unwrap();
+        let status = Command::new("mount")
+            .args(["-t", "tmpfs", "-o"])
+            .arg(format!("size={size}"))
+            .arg("caas-test")
+            .arg(dir)
+            .status()
+            .expect("running mount");
+        assert!(status.success(), "mounting a small tmpfs needs root");
+        SmallDisk(dir.to_owned())
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn healthz_says_the_store_is_down_when_its_disk_is_full() {
+    let dir = tempfile::tempdir().unwrap();
+    let disk = dir.path().join("disk");
+    let _mounted = SmallDisk::mount(&disk, "16m");
+    let api = Api::start(&disk.join("caas.db"), &[]);
+    let healthz = || {
+        let (status, body) = request("GET", &format!("{}/healthz", api.url), None, b"");
+        (status, serde_json::from_str::<Value>(&body).unwrap())
+    };
+    let (status, body) = healthz();
+    assert_eq!((status, &body["db"]), (200, &json!(true)), "{body}");
+
+    // Another process fills the disk.
+    let filler = disk.join("filler");
+    {
+        let mut file = fs::File::create(&filler).unwrap();
+        let block = vec![0u8; 1 << 20];
+        while file.write_all(&block).is_ok() {}
+    }
+    let (status, body) = healthz();
+    assert_eq!(
+        (status, &body["db"], &body["global"]),
+        (503, &json!(false), &json!(false)),
+        "{body}"
+    );
+    assert!(
+        api.log()
+            .contains("bytes free: new reports may not be stored"),
+        "{}",
+        api.log()
+    );
+
+    // Space again: healthy again, with no restart.
+    fs::remove_file(&filler).unwrap();
+    let (status, body) = healthz();
+    assert_eq!((status, &body["db"]), (200, &json!(true)), "{body}");
 }

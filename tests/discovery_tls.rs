@@ -160,6 +160,31 @@ fn discover_reports_over_https_to_an_api_whose_ca_it_trusts() {
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     assert!(answer.contains("\"mac\""), "{answer}");
 
+    // An operator's client trusts the same CA with --ca-cert, and only with it.
+    let list = |ca: Option<&Path>| {
+        let mut command = caas();
+        command
+            .args(["machines", "list", "--api", &api.url])
+            .args(api.token_args());
+        if let Some(ca) = ca {
+            command.arg("--ca-cert").arg(ca);
+        }
+        command.output().unwrap()
+    };
+    let out = list(Some(&ca_file));
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("52:54:00"),
+        "{out:?}"
+    );
+    let out = list(None);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).to_lowercase().contains("certificate"),
+        "{}",
+        stderr(&out)
+    );
+
     // The boot script this server hands out chains back over https.
     let mut stream = tls_stream(api.port(), &ca.pem);
     stream

@@ -37,6 +37,10 @@ pub struct InventoryArgs {
     /// The operator's bearer token for --api (ignored otherwise)
     #[arg(long, env = "CAAS_OPERATOR_TOKEN_FILE", value_name = "FILE")]
     pub operator_token_file: Option<PathBuf>,
+    /// For --api over HTTPS: trust the CA certificate(s) in this PEM file (the one that signed
+    /// `caas api --tls-cert`) instead of the system's
+    #[arg(long, value_name = "FILE")]
+    pub ca_cert: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -45,6 +45,10 @@ pub struct ScheduleOnceArgs {
     /// The operator's bearer token for --api (its inventory routes require it; ignored otherwise)
     #[arg(long, env = "CAAS_OPERATOR_TOKEN_FILE", value_name = "FILE")]
     pub operator_token_file: Option<PathBuf>,
+    /// For --api over HTTPS: trust the CA certificate(s) in this PEM file (the one that signed
+    /// `caas api --tls-cert`) instead of the system's
+    #[arg(long, value_name = "FILE")]
+    pub ca_cert: Option<PathBuf>,
     /// Read the discovered machines from the store of `caas api` (its SQLite file or its
     /// PostgreSQL URL), and record the roles there, so that servers sharing it agree
     #[arg(long, value_name = "FILE|URL")]

@@ -12,13 +12,12 @@ use crate::cli::{
     MachinesListArgs, MachinesShowArgs,
 };
 use crate::discovery::admission::{Change, Changed, Selection, by_operator};
-use crate::discovery::client::{fetch_machines, operator_call};
+use crate::discovery::client::{Operator, fetch_machines, operator_call};
 use crate::discovery::location::Location;
 use crate::discovery::machine::{Machine, format_time};
 use crate::discovery::postgres::{Access, PgStorage};
 use crate::discovery::storage::{Storage as _, machine_from_row, open_read_only};
 use crate::discovery::store::Store;
-use crate::discovery::token::OperatorToken;
 use crate::error::invalid;
 use crate::report::Format;
 
@@ -38,7 +37,7 @@ pub fn run(global: &GlobalArgs, command: &MachinesCommand) -> Result<()> {
 /// The inventory the flags name (clap requires one of `--db`, `--api`).
 enum Inventory {
     Db(Location),
-    Api(String, Option<OperatorToken>),
+    Api(String, Operator),
 }
 
 impl Inventory {
@@ -53,12 +52,11 @@ impl Inventory {
                 Ok(Inventory::Db(db.clone()))
             }
             (None, Some(api)) => {
-                let token = args
-                    .operator_token_file
-                    .as_deref()
-                    .map(|path| OperatorToken::read("--operator-token-file", path))
-                    .transpose()?;
-                Ok(Inventory::Api(api.clone(), token))
+                let access = Operator::from_files(
+                    args.operator_token_file.as_deref(),
+                    args.ca_cert.as_deref(),
+                )?;
+                Ok(Inventory::Api(api.clone(), access))
             }
             (None, None) => Err(invalid("give --db FILE or --api URL")),
         }
@@ -67,7 +65,7 @@ impl Inventory {
     fn machines(&self) -> Result<Vec<Machine>> {
         match self {
             Inventory::Db(db) => open_read_only(db)?.machines(),
-            Inventory::Api(api, token) => fetch_machines(api, API_TIMEOUT, token.as_ref()),
+            Inventory::Api(api, access) => fetch_machines(api, API_TIMEOUT, access),
         }
     }
 
@@ -77,9 +75,9 @@ impl Inventory {
                 .row(mac)?
                 .map(machine_from_row)
                 .transpose(),
-            Inventory::Api(api, token) => {
+            Inventory::Api(api, access) => {
                 let path = format!("/discovery/machines/{mac}");
-                match operator_call(api, "GET", &path, token.as_ref(), None, API_TIMEOUT) {
+                match operator_call(api, "GET", &path, access, None, API_TIMEOUT) {
                     Ok(bytes) => Ok(Some(
                         serde_json::from_slice(&bytes).with_context(|| format!("GET {path}"))?,
                     )),
@@ -115,7 +113,7 @@ impl Inventory {
                 refuse_unknown(&changed)?;
                 Ok(changed)
             }
-            Inventory::Api(api, token) => {
+            Inventory::Api(api, access) => {
                 let (path, mut body) = match change {
                     Change::Approve {
                         which: Selection::All,
@@ -130,8 +128,7 @@ impl Inventory {
                     }
                 };
                 body["operator"] = operator.into();
-                let bytes =
-                    operator_call(api, "POST", path, token.as_ref(), Some(&body), API_TIMEOUT)?;
+                let bytes = operator_call(api, "POST", path, access, Some(&body), API_TIMEOUT)?;
                 serde_json::from_slice(&bytes).with_context(|| format!("POST {path}"))
             }
         }

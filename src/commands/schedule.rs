@@ -10,8 +10,8 @@ use serde::Serialize;
 
 use crate::cli::{GlobalArgs, ScheduleCommand, ScheduleOnceArgs};
 use crate::discovery;
+use crate::discovery::client::Operator;
 use crate::discovery::location::Location;
-use crate::discovery::token::OperatorToken;
 use crate::error::{EXIT_INVALID, invalid};
 use crate::input::UserFile;
 use crate::matchbox::DataDir;
@@ -34,7 +34,7 @@ pub fn run(global: &GlobalArgs, command: &ScheduleCommand) -> Result<ExitCode> {
 #[derive(Clone, Debug)]
 enum MachineSource {
     /// A running `caas api` (its base URL) and the operator token.
-    Api(String, Option<OperatorToken>),
+    Api(String, Operator),
     /// The store of `caas api`, read-only.
     Db(Location),
     /// A saved `GET /discovery/machines` (or `/discovery`) list.
@@ -46,12 +46,11 @@ impl MachineSource {
     fn from_args(args: &ScheduleOnceArgs) -> Result<MachineSource> {
         match (&args.api, &args.db, &args.discovery) {
             (Some(api), _, _) => {
-                let token = args
-                    .operator_token_file
-                    .as_deref()
-                    .map(|path| OperatorToken::read("--operator-token-file", path))
-                    .transpose()?;
-                Ok(MachineSource::Api(api.clone(), token))
+                let operator = Operator::from_files(
+                    args.operator_token_file.as_deref(),
+                    args.ca_cert.as_deref(),
+                )?;
+                Ok(MachineSource::Api(api.clone(), operator))
             }
             (None, Some(db), _) => Ok(MachineSource::Db(db.clone())),
             (None, None, Some(path)) => Ok(MachineSource::File(path.clone())),
@@ -129,8 +128,8 @@ fn once(global: &GlobalArgs, args: &ScheduleOnceArgs) -> Result<ExitCode> {
 /// The discovered machines, first seen first, from `source`.
 fn read_machines(source: &MachineSource) -> Result<Vec<discovery::machine::Machine>> {
     let path = match source {
-        MachineSource::Api(api, token) => {
-            return discovery::client::fetch_machines(api, API_TIMEOUT, token.as_ref())
+        MachineSource::Api(api, operator) => {
+            return discovery::client::fetch_machines(api, API_TIMEOUT, operator)
                 .context("reading the discovered machines from --api");
         }
         MachineSource::Db(db) => {

@@ -326,11 +326,34 @@ pub const MACHINES_BODY_LIMIT: u64 = 1 << 30;
 pub fn fetch_machines(
     api: &str,
     timeout: Duration,
-    token: Option<&OperatorToken>,
+    operator: &Operator,
 ) -> anyhow::Result<Vec<Machine>> {
-    let bytes = operator_call(api, "GET", "/discovery/machines", token, None, timeout)?;
+    let bytes = operator_call(api, "GET", "/discovery/machines", operator, None, timeout)?;
     let url = endpoint(api, "/discovery/machines")?;
     machines_from_json(&bytes).with_context(|| format!("GET {url}"))
+}
+
+/// How an operator's command reaches `caas api`: the bearer token its inventory routes need,
+/// and the CAs to trust when it serves HTTPS with a private CA (`--ca-cert`).
+#[derive(Clone, Debug, Default)]
+pub struct Operator {
+    pub token: Option<OperatorToken>,
+    pub ca: Option<ureq::tls::RootCerts>,
+}
+
+impl Operator {
+    /// Reads `--operator-token-file` and `--ca-cert`, when given.
+    pub fn from_files(
+        token_file: Option<&Path>,
+        ca_cert: Option<&Path>,
+    ) -> anyhow::Result<Operator> {
+        Ok(Operator {
+            token: token_file
+                .map(|path| OperatorToken::read("--operator-token-file", path))
+                .transpose()?,
+            ca: ca_cert.map(super::tls::root_certs).transpose()?,
+        })
+    }
 }
 
 /// `method` `path` on `caas api` at `api` with the operator token (and a JSON body); the
@@ -340,12 +363,13 @@ pub fn operator_call(
     api: &str,
     method: &str,
     path: &str,
-    token: Option<&OperatorToken>,
+    operator: &Operator,
     body: Option<&serde_json::Value>,
     timeout: Duration,
 ) -> anyhow::Result<Vec<u8>> {
     let url = endpoint(api, path)?;
-    let agent = agent(timeout, None);
+    let agent = agent(timeout, operator.ca.as_ref());
+    let token = operator.token.as_ref();
     let what = || format!("{method} {url}");
     let mut request = ureq::http::Request::builder().method(method).uri(&url);
     if let Some(token) = token {

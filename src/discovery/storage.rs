@@ -93,6 +93,28 @@ pub trait Storage: StoreRead {
     fn close(&self) -> anyhow::Result<()>;
 }
 
+/// Below this much free space a commit can fail at any moment (the write-ahead log grows by
+/// pages, a checkpoint needs room), so the store says it is unhealthy before reports fail.
+const MIN_FREE_BYTES: u64 = 8 << 20;
+
+/// An error when the file system holding the database `db` is (nearly) full.
+fn check_free_space(db: &Path) -> anyhow::Result<()> {
+    let dir = db
+        .parent()
+        .filter(|dir| !dir.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let stat = rustix::fs::statvfs(dir)
+        .with_context(|| format!("reading the free space of {}", dir.display()))?;
+    let free = stat.f_bavail.saturating_mul(stat.f_frsize);
+    if free < MIN_FREE_BYTES {
+        anyhow::bail!(
+            "the file system holding {} has {free} bytes free: new reports may not be stored",
+            db.display()
+        );
+    }
+    Ok(())
+}
+
 /// Where `caas schedule once --db` records the roles it gives, so that schedulers on several
 /// provisioning servers agree.
 pub trait RoleStore {
@@ -215,6 +237,7 @@ impl Storage for SqliteStorage {
         if let Some(file) = &self.db_file {
             file.check()?;
         }
+        check_free_space(&self.path)?;
         self.readers.count()
     }
 

@@ -96,6 +96,14 @@ impl Api {
         caas::discovery::token::OperatorToken::read("--operator-token-file", file).unwrap()
     }
 
+    /// How an operator's client reaches this API (the token; the system's CAs).
+    pub fn operator(&self) -> caas::discovery::client::Operator {
+        caas::discovery::client::Operator {
+            token: Some(self.operator_token()),
+            ca: None,
+        }
+    }
+
     /// `--operator-token-file FILE` for a client command.
     pub fn token_args(&self) -> [&str; 2] {
         let file = self.token_file.as_ref().expect("started with a token");
