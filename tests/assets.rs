@@ -22,6 +22,7 @@ use assets_support::pgp::{Keys, Signer};
 use assets_support::server::{Hit, Server};
 use caas::assets::manifest::{Manifest, Role};
 use caas::assets::pgp::{Keyring, verify_detached};
+use common::small_disk::SmallDisk;
 use common::{assert_one_line_error, caas, caas_in, static_caas};
 
 const VERSION: &str = "4081.2.0";
@@ -1338,30 +1339,6 @@ fn max_size_must_be_a_size() {
             .unwrap();
         assert_eq!(output.status.code(), Some(2), "{value}");
         assert!(stderr(&output).contains(needle), "{}", stderr(&output));
-    }
-}
-
-/// A tmpfs of a given size mounted for the test's life (the tests run as root, like CI).
-struct SmallDisk(PathBuf);
-
-impl SmallDisk {
-    fn mount(dir: &Path, size: &str) -> SmallDisk {
-        fs::create_dir_all(dir).unwrap();
-        let status = StdCommand::new("mount")
-            .args(["-t", "tmpfs", "-o"])
-            .arg(format!("size={size}"))
-            .arg("caas-test")
-            .arg(dir)
-            .status()
-            .expect("running mount");
-        assert!(status.success(), "mounting a small tmpfs needs root");
-        SmallDisk(dir.to_owned())
-    }
-}
-
-impl Drop for SmallDisk {
-    fn drop(&mut self) {
-        let _ = StdCommand::new("umount").arg("-l").arg(&self.0).status();
     }
 }
 

@@ -20,6 +20,7 @@ use caas::discovery::store::Store;
 use serde_json::{Value, json};
 
 use common::api::Api;
+use common::small_disk::SmallDisk;
 use common::{caas, reference_dir};
 
 fn agent() -> ureq::Agent {
@@ -1492,30 +1493,6 @@ fn one_client_cannot_hold_every_connection() {
             "the freed slot never came back: {status:?}"
         );
         thread::sleep(Duration::from_millis(50));
-    }
-}
-
-/// A tmpfs of `size` mounted on `dir` for the test's life (the tests run as root, like CI).
-struct SmallDisk(PathBuf);
-
-impl SmallDisk {
-    fn mount(dir: &Path, size: &str) -> SmallDisk {
-        fs::create_dir_all(dir).unwrap();
-        let status = Command::new("mount")
-            .args(["-t", "tmpfs", "-o"])
-            .arg(format!("size={size}"))
-            .arg("caas-test")
-            .arg(dir)
-            .status()
-            .expect("running mount");
-        assert!(status.success(), "mounting a small tmpfs needs root");
-        SmallDisk(dir.to_owned())
-    }
-}
-
-impl Drop for SmallDisk {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
     }
 }
 

@@ -8,22 +8,13 @@
 //! report model knows with values of every type, deep nesting around the depth limit, and
 //! command lines full of quotes, `=`, NULs and the kernel's odd white space.
 
+mod common;
+
 use caas::discovery::cmdline::{boot_identity, parse};
 use caas::discovery::machine::{machines_from_json, record_json};
 use caas::discovery::report::{MAX_DEPTH, Report, nesting_depth};
 use proptest::prelude::*;
 use serde_json::{Map, Value, json};
-
-fn cases(default: u32) -> ProptestConfig {
-    let scale = std::env::var("CAAS_FUZZ_CASES")
-        .ok()
-        .and_then(|v| v.parse::<u32>().ok());
-    ProptestConfig {
-        cases: scale.unwrap_or(default),
-        max_shrink_iters: 2_000,
-        ..ProptestConfig::default()
-    }
-}
 
 /// Keys the report model gives a meaning to, and a few it does not.
 const KEYS: &[&str] = &[
@@ -181,7 +172,7 @@ fn accept_and_read_back(body: &[u8]) -> Option<String> {
 }
 
 proptest! {
-    #![proptest_config(cases(10_000))]
+    #![proptest_config(common::fuzz_cases(10_000))]
 
     #[test]
     fn report_bodies_of_any_bytes(bytes in prop::collection::vec(any::<u8>(), 0..400)) {
@@ -202,7 +193,7 @@ proptest! {
 }
 
 proptest! {
-    #![proptest_config(cases(3_000))]
+    #![proptest_config(common::fuzz_cases(3_000))]
 
     #[test]
     fn command_lines_of_quotes_equals_and_odd_spaces(
@@ -230,7 +221,7 @@ proptest! {
 }
 
 proptest! {
-    #![proptest_config(cases(1_000))]
+    #![proptest_config(common::fuzz_cases(1_000))]
 
     #[test]
     fn any_json_value_as_a_report(value in arb_value()) {

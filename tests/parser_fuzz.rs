@@ -8,20 +8,11 @@
 //! capture keeps every neighbour on an interface the capture named; a spec is either a lab
 //! whose machines have distinct names, MACs and addresses, or one error line naming the file.
 
+mod common;
+
 use caas::cluster::spec::{LabSpec, Overrides, from_yaml};
 use caas::discovery::lldp;
 use proptest::prelude::*;
-
-fn cases(default: u32) -> ProptestConfig {
-    let scale = std::env::var("CAAS_FUZZ_CASES")
-        .ok()
-        .and_then(|v| v.parse::<u32>().ok());
-    ProptestConfig {
-        cases: scale.unwrap_or(default),
-        max_shrink_iters: 2_000,
-        ..ProptestConfig::default()
-    }
-}
 
 /// `lldpctl -f keyvalue` lines, mostly well formed, with the keys the parser knows.
 fn arb_keyvalue() -> impl Strategy<Value = String> {
@@ -171,7 +162,7 @@ fn check_spec(text: &str) -> Result<(), TestCaseError> {
 }
 
 proptest! {
-    #![proptest_config(cases(3_000))]
+    #![proptest_config(common::fuzz_cases(3_000))]
 
     #[test]
     fn lldp_captures_of_any_bytes(bytes in prop::collection::vec(any::<u8>(), 0..400)) {

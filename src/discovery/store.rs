@@ -366,25 +366,7 @@ impl Store {
         let version: i64 = conn
             .query_row("PRAGMA user_version", [], |row| row.get(0))
             .with_context(context)?;
-        if version == 1 {
-            bail!(
-                "{}: it was written by an older caas (schema 1, before admission): start caas \
-                 api (or caas machines approve --db) on it once to migrate it",
-                context()
-            );
-        }
-        if version > SCHEMA_VERSION {
-            bail!(
-                "{}: it was written by a newer caas (schema {version}, this one knows {SCHEMA_VERSION})",
-                context()
-            );
-        }
-        if version != SCHEMA_VERSION {
-            bail!(
-                "{}: not a caas discovery store (schema version {version}, expected {SCHEMA_VERSION})",
-                context()
-            );
-        }
+        check_schema(version).with_context(context)?;
         Ok(Store {
             conn,
             path: path.to_owned(),
@@ -415,18 +397,7 @@ impl Store {
         let version: i64 = conn
             .query_row("PRAGMA user_version", [], |row| row.get(0))
             .with_context(context)?;
-        if version > SCHEMA_VERSION {
-            bail!(
-                "{}: it was written by a newer caas (schema {version}, this one knows {SCHEMA_VERSION})",
-                context()
-            );
-        }
-        if version != SCHEMA_VERSION {
-            bail!(
-                "{}: not a caas discovery store (schema version {version}, expected {SCHEMA_VERSION})",
-                context()
-            );
-        }
+        check_schema(version).with_context(context)?;
         Ok(Store {
             conn,
             path: path.to_owned(),
@@ -1016,6 +987,24 @@ impl Readers {
             idle.push(store);
         }
         result
+    }
+}
+
+/// The schema of a store opened without migrating it must be this binary's; otherwise the
+/// error says what to do about it.
+fn check_schema(version: i64) -> anyhow::Result<()> {
+    match version {
+        SCHEMA_VERSION => Ok(()),
+        1 => bail!(
+            "it was written by an older caas (schema 1, before admission): start caas api (or \
+             caas machines approve --db) on it once to migrate it"
+        ),
+        newer if newer > SCHEMA_VERSION => bail!(
+            "it was written by a newer caas (schema {newer}, this one knows {SCHEMA_VERSION})"
+        ),
+        other => {
+            bail!("not a caas discovery store (schema version {other}, expected {SCHEMA_VERSION})")
+        }
     }
 }
 

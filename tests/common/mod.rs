@@ -6,6 +6,7 @@ pub mod guest;
 pub mod matchbox;
 pub mod nginx;
 pub mod postgres;
+pub mod small_disk;
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -228,4 +229,17 @@ pub fn static_caas() -> PathBuf {
             path
         })
         .clone()
+}
+
+/// Proptest's settings for the fuzz properties: `default` cases, or `CAAS_FUZZ_CASES` of them
+/// for a long run.
+pub fn fuzz_cases(default: u32) -> proptest::prelude::ProptestConfig {
+    let scale = std::env::var("CAAS_FUZZ_CASES")
+        .ok()
+        .and_then(|v| v.parse::<u32>().ok());
+    proptest::prelude::ProptestConfig {
+        cases: scale.unwrap_or(default),
+        max_shrink_iters: 2_000,
+        ..proptest::prelude::ProptestConfig::default()
+    }
 }
