@@ -366,7 +366,7 @@ impl Store {
         let version: i64 = conn
             .query_row("PRAGMA user_version", [], |row| row.get(0))
             .with_context(context)?;
-        check_schema(version).with_context(context)?;
+        check_schema(version).map_err(|why| anyhow::anyhow!("{}: {why}", context()))?;
         Ok(Store {
             conn,
             path: path.to_owned(),
@@ -397,7 +397,7 @@ impl Store {
         let version: i64 = conn
             .query_row("PRAGMA user_version", [], |row| row.get(0))
             .with_context(context)?;
-        check_schema(version).with_context(context)?;
+        check_schema(version).map_err(|why| anyhow::anyhow!("{}: {why}", context()))?;
         Ok(Store {
             conn,
             path: path.to_owned(),
