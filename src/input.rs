@@ -76,6 +76,23 @@ impl UserFile {
         }
     }
 
+    /// The file parsed as JSON into `T` while it is read, so that its text is never held
+    /// whole beside what it becomes (an 80 MB machine list); `Ok(None)` when it is not JSON of
+    /// that shape, for the caller to read it whole and say precisely what is wrong. Reading
+    /// fails as [`UserFile::read`] does, past the limit too.
+    pub fn stream_json<T: DeserializeOwned>(&self) -> Result<Option<T>> {
+        let file = fs::File::open(&self.path).map_err(|err| self.read_error(err))?;
+        let capped = Capped {
+            inner: file,
+            left: self.limit,
+        };
+        match serde_json::from_reader(io::BufReader::with_capacity(1 << 16, capped)) {
+            Ok(value) => Ok(Some(value)),
+            Err(err) if err.is_io() => Err(self.read_error(io::Error::from(err))),
+            Err(_) => Ok(None),
+        }
+    }
+
     fn read_error(&self, err: io::Error) -> anyhow::Error {
         match err.kind() {
             io::ErrorKind::NotFound => invalid(format!(
@@ -107,6 +124,34 @@ pub fn read_capped(path: &Path, limit: u64) -> io::Result<Vec<u8>> {
         ));
     }
     Ok(bytes)
+}
+
+/// A reader that gives at most `left` bytes of `inner`, and an
+/// [`io::ErrorKind::FileTooLarge`] error when there are more (as [`read_capped`] does).
+struct Capped<R> {
+    inner: R,
+    left: u64,
+}
+
+impl<R: io::Read> io::Read for Capped<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.left == 0 {
+            let mut probe = [0u8; 1];
+            return match self.inner.read(&mut probe)? {
+                0 => Ok(0),
+                _ => Err(io::Error::new(
+                    io::ErrorKind::FileTooLarge,
+                    "larger than the most caas reads",
+                )),
+            };
+        }
+        let most = buf
+            .len()
+            .min(usize::try_from(self.left).unwrap_or(usize::MAX));
+        let read = self.inner.read(&mut buf[..most])?;
+        self.left -= read as u64;
+        Ok(read)
+    }
 }
 
 fn is_json(path: &Path) -> bool {
