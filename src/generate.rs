@@ -436,6 +436,67 @@ mod tests {
     use serde_json::json;
     use std::path::Path;
 
+    const FLAGS: SpecFlags = SpecFlags {
+        os: "--os",
+        spec: "--spec",
+    };
+
+    #[test]
+    fn the_output_spec_follows_the_server_and_the_os() {
+        let bootcfg = Some(Compat::Bootcfg04);
+        assert_eq!(
+            output_spec(Os::Flatcar, None, None, FLAGS).unwrap(),
+            Spec::V3_3
+        );
+        assert_eq!(
+            output_spec(Os::Coreos, bootcfg, None, FLAGS).unwrap(),
+            Spec::V2_0
+        );
+        assert_eq!(
+            output_spec(Os::Coreos, bootcfg, Some(Spec::V2_2), FLAGS).unwrap(),
+            Spec::V2_2
+        );
+        assert_eq!(
+            output_spec(Os::Coreos, None, Some(Spec::V2_3), FLAGS).unwrap(),
+            Spec::V2_3
+        );
+        // Flatcar reads both majors.
+        assert_eq!(
+            output_spec(Os::Flatcar, bootcfg, None, FLAGS).unwrap(),
+            Spec::V2_0
+        );
+        let refused = [
+            (
+                Os::Coreos,
+                None,
+                None,
+                "--os coreos: CoreOS Container Linux reads Ignition spec 2.x only, and the configs would be spec 3.3: give --spec 2.0",
+            ),
+            (
+                Os::Coreos,
+                bootcfg,
+                Some(Spec::V3_4),
+                "--compat bootcfg-0.4 writes for CoreOS Container Linux of 2016, which reads Ignition spec 2.x, and --spec is 3.4",
+            ),
+            (
+                Os::FedoraCoreos,
+                None,
+                Some(Spec::V2_0),
+                "--os fedora-coreos: Fedora CoreOS reads Ignition spec 3.x only, and the configs would be spec 2.0: give --spec 3.3 or 3.4",
+            ),
+            (
+                Os::FedoraCoreos,
+                bootcfg,
+                None,
+                "--os fedora-coreos: Fedora CoreOS reads Ignition spec 3.x only",
+            ),
+        ];
+        for (os, compat, spec, expected) in refused {
+            let err = output_spec(os, compat, spec, FLAGS).unwrap_err().0;
+            assert!(err.starts_with(expected), "{err}");
+        }
+    }
+
     #[test]
     fn metadata_values_keep_json_types() {
         assert_eq!(typed_value("3"), json!(3));

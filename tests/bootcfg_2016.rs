@@ -146,6 +146,35 @@ fn bootcfg_0_4_serves_a_container_linux_lab_written_by_gen_cluster() {
     }
     assert_eq!(configs, 10);
     assert_log_clean(&server);
+    caas_in(&data)
+        .args(["lint", "--target", "bootcfg-0.4", "--deny", "warnings"])
+        .assert()
+        .success();
+
+    // The log check can fail: a 2.2 config, which Container Linux of 2016 cannot read, is
+    // served all the same, and bootcfg says so.
+    caas_in(&data)
+        .args([
+            "gen",
+            "cluster",
+            "--compat",
+            "bootcfg-0.4",
+            "--spec",
+            "2.2",
+            "-f",
+        ])
+        .arg(&lab)
+        .assert()
+        .success();
+    let (status, body) = server.get("/ignition?uuid=&mac=52-54-00-d4-11-22");
+    assert_eq!(status, 200);
+    assert!(String::from_utf8_lossy(&body).contains("\"version\": \"2.2.0\""));
+    ignition2::assert_valid_bytes(&body);
+    assert!(
+        server.log().contains("incorrect config version (too new)"),
+        "{}",
+        server.log()
+    );
 }
 
 /// `caas discover` on captured machine `n` (its 2016 kernel command line, sysfs, addresses).

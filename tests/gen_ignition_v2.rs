@@ -18,7 +18,8 @@ fn sha512_hash() -> String {
 }
 
 fn built_in_cases() -> Vec<(&'static str, Vec<String>)> {
-    let keys = r#"ssh_authorized_keys=["ssh-ed25519 AAAAC3Nza key1@lab", "ssh-rsa AAAAB3Nza key2@lab"]"#;
+    let keys =
+        r#"ssh_authorized_keys=["ssh-ed25519 AAAAC3Nza key1@lab", "ssh-rsa AAAAB3Nza key2@lab"]"#;
     let users = r#"users=[{"name": "ops", "ssh_authorized_keys": ["ssh-ed25519 AAAA ops@lab"], "groups": ["sudo", "docker"]}]"#;
     let url = "etcd_binary_url=http://matchbox.lab:8080/assets/etcd/v3.5.21/etcd".to_owned();
     let s = |v: &[&str]| v.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
@@ -58,7 +59,16 @@ fn every_built_in_template_for_every_2x_spec_passes_ignitions_own_parser() {
         for (name, vars) in built_in_cases() {
             let id = format!("{name}-{}", spec.replace('.', "_"));
             caas_in(dir.path())
-                .args(["gen", "ignition", "--spec", spec, "--template", name, "--id", &id])
+                .args([
+                    "gen",
+                    "ignition",
+                    "--spec",
+                    spec,
+                    "--template",
+                    name,
+                    "--id",
+                    &id,
+                ])
                 .arg("--var")
                 .args(&vars)
                 .assert()
@@ -82,7 +92,10 @@ fn every_built_in_template_for_every_2x_spec_passes_ignitions_own_parser() {
     let ssh21: Value =
         serde_json::from_slice(&fs::read(dir.path().join("ignition/ssh-2_1.ign")).unwrap())
             .unwrap();
-    assert_eq!(ssh21["passwd"]["users"][1]["groups"], json!(["sudo", "docker"]));
+    assert_eq!(
+        ssh21["passwd"]["users"][1]["groups"],
+        json!(["sudo", "docker"])
+    );
 }
 
 /// What a translation that ignored a version's limits would write, which Ignition refuses (or
@@ -97,7 +110,9 @@ struct Bad {
 fn bad_cases() -> Vec<Bad> {
     let file = |extra: Value| {
         let mut f = json!({"filesystem": "root", "path": "/etc/x", "mode": 420});
-        f.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        f.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
         f
     };
     vec![
@@ -158,7 +173,15 @@ fn configs_ignitions_parser_refuses_are_refused_by_caas_on_one_line() {
         fs::write(&template, bad.template).unwrap();
         let before = tree_state(&data);
         let out = caas_in(&data)
-            .args(["gen", "ignition", "--spec", bad.spec, "--id", "x", "--template"])
+            .args([
+                "gen",
+                "ignition",
+                "--spec",
+                bad.spec,
+                "--id",
+                "x",
+                "--template",
+            ])
             .arg(&template)
             .assert()
             .code(2)
@@ -175,7 +198,15 @@ fn a_declared_3x_version_is_refused_for_a_2x_spec() {
     let template = dir.path().join("t.yaml.tera");
     fs::write(&template, "ignition:\n  version: 3.3.0\n").unwrap();
     let out = caas_in(Path::new(&dir.path().join("data")))
-        .args(["gen", "ignition", "--spec", "2.0", "--id", "x", "--template"])
+        .args([
+            "gen",
+            "ignition",
+            "--spec",
+            "2.0",
+            "--id",
+            "x",
+            "--template",
+        ])
         .arg(&template)
         .assert()
         .code(2)
