@@ -557,7 +557,10 @@ mod tests {
         let err = lab("os: fedora-coreos\nmatchbox_url: http://m\nignition_spec: \"2.2\"\n")
             .unwrap_err()
             .to_string();
-        assert!(err.contains("give ignition_spec 3.3 or 3.4"), "{err}");
+        assert!(
+            err.contains("give ignition_spec (or --spec) 3.3 or 3.4"),
+            "{err}"
+        );
         let err = lab("os: flatcar\n").unwrap_err().to_string();
         assert!(err.contains("matchbox_url is missing"), "{err}");
         let err = lab(&format!("{BASE}api_url: ftp://x\n"))
