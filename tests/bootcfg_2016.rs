@@ -11,7 +11,9 @@ use std::path::Path;
 
 use common::api::Api;
 use common::bootcfg::Bootcfg;
-use common::{caas, caas_in, ignition2, publish_etcd, reference_dir};
+use common::{
+    assert_one_line_error, caas, caas_in, ignition2, publish_etcd, reference_dir, tree_state,
+};
 use serde_json::Value;
 
 /// The 2016 lab: three etcd members that install Container Linux to disk, a gateway booting
@@ -119,6 +121,32 @@ fn bootcfg_0_4_serves_a_container_linux_lab_written_by_gen_cluster() {
     publish_etcd(&data);
     let lab = dir.path().join("lab.yaml");
     fs::write(&lab, LAB).unwrap();
+    // Container Linux without a 2.x spec, or bootcfg 0.4 with a 3.x one: refused, naming the
+    // flags, nothing written.
+    let before = tree_state(&data);
+    for (flags, needle) in [
+        (
+            &["gen", "cluster"][..],
+            "os coreos: CoreOS Container Linux reads Ignition spec 2.x only, and the configs would \
+             be spec 3.3: give ignition_spec (or --spec) 2.0",
+        ),
+        (
+            &["gen", "cluster", "--compat", "bootcfg-0.4", "--spec", "3.4"][..],
+            "--compat bootcfg-0.4 writes for CoreOS Container Linux of 2016, which reads Ignition \
+             spec 2.x, and --spec is 3.4",
+        ),
+    ] {
+        let out = caas_in(&data)
+            .args(flags)
+            .arg("-f")
+            .arg(&lab)
+            .assert()
+            .code(2)
+            .get_output()
+            .clone();
+        assert_one_line_error(&out.stderr, needle);
+    }
+    assert_eq!(tree_state(&data), before);
     caas_in(&data)
         .args(["gen", "cluster", "--compat", "bootcfg-0.4", "-f"])
         .arg(&lab)

@@ -22,22 +22,22 @@ pub enum Spec {
     /// Newer Flatcar and Fedora CoreOS releases
     #[value(name = "3.4", alias = "3.4.0")]
     V3_4,
-    /// CoreOS Container Linux of 2016 (Ignition v0.x before 0.12), bootcfg v0.4's era
+    /// CoreOS Container Linux of 2016, bootcfg v0.4's era
     #[value(name = "2.0", alias = "2.0.0")]
     V2_0,
-    /// CoreOS Container Linux 1465 (2017) and later
+    /// Later CoreOS Container Linux releases (and Flatcar)
     #[value(name = "2.1", alias = "2.1.0")]
     V2_1,
-    /// CoreOS Container Linux 1800 (2018) and later; what matchbox's transpiler writes
+    /// Later still; what matchbox v0.8's Container Linux Config transpiler writes
     #[value(name = "2.2", alias = "2.2.0")]
     V2_2,
-    /// The last Container Linux releases (2019–2020)
+    /// The last 2.x spec, read by the last Container Linux releases
     #[value(name = "2.3", alias = "2.3.0")]
     V2_3,
 }
 
 impl Spec {
-    /// Every spec caas writes, newest 3.x first.
+    /// Every spec caas writes, 3.x first.
     pub const ALL: [Spec; 6] = [
         Spec::V3_3,
         Spec::V3_4,

@@ -11,7 +11,8 @@
 //! refuses with one line whatever the chosen 2.x version cannot say (a sha256 digest, a
 //! directory in 2.0, `overwrite: false` before 2.2, disks, LUKS, kernel arguments …).
 //!
-//! Version facts (Ignition's own `config/v2_0` … `v2_2` types, and 2.3's spec document):
+//! Version facts (Ignition v0.31's `config/v2_0` … `v2_2` types, and for 2.3 its successor
+//! `v2_4_experimental`, the package that reads 2.3 configs):
 //! 2.0 has files only, `enable` on units, users' creation fields under `create`, node owners
 //! by id, and http(s)/oem/data URLs; 2.1 adds directories, links, `enabled`, users' fields on
 //! the user, owners by name, timeouts and tftp/s3 URLs; 2.2 adds `overwrite` and the TLS
