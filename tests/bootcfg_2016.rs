@@ -15,6 +15,7 @@ use common::{
     assert_one_line_error, caas, caas_in, ignition2, publish_etcd, reference_dir, tree_state,
 };
 use serde_json::Value;
+use sha2::Digest as _;
 
 /// The 2016 lab: three etcd members that install Container Linux to disk, a gateway booting
 /// from the network, and discovery for every other machine.
@@ -160,6 +161,14 @@ fn bootcfg_0_4_serves_a_container_linux_lab_written_by_gen_cluster() {
     for entry in fs::read_dir(data.join("ignition")).unwrap() {
         ignition2::assert_valid(&entry.unwrap().path());
     }
+    // Spec 2.x verifies sha512 only: the etcd roles get the published binary's.
+    let member: Value =
+        serde_json::from_slice(&fs::read(data.join("ignition/node1.ign")).unwrap()).unwrap();
+    let etcd = fs::read(data.join("assets/etcd/current/etcd")).unwrap();
+    assert_eq!(
+        member["storage"]["files"][0]["contents"]["verification"]["hash"],
+        format!("sha512-{}", hex::encode(sha2::Sha512::digest(&etcd)))
+    );
 
     let server = Bootcfg::start(&data, &data.join("assets"), &dir.path().join("bootcfg.log"));
     let mut configs = 0;

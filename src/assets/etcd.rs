@@ -674,6 +674,31 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_sha512_is_computed_only_from_the_file_the_manifest_names() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("etcd");
+        fs::write(&file, b"etcd").unwrap();
+        let binary = |sha256: String| Binary {
+            version: Id::new("v3.5.21").unwrap(),
+            url: "http://m/assets/etcd/v3.5.21/etcd".to_owned(),
+            hash: format!("sha256-{sha256}"),
+            file: file.clone(),
+        };
+        let good = binary(hex::encode(Sha256::digest(b"etcd")))
+            .with_sha512()
+            .unwrap();
+        assert_eq!(
+            good.hash,
+            format!("sha512-{}", hex::encode(sha2::Sha512::digest(b"etcd")))
+        );
+        let err = binary("00".repeat(32))
+            .with_sha512()
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("does not match the sha256"), "{err}");
+    }
+
+    #[test]
     fn versions_are_release_versions_with_a_v() {
         assert_eq!(normalize_version("3.5.21").unwrap().as_str(), "v3.5.21");
         assert_eq!(normalize_version("v3.6.0").unwrap().as_str(), "v3.6.0");

@@ -437,7 +437,9 @@ impl To {
         {
             return Err(self.cannot(
                 &format!("{path}.verification.hash"),
-                &format!("verifies sha512 digests only, not {hash:?}"),
+                &format!(
+                    "verifies sha512 digests only, not {hash:?} (the `sha512` filter writes one)"
+                ),
             ));
         }
         Ok(Contents {
