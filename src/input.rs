@@ -253,6 +253,32 @@ mod tests {
     }
 
     #[test]
+    fn streamed_json_reads_as_read_does() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("list.json");
+        fs::write(&path, b"[1, 2, 3]\n").unwrap();
+        let file = UserFile::new("--discovery", &path);
+        assert_eq!(file.stream_json::<Vec<u32>>().unwrap(), Some(vec![1, 2, 3]));
+        // Not of that shape, or not JSON: the caller reads it whole to say why.
+        assert_eq!(file.stream_json::<Vec<String>>().unwrap(), None);
+        fs::write(&path, b"[1, 2,").unwrap();
+        assert_eq!(file.stream_json::<Vec<u32>>().unwrap(), None);
+        // Past the limit, even in trailing whitespace, it fails as `read` does.
+        fs::write(&path, b"[1, 2, 3]      ").unwrap();
+        let capped = UserFile::new("--discovery", &path).with_limit(12);
+        let expected = format!(
+            "--discovery {}: larger than 12 bytes, the most caas reads from it",
+            path.display()
+        );
+        assert_eq!(message(capped.stream_json::<Vec<u32>>()), expected);
+        assert_eq!(message(capped.read()), expected);
+        let endless = UserFile::new("--discovery", "/dev/zero").with_limit(1000);
+        assert!(endless.stream_json::<Vec<u32>>().unwrap().is_none());
+        let missing = UserFile::new("--discovery", dir.path().join("missing.json"));
+        assert!(message(missing.stream_json::<Vec<u32>>()).ends_with("missing.json: no such file"));
+    }
+
+    #[test]
     fn yaml_and_json_errors_have_one_format() {
         let yaml = message(from_yaml::<Value>("a: [1 2\nb: c\n", "bad.yaml"));
         assert!(yaml.starts_with("bad.yaml line "), "{yaml}");
