@@ -5,7 +5,8 @@
 //! raw Ignition 3.3.0 file; plus a default discovery group, and the assets the profiles name.
 //! Then:
 //! - `lint::lint_dir` in-process (bar: under 0.5 s), and the whole `caas lint` process;
-//! - one `caas explain --mac …` process on that directory (bar: under 50 ms).
+//! - one `caas explain --mac …` process on that directory (bar: under 50 ms; issue #16's goal:
+//!   under 20 ms), its peak memory, and `explain_dir` in-process.
 //!
 //! Figures are printed, never asserted: timing thresholds do not belong in tests.
 
@@ -15,6 +16,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use caas::explain::{explain_dir, render_text};
 use caas::lint::lint_dir;
 use caas::matchbox::target::Target;
 use caas::matchbox::{Boot, Group, Profile};
@@ -223,6 +225,7 @@ fn bench_dir(base: &Path, label: &str) {
             command
         },
     );
+    bench_explain(dir.path(), label);
     bench_process(
         &format!("`caas explain`, {MACHINES} machines, {label}, whole process"),
         30,
@@ -235,6 +238,47 @@ fn bench_dir(base: &Path, label: &str) {
             ]);
             command
         },
+    );
+}
+
+/// `explain_dir` in-process for `runs` machines, and the peak memory of one `caas explain`.
+fn bench_explain(dir: &Path, label: &str) {
+    let runs = 30;
+    let (before, _) = cpu_times();
+    let mut samples = Vec::new();
+    for i in 0..runs {
+        let query = vec![("mac".to_owned(), mac(i * 311 % MACHINES))];
+        let start = Instant::now();
+        let explanation = explain_dir(dir, Target::Matchbox011, &query).unwrap();
+        let text = render_text(&explanation);
+        samples.push(start.elapsed());
+        assert!(explanation.group.is_some() && text.len() > MACHINES);
+    }
+    let (after, _) = cpu_times();
+    summary(
+        &format!("explain_dir + render_text, {MACHINES} machines, {label}, in-process"),
+        samples,
+    );
+    println!(
+        "  CPU (user + system, all threads) per run: {:.2?}",
+        (after - before) / runs as u32
+    );
+    let output = Command::new("/usr/bin/time")
+        .args(["-f", "%M"])
+        .arg(env!("CARGO_BIN_EXE_caas"))
+        .arg("--data-dir")
+        .arg(dir)
+        .args(["explain", "--mac", &mac(4242)])
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let kib: f64 = (stderr.lines().last())
+        .and_then(|l| l.trim().parse().ok())
+        .unwrap_or(0.0);
+    println!(
+        "`caas explain`, {MACHINES} machines, {label}: peak memory {:.1} MiB",
+        kib / 1024.0
     );
 }
 

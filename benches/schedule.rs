@@ -4,8 +4,8 @@
 //! The machines come from a `caas api` store (`--db`) and from a JSON file (`--discovery`).
 //! Cases: three members and no workers (reading and deciding dominate), `--plan` with every
 //! machine a worker (100,003 files rendered and compared, none written), and the real write
-//! of all of them on tmpfs and disk, then the unchanged rerun. Figures are printed, never
-//! asserted.
+//! of all of them on tmpfs and disk, then the unchanged rerun; with each case's peak memory
+//! (`/usr/bin/time`). Figures are printed, never asserted.
 
 mod common;
 
@@ -52,10 +52,21 @@ fn build_store(path: &Path) {
     store.apply_change(&approve, SystemTime::now()).unwrap();
 }
 
+/// The most memory a run under [`run`] has used so far, in KiB.
+static PEAK_KIB: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Prints and resets the peak memory of the runs since the last call.
+fn print_peak(label: &str) {
+    let kib = PEAK_KIB.swap(0, std::sync::atomic::Ordering::Relaxed);
+    println!("  {label}: peak memory {:.0} MiB", kib as f64 / 1024.0);
+}
+
 fn run(data: &Path, source: &[&str], extra: &[&str]) -> Duration {
     common::publish_etcd(data);
     let start = Instant::now();
-    let status = Command::new(env!("CARGO_BIN_EXE_caas"))
+    let output = Command::new("/usr/bin/time")
+        .args(["-f", "%M"])
+        .arg(env!("CARGO_BIN_EXE_caas"))
         .arg("--data-dir")
         .arg(data)
         .args([
@@ -67,9 +78,16 @@ fn run(data: &Path, source: &[&str], extra: &[&str]) -> Duration {
         ])
         .args(source)
         .args(extra)
-        .status()
+        .stdout(std::process::Stdio::null())
+        .output()
         .unwrap();
     let elapsed = start.elapsed();
+    let status = output.status;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let kib: u64 = (stderr.lines().last())
+        .and_then(|l| l.trim().parse().ok())
+        .unwrap_or(0);
+    PEAK_KIB.fetch_max(kib, std::sync::atomic::Ordering::Relaxed);
     assert!(
         status.success() || status.code() == Some(2),
         "schedule failed: {status}"
@@ -88,6 +106,7 @@ fn bench_source(name: &str, source: &[&str]) {
         &format!("{name}: 100,000 machines, 3 members, no workers"),
         members_only,
     );
+    print_peak("3 members");
     let plan: Vec<_> = (0..3)
         .map(|_| {
             let data = tempfile::tempdir().unwrap();
@@ -98,6 +117,7 @@ fn bench_source(name: &str, source: &[&str]) {
         &format!("{name}: 100,000 machines, all workers, --plan (100,005 files compared)"),
         plan,
     );
+    print_peak("all workers, --plan");
 }
 
 fn bench_writes(source: &[&str], base: &Path, label: &str) {
@@ -108,6 +128,7 @@ fn bench_writes(source: &[&str], base: &Path, label: &str) {
         &format!("--db, all workers written on {label}, first run"),
         vec![first],
     );
+    print_peak("first run and reruns");
     summary(
         &format!("--db, all workers on {label}, unchanged rerun"),
         rerun,

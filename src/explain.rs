@@ -1,6 +1,10 @@
 //! `caas explain`: which group, profile, iPXE script and Ignition matchbox gives a machine, and
 //! why every other group lost. A thin I/O layer: the data directory is read with
 //! [`crate::matchbox::store`] and the decision is [`crate::matchbox::select::select`].
+//!
+//! Selection needs only each group's selector (and the winner's profile), so every group file
+//! is read for those alone ([`Store::group_heads`]); the one or two groups that answer are then
+//! read whole, for their ids and metadata.
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -99,24 +103,17 @@ pub fn explain_dir(root: &Path, target: Target, query: &[(String, String)]) -> R
     }
     let store = Store::new(root);
     let (labels, dropped) = select::labels_from_query(query.iter().map(|(k, v)| (k, v)));
-    let entries = match store.groups() {
+    let entries = match store.group_heads() {
         Ok(entries) => entries,
         Err(err) if err.kind() == io::ErrorKind::NotFound => Vec::new(),
         Err(err) => {
             return Err(err).with_context(|| format!("listing {}", root.join("groups").display()));
         }
     };
-    let (groups, files, skipped) = loaded_groups(&store, &entries);
+    let (mut groups, files, skipped) = loaded_groups(&store, entries);
     let selection = select::select(&groups, &labels);
-    let candidates = selection
-        .candidates
-        .iter()
-        .map(|c| CandidateView {
-            file: display(&files[c.index]),
-            selector: groups[c.index].selector.clone(),
-            reason: reason(&c.outcome, &groups, &files, c.index),
-            outcome: c.outcome.clone(),
-        })
+    let reasons: Vec<String> = (selection.candidates.iter())
+        .map(|c| reason(&c.outcome, &groups, &files, c.index))
         .collect();
     let mut explanation = Explanation {
         target,
@@ -128,21 +125,31 @@ pub fn explain_dir(root: &Path, target: Target, query: &[(String, String)]) -> R
         profile: None,
         ipxe: None,
         ignition: None,
-        candidates,
+        candidates: Vec::new(),
         not_found: None,
     };
-    let Some(winner) = selection.winner else {
-        explanation.not_found = Some(format!(
-            "no group matches the labels {}: matchbox answers 404 for /ipxe and /ignition",
-            if labels.is_empty() {
-                "(none)".to_owned()
-            } else {
-                shown_labels(&labels)
-            }
-        ));
-        return Ok(explanation);
-    };
-    explain_winner(&store, &groups, &files, winner, &mut explanation);
+    match selection.winner {
+        Some(winner) => explain_winner(&store, &groups, &files, winner, &mut explanation),
+        None => {
+            explanation.not_found = Some(format!(
+                "no group matches the labels {}: matchbox answers 404 for /ipxe and /ignition",
+                if labels.is_empty() {
+                    "(none)".to_owned()
+                } else {
+                    shown_labels(&labels)
+                }
+            ))
+        }
+    }
+    // Last, as nothing else needs them: every group's selector moves into its line.
+    explanation.candidates = (selection.candidates.into_iter().zip(reasons))
+        .map(|(c, reason)| CandidateView {
+            file: display(&files[c.index]),
+            selector: std::mem::take(&mut groups[c.index].selector),
+            reason,
+            outcome: c.outcome,
+        })
+        .collect();
     Ok(explanation)
 }
 
@@ -156,7 +163,7 @@ fn explain_winner(
     explanation: &mut Explanation,
 ) {
     let target = explanation.target;
-    let group = &groups[winner];
+    let group = &whole(store, groups, files, winner);
     explanation.group = Some(GroupView {
         file: display(&files[winner]),
         id: group.id.clone(),
@@ -196,7 +203,7 @@ fn explain_winner(
         groups,
         files,
         &explanation.labels,
-        winner,
+        (winner, group),
         &profile,
     ));
     match ipxe_script(profile.boot.as_ref(), target) {
@@ -210,20 +217,28 @@ fn explain_winner(
     }
 }
 
+/// Group `index` with every field, for the groups that answer (selection read only their
+/// selectors and profiles). A file that no longer reads is taken as selection saw it.
+fn whole(store: &Store, groups: &[Group], files: &[PathBuf], index: usize) -> Group {
+    store
+        .group_file(&files[index])
+        .unwrap_or_else(|_| groups[index].clone())
+}
+
 /// The groups matchbox would select from (listing order) with their files, and the ones it
 /// skips.
 fn loaded_groups(
     store: &Store,
-    entries: &[Entry<Group>],
+    entries: Vec<Entry<Group>>,
 ) -> (Vec<Group>, Vec<PathBuf>, Vec<Skipped>) {
-    let mut groups = Vec::new();
-    let mut files = Vec::new();
+    let mut groups = Vec::with_capacity(entries.len());
+    let mut files = Vec::with_capacity(entries.len());
     let mut skipped = Vec::new();
     for entry in entries {
-        match &entry.loaded.result {
+        match entry.loaded.result {
             Ok(group) => {
-                groups.push(group.clone());
-                files.push(entry.loaded.path.clone());
+                groups.push(group);
+                files.push(entry.loaded.path);
             }
             Err(err) => skipped.push(Skipped {
                 file: display(&store.root().join("groups").join(&entry.name)),
@@ -242,7 +257,7 @@ fn ignition_for(
     groups: &[Group],
     files: &[PathBuf],
     labels: &Labels,
-    winner: usize,
+    (winner, winner_group): (usize, &Group),
     profile: &Profile,
 ) -> IgnitionView {
     let args = profile
@@ -255,7 +270,7 @@ fn ignition_for(
         .next()
     else {
         // No URL to follow: what the same labels get from /ignition.
-        return ignition_view(store, target, &groups[winner], profile);
+        return ignition_view(store, target, winner_group, profile);
     };
     let fetched = expand_ipxe(&url.url, labels);
     let pairs: Vec<(String, String)> = url
@@ -281,11 +296,16 @@ fn ignition_for(
         };
     };
     let mut view = if w == winner {
-        ignition_view(store, target, &groups[w], profile)
+        ignition_view(store, target, winner_group, profile)
     } else {
         let other = store.profile(&groups[w].profile);
         match &other.result {
-            Ok(other_profile) => ignition_view(store, target, &groups[w], other_profile),
+            Ok(other_profile) => ignition_view(
+                store,
+                target,
+                &whole(store, groups, files, w),
+                other_profile,
+            ),
             Err(err) => IgnitionView {
                 url: None,
                 group: None,

@@ -76,6 +76,23 @@ impl UserFile {
         }
     }
 
+    /// The file parsed as JSON into `T` while it is read, so that its text is never held
+    /// whole beside what it becomes (an 80 MB machine list); `Ok(None)` when it is not JSON of
+    /// that shape, for the caller to read it whole and say precisely what is wrong. Reading
+    /// fails as [`UserFile::read`] does, past the limit too.
+    pub fn stream_json<T: DeserializeOwned>(&self) -> Result<Option<T>> {
+        let file = fs::File::open(&self.path).map_err(|err| self.read_error(err))?;
+        let capped = Capped {
+            inner: file,
+            left: self.limit,
+        };
+        match serde_json::from_reader(io::BufReader::with_capacity(1 << 16, capped)) {
+            Ok(value) => Ok(Some(value)),
+            Err(err) if err.is_io() => Err(self.read_error(io::Error::from(err))),
+            Err(_) => Ok(None),
+        }
+    }
+
     fn read_error(&self, err: io::Error) -> anyhow::Error {
         match err.kind() {
             io::ErrorKind::NotFound => invalid(format!(
@@ -107,6 +124,34 @@ pub fn read_capped(path: &Path, limit: u64) -> io::Result<Vec<u8>> {
         ));
     }
     Ok(bytes)
+}
+
+/// A reader that gives at most `left` bytes of `inner`, and an
+/// [`io::ErrorKind::FileTooLarge`] error when there are more (as [`read_capped`] does).
+struct Capped<R> {
+    inner: R,
+    left: u64,
+}
+
+impl<R: io::Read> io::Read for Capped<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.left == 0 {
+            let mut probe = [0u8; 1];
+            return match self.inner.read(&mut probe)? {
+                0 => Ok(0),
+                _ => Err(io::Error::new(
+                    io::ErrorKind::FileTooLarge,
+                    "larger than the most caas reads",
+                )),
+            };
+        }
+        let most = buf
+            .len()
+            .min(usize::try_from(self.left).unwrap_or(usize::MAX));
+        let read = self.inner.read(&mut buf[..most])?;
+        self.left -= read as u64;
+        Ok(read)
+    }
 }
 
 fn is_json(path: &Path) -> bool {
@@ -205,6 +250,32 @@ mod tests {
         assert_eq!(read_capped(&path, 1000).unwrap().len(), 1000);
         let error = read_capped(&path, 999).unwrap_err();
         assert_eq!(error.kind(), io::ErrorKind::FileTooLarge);
+    }
+
+    #[test]
+    fn streamed_json_reads_as_read_does() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("list.json");
+        fs::write(&path, b"[1, 2, 3]\n").unwrap();
+        let file = UserFile::new("--discovery", &path);
+        assert_eq!(file.stream_json::<Vec<u32>>().unwrap(), Some(vec![1, 2, 3]));
+        // Not of that shape, or not JSON: the caller reads it whole to say why.
+        assert_eq!(file.stream_json::<Vec<String>>().unwrap(), None);
+        fs::write(&path, b"[1, 2,").unwrap();
+        assert_eq!(file.stream_json::<Vec<u32>>().unwrap(), None);
+        // Past the limit, even in trailing whitespace, it fails as `read` does.
+        fs::write(&path, b"[1, 2, 3]      ").unwrap();
+        let capped = UserFile::new("--discovery", &path).with_limit(12);
+        let expected = format!(
+            "--discovery {}: larger than 12 bytes, the most caas reads from it",
+            path.display()
+        );
+        assert_eq!(message(capped.stream_json::<Vec<u32>>()), expected);
+        assert_eq!(message(capped.read()), expected);
+        let endless = UserFile::new("--discovery", "/dev/zero").with_limit(1000);
+        assert!(endless.stream_json::<Vec<u32>>().unwrap().is_none());
+        let missing = UserFile::new("--discovery", dir.path().join("missing.json"));
+        assert!(message(missing.stream_json::<Vec<u32>>()).ends_with("missing.json: no such file"));
     }
 
     #[test]

@@ -384,6 +384,66 @@ fn missing_profile() {
 }
 
 #[test]
+fn findings_point_at_the_key_go_decodes_last() {
+    // Go's encoding/json applies `profile` and then `Profile` to the same field: the last one
+    // wins, so a finding about the profile points there, not at the first spelling.
+    let node = NODE1.replace(
+        r#""profile": "flatcar","#,
+        "\"profile\": \"flatcar\",\n  \"Profile\": \"worker\",",
+    );
+    let dir = tree_with(&[("groups/node1.json", Some(&node))]);
+    let f = assert_only(
+        &lint(dir.path(), Target::Matchbox011),
+        dir.path(),
+        Code::MissingProfile,
+        "groups/node1.json",
+        4,
+        14,
+    );
+    assert!(
+        f.message.contains("profiles/worker.json does not exist"),
+        "{f}"
+    );
+    // The same the other way round: the first spelling is the one that names a missing file,
+    // and the last one names the real profile, so nothing is wrong.
+    let node = NODE1.replace(
+        r#""profile": "flatcar","#,
+        "\"Profile\": \"worker\",\n  \"profile\": \"flatcar\",",
+    );
+    let dir = tree_with(&[("groups/node1.json", Some(&node))]);
+    assert_eq!(lint(dir.path(), Target::Matchbox011), vec![]);
+    // A profile's `boot` given twice merges (Go decodes both into one struct): a finding
+    // inside points into the object that holds the key, and of a field given in both
+    // objects, into the last.
+    let profile = profile_with(
+        r#""ignition_id": "flatcar.ign""#,
+        r#""ignition_id": "flatcar.ign",
+  "Boot": {"initrd": ["/assets/flatcar/1/missing.cpio.gz"]}"#,
+    );
+    let dir = tree_with(&[("profiles/flatcar.json", Some(&profile))]);
+    let findings = lint(dir.path(), Target::Matchbox011);
+    let asset = findings
+        .iter()
+        .find(|f| f.code == Code::MissingAsset)
+        .unwrap_or_else(|| panic!("{findings:#?}"));
+    assert!(asset.message.contains("missing.cpio.gz"), "{asset}");
+    assert_eq!((asset.line, asset.column), (14, 23), "{asset}");
+    // Map keys are not fields: of `mac` and `MAC` in a selector, the finding about `mac` is
+    // at `mac`.
+    let node = NODE1.replace(
+        r#""selector": {"mac": "52:54:00:a1:9c:ae"}"#,
+        r#""selector": {"mac": "52:54:00:a1:9c", "MAC": "52:54:00:a1:9c:ae"}"#,
+    );
+    let dir = tree_with(&[("groups/node1.json", Some(&node))]);
+    let findings = lint(dir.path(), Target::Matchbox011);
+    let invalid = findings
+        .iter()
+        .find(|f| f.code == Code::InvalidMac)
+        .unwrap_or_else(|| panic!("{findings:#?}"));
+    assert_eq!((invalid.line, invalid.column), (4, 23), "{invalid}");
+}
+
+#[test]
 fn missing_config() {
     let profile = profile_with(
         r#""ignition_id": "flatcar.ign""#,

@@ -111,7 +111,7 @@ fn once(global: &GlobalArgs, args: &ScheduleOnceArgs) -> Result<ExitCode> {
         _ => {
             let discovered = read_machines(&source)?;
             let _lock = super::lock_data_dir(global, "caas schedule once", args.plan)?;
-            schedule::once(&data_dir, &discovered, &options)?
+            schedule::once(&data_dir, discovered, &options)?
         }
     };
     let changes = ChangeReport {
@@ -141,11 +141,15 @@ fn read_machines(source: &MachineSource) -> Result<Vec<discovery::machine::Machi
         }
         MachineSource::File(path) => path,
     };
-    let bytes = UserFile::new("--discovery", path)
-        .with_limit(discovery::client::MACHINES_BODY_LIMIT)
-        .read()?;
-    discovery::machine::machines_from_json(&bytes)
-        .map_err(|err| invalid(format!("{}: {err:#}", path.display())))
+    let file =
+        UserFile::new("--discovery", path).with_limit(discovery::client::MACHINES_BODY_LIMIT);
+    let bad = |err: anyhow::Error| invalid(format!("{}: {err:#}", path.display()));
+    // The usual list of records is decoded as it is read; anything else is read whole, to
+    // name the item that is wrong.
+    if let Some(records) = file.stream_json()? {
+        return discovery::machine::checked_records(records).map_err(bad);
+    }
+    discovery::machine::machines_from_json(&file.read()?).map_err(bad)
 }
 
 #[derive(Serialize)]

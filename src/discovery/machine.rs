@@ -116,11 +116,7 @@ pub fn machines_from_json(bytes: &[u8]) -> anyhow::Result<Vec<Machine>> {
     // The common case, a saved `/discovery/machines`, decodes straight into records; anything
     // else takes the item-by-item path, which also names the item that is wrong.
     if let Ok(records) = serde_json::from_slice::<Vec<Machine>>(bytes) {
-        return records
-            .into_iter()
-            .enumerate()
-            .map(|(index, record)| checked(record).with_context(|| format!("item {index}")))
-            .collect();
+        return checked_records(records);
     }
     let items: Vec<Value> =
         serde_json::from_slice(bytes).context("expected a JSON array of machines or reports")?;
@@ -149,6 +145,17 @@ pub fn machines_from_json(bytes: &[u8]) -> anyhow::Result<Vec<Machine>> {
             };
             machine.with_context(|| format!("item {index}"))
         })
+        .collect()
+}
+
+/// Records decoded from a saved `GET /discovery/machines` list (read by
+/// [`machines_from_json`], or as a file is read), each checked as [`machines_from_json`]
+/// checks them.
+pub fn checked_records(records: Vec<Machine>) -> anyhow::Result<Vec<Machine>> {
+    records
+        .into_iter()
+        .enumerate()
+        .map(|(index, record)| checked(record).with_context(|| format!("item {index}")))
         .collect()
 }
 

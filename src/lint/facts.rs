@@ -259,7 +259,7 @@ impl Tree {
     fn read_named_configs(&mut self) {
         let mut wanted: Vec<(ConfigKind, &str, PathBuf)> = Vec::new();
         let mut seen: HashSet<PathBuf> = HashSet::new();
-        for profile in self.checked_profiles().map(|(_, _, _, profile)| profile) {
+        for profile in self.checked_profiles().map(|(_, _, profile)| profile) {
             for kind in ConfigKind::ALL {
                 let name = kind.name_in(profile);
                 if name.is_empty() {
@@ -291,8 +291,7 @@ impl Tree {
 
     /// The profiles lint checks: the JSON files of `profiles/` that decode, then the ones
     /// groups name from elsewhere that decode; each with its file, bytes and JSON.
-    fn checked_profiles(&self) -> impl Iterator<Item = (&Path, &[u8], &Value, &Profile)> {
-        static NULL: Value = Value::Null;
+    fn checked_profiles(&self) -> impl Iterator<Item = (&Path, &[u8], &Profile)> {
         let listed = self.profiles.iter().filter_map(usable);
         let named = self.named_profiles.values().filter_map(|named| {
             let NamedProfile::Read(loaded) = named else {
@@ -300,17 +299,11 @@ impl Tree {
             };
             let profile = loaded.ok()?;
             let source = loaded.source.as_ref()?;
-            let json = source.json.as_ref().unwrap_or(&NULL);
-            Some((
-                profile,
-                loaded.path.as_path(),
-                source.bytes.as_slice(),
-                json,
-            ))
+            Some((profile, loaded.path.as_path(), source.bytes.as_slice()))
         });
         listed
             .chain(named)
-            .map(|(profile, path, bytes, json)| (path, bytes, json, profile))
+            .map(|(profile, path, bytes)| (path, bytes, profile))
     }
 }
 
@@ -323,19 +316,19 @@ fn listed<T>(result: io::Result<Vec<Entry<T>>>, dir: &Path) -> Result<Vec<Entry<
 }
 
 /// An entry matchbox uses as intended: a `.json` file that is JSON and decodes.
-fn usable<T>(entry: &Entry<T>) -> Option<(&T, &Path, &[u8], &Value)> {
-    let (bytes, json) = parsed(entry)?;
+fn usable<T>(entry: &Entry<T>) -> Option<(&T, &Path, &[u8])> {
+    let bytes = parsed(entry)?;
     let value = entry.loaded.ok()?;
-    Some((value, entry.loaded.path.as_path(), bytes, json))
+    Some((value, entry.loaded.path.as_path(), bytes))
 }
 
-/// A `.json` entry whose file was read and is JSON.
-fn parsed<T>(entry: &Entry<T>) -> Option<(&[u8], &Value)> {
+/// The bytes of a `.json` entry whose file was read and is JSON.
+fn parsed<T>(entry: &Entry<T>) -> Option<&[u8]> {
     if !entry.is_json_file() {
         return None;
     }
     let source = entry.loaded.source.as_ref()?;
-    Some((&source.bytes, source.json.as_ref()?))
+    source.is_json.then_some(source.bytes.as_slice())
 }
 
 /// Which directory an entry is listed in.
@@ -385,13 +378,19 @@ impl<'t> FileFact<'t> {
         }
     }
 
-    /// The bytes and JSON of a `.json` entry that is JSON.
-    pub fn parsed(&self) -> Option<(&'t [u8], &'t Value)> {
+    /// The bytes of a `.json` entry that is JSON.
+    pub fn parsed(&self) -> Option<&'t [u8]> {
         if !self.is_json_file {
             return None;
         }
         let source = self.source?;
-        Some((&source.bytes, source.json.as_ref()?))
+        source.is_json.then_some(source.bytes.as_slice())
+    }
+
+    /// The JSON of a `.json` entry that is JSON, read again (it is not kept).
+    pub fn json(&self) -> Option<Value> {
+        self.parsed()?;
+        self.source?.json()
     }
 }
 
@@ -416,7 +415,6 @@ pub struct AssetRef {
 pub struct ProfileFact<'t> {
     pub path: &'t Path,
     pub bytes: &'t [u8],
-    pub json: &'t Value,
     pub profile: &'t Profile,
     /// Where the kernel arguments live in the file (`args` or `cmdline` under `boot`).
     pub args_field: &'static str,
@@ -516,11 +514,8 @@ impl<'t> Facts<'t> {
         .chain((tree.profiles.iter()).map(|e| FileFact::new(root, Dir::Profiles, e)))
         .collect();
         let checked: Vec<_> = tree.checked_profiles().collect();
-        let profiles = par_map(checked, |(path, bytes, json, profile)| {
-            (
-                path.as_os_str(),
-                profile_fact(tree, path, bytes, json, profile),
-            )
+        let profiles = par_map(checked, |(path, bytes, profile)| {
+            (path.as_os_str(), profile_fact(tree, path, bytes, profile))
         })
         .into_iter()
         .collect();
@@ -529,7 +524,7 @@ impl<'t> Facts<'t> {
             .map(|e| (e.loaded.path.as_os_str(), &e.loaded))
             .collect();
         let groups: Vec<GroupFact<'t>> = (tree.groups.iter().filter_map(usable))
-            .map(|(group, path, bytes, _)| GroupFact {
+            .map(|(group, path, bytes)| GroupFact {
                 path,
                 bytes,
                 group,
@@ -599,7 +594,6 @@ fn profile_fact<'t>(
     tree: &'t Tree,
     path: &'t Path,
     bytes: &'t [u8],
-    json: &'t Value,
     profile: &'t Profile,
 ) -> ProfileFact<'t> {
     let target = tree.target;
@@ -629,7 +623,6 @@ fn profile_fact<'t>(
     ProfileFact {
         path,
         bytes,
-        json,
         profile,
         args_field: if target.reads_cmdline() {
             "cmdline"
@@ -679,7 +672,12 @@ fn assets(root: &Path, profile: &Profile) -> Vec<AssetRef> {
         .collect()
 }
 
-/// A path step naming an object key.
+/// A path step naming a field (matched as Go matches struct fields).
 pub fn key(name: &str) -> PathSeg {
     PathSeg::Key(name.to_owned())
+}
+
+/// A path step naming a map key (selector, metadata), matched as spelled.
+pub fn map_key(name: &str) -> PathSeg {
+    PathSeg::MapKey(name.to_owned())
 }

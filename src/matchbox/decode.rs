@@ -56,12 +56,24 @@ pub enum DecodeError {
     Invalid(String),
 }
 
-/// One step into a JSON document: an object key (as the schema names it, or as the file spells a
-/// map key) or an array index.
+/// One step into a JSON document: a field, a map key or an array index.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PathSeg {
+    /// A struct field as the schema names it: the file may spell it in any letter case, and
+    /// of several such keys the last one counts (Go's decoding).
     Key(String),
+    /// A key of a map (selector, metadata), or a key no field reads, as the file spells it.
+    MapKey(String),
     Index(usize),
+}
+
+impl std::fmt::Display for PathSeg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PathSeg::Key(key) | PathSeg::MapKey(key) => f.write_str(key),
+            PathSeg::Index(i) => write!(f, "{i}"),
+        }
+    }
 }
 
 /// A JSON document as Go's decoder walks it: objects keep every key, in document order,
@@ -175,7 +187,7 @@ pub fn parse_go(bytes: &[u8]) -> Result<GoJson, DecodeError> {
 /// invalid UTF-8, and every `\u` escape of a surrogate that does not begin a valid pair
 /// (written `\ufffd`, the same length). Outside strings such bytes are a syntax error for
 /// both decoders alike. Valid input is returned as it is.
-fn go_text(bytes: &[u8]) -> Cow<'_, [u8]> {
+pub(crate) fn go_text(bytes: &[u8]) -> Cow<'_, [u8]> {
     let text: Cow<'_, [u8]> = match std::str::from_utf8(bytes) {
         Ok(_) => Cow::Borrowed(bytes),
         Err(_) => {
@@ -351,7 +363,7 @@ impl<'a> GoObject<'a> {
         let shown = match &inner {
             None => field.to_owned(),
             Some(PathSeg::Index(i)) => format!("{field}[{i}]"),
-            Some(PathSeg::Key(key)) => format!("{field}.{key}"),
+            Some(PathSeg::Key(key) | PathSeg::MapKey(key)) => format!("{field}.{key}"),
         };
         let mut path = schema_path(self.path);
         path.push(PathSeg::Key(field.to_owned()));
@@ -427,7 +439,7 @@ impl<'a> GoObject<'a> {
                             other => {
                                 return Err(self.type_error(
                                     field,
-                                    Some(PathSeg::Key(key.clone())),
+                                    Some(PathSeg::MapKey(key.clone())),
                                     "a string",
                                     other,
                                 ));

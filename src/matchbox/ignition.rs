@@ -186,7 +186,11 @@ fn unknown_keys(
         let ignition_config::Warning::UnusedKey(path) = warning else {
             return None;
         };
-        let segs = dollar_path(&path);
+        let mut segs = dollar_path(&path);
+        // The unknown key itself is found as spelled (another spelling may be a known field).
+        if let Some(last @ PathSeg::Key(_)) = segs.last_mut() {
+            *last = PathSeg::MapKey(last.to_string());
+        }
         Some(Problem {
             pos: spans::locate_or_parent(bytes, &segs, Part::Key),
             kind: ProblemKind::UnknownKey,

@@ -3,8 +3,9 @@
 //! serde_json reports positions for syntax errors only. Files that parsed are walked again
 //! here, lazily and only when a finding needs a position: a small scanner that follows a path
 //! of keys and indices through the raw bytes and returns the byte offset of the key or value.
-//! Keys match the way Go's `encoding/json` matches struct fields: an exact match if there is
-//! one, else a case-insensitive one; with repeated keys the last one counts, as in Go.
+//! A field's keys match the way Go's `encoding/json` matches struct fields, in any letter case,
+//! and of repeated ones the last counts, as in Go (`"profile": "a", "Profile": "b"` is `b`); a
+//! map key (selector, metadata) matches only itself.
 
 use crate::matchbox::decode::{PathSeg, keys_match};
 
@@ -92,15 +93,29 @@ pub fn locate_offset(bytes: &[u8], path: &[PathSeg], part: Part) -> Option<usize
     let mut scanner = Scanner { bytes, at: 0 };
     scanner.skip_bom();
     scanner.ws();
-    let mut key_at = scanner.at;
-    for seg in path {
-        let (key, value) = scanner.member(seg)?;
-        key_at = key;
-        scanner.at = value;
-    }
+    let (key_at, value_at) = if path.is_empty() {
+        (scanner.at, scanner.at)
+    } else {
+        find(bytes, scanner.at, path)?
+    };
     Some(match part {
         Part::Key => key_at,
-        Part::Value => scanner.at,
+        Part::Value => value_at,
+    })
+}
+
+/// The (key, value) offsets of the member at `path` inside the value at `at`. Of several
+/// members a step matches, the last one in which the rest of the path exists counts: Go
+/// decodes repeated fields in order, the later over the earlier, and merges objects.
+fn find(bytes: &[u8], at: usize, path: &[PathSeg]) -> Option<(usize, usize)> {
+    let (seg, rest) = path.split_first()?;
+    let members = Scanner { bytes, at }.members(seg)?;
+    members.into_iter().rev().find_map(|(key_at, value_at)| {
+        if rest.is_empty() {
+            Some((key_at, value_at))
+        } else {
+            find(bytes, value_at, rest)
+        }
     })
 }
 
@@ -131,18 +146,20 @@ impl Scanner<'_> {
         (self.peek()? == byte).then(|| self.at += 1)
     }
 
-    /// Finds `seg` in the object or array at the cursor: (key offset, value offset).
-    fn member(&mut self, seg: &PathSeg) -> Option<(usize, usize)> {
+    /// The members `seg` names in the object or array at the cursor, in document order, as
+    /// (key offset, value offset). A field matches its keys the way Go matches struct fields
+    /// (any letter case); a map key, only itself.
+    fn members(&mut self, seg: &PathSeg) -> Option<Vec<(usize, usize)>> {
         self.ws();
         match (self.peek()?, seg) {
             (b'{', seg) => {
-                let want = match seg {
-                    PathSeg::Key(key) => key.clone(),
-                    PathSeg::Index(i) => i.to_string(),
+                let matches = |key: &str| match seg {
+                    PathSeg::Key(field) => keys_match(key, field),
+                    PathSeg::MapKey(want) => key == want,
+                    PathSeg::Index(i) => key == i.to_string(),
                 };
                 self.at += 1;
-                let mut exact = None;
-                let mut folded = None;
+                let mut found = Vec::new();
                 self.ws();
                 if self.peek()? == b'}' {
                     return None;
@@ -153,11 +170,8 @@ impl Scanner<'_> {
                     let key = self.string()?;
                     self.eat(b':')?;
                     self.ws();
-                    let value_at = self.at;
-                    if key == want {
-                        exact = Some((key_at, value_at));
-                    } else if keys_match(&key, &want) {
-                        folded = Some((key_at, value_at));
+                    if matches(&key) {
+                        found.push((key_at, self.at));
                     }
                     self.skip_value()?;
                     self.ws();
@@ -167,7 +181,7 @@ impl Scanner<'_> {
                         _ => return None,
                     }
                 }
-                exact.or(folded)
+                Some(found)
             }
             (b'[', PathSeg::Index(want)) => {
                 self.at += 1;
@@ -179,7 +193,7 @@ impl Scanner<'_> {
                 loop {
                     self.ws();
                     if index == *want {
-                        return Some((self.at, self.at));
+                        return Some(vec![(self.at, self.at)]);
                     }
                     self.skip_value()?;
                     self.ws();

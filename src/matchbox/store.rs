@@ -59,11 +59,23 @@ impl LoadError {
     }
 }
 
-/// The bytes of a file that was read, and its JSON when it parses.
+/// The bytes of a file that was read, and whether they are JSON. The JSON itself is not
+/// kept (lint holds every file of a data directory: trees would be several times the bytes);
+/// [`Source::json`] reads it again for the few checks that walk it.
 #[derive(Debug, Clone)]
 pub struct Source {
     pub bytes: Vec<u8>,
-    pub json: Option<Value>,
+    pub is_json: bool,
+}
+
+impl Source {
+    /// The file's JSON (of repeated keys the last), when it is JSON.
+    pub fn json(&self) -> Option<Value> {
+        if !self.is_json {
+            return None;
+        }
+        parse_go(&self.bytes).ok().map(|doc| doc.to_value())
+    }
 }
 
 /// One file matchbox reads and what came of it.
@@ -200,6 +212,51 @@ impl Store {
         Ok(loaded.into_iter().flatten().collect())
     }
 
+    /// Every group as `GroupList` loads them, in listing order, with only what selection needs
+    /// decoded: each entry's group has its selector and profile, and no other field (see
+    /// [`super::head`]); no file's bytes are kept. [`Store::group_os`] reads one whole.
+    pub fn group_heads(&self) -> io::Result<Vec<Entry<Group>>> {
+        self.entries("groups", |store, stem| store.group_head_os(stem))
+    }
+
+    /// [`Store::group_os`] with only the selector and profile decoded, and without the bytes
+    /// (each file is read into the same buffer).
+    fn group_head_os(&self, id: &OsStr) -> Loaded<Group> {
+        thread_local! {
+            static BUFFER: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(Vec::with_capacity(8192));
+        }
+        let name = json_name(id);
+        let path = match self.resolve_os("groups", &name) {
+            Ok(path) => path,
+            Err(err) => {
+                return Loaded {
+                    path: self.root.join("groups").join(&name),
+                    source: None,
+                    result: Err(err),
+                };
+            }
+        };
+        let result = BUFFER.with_borrow_mut(|bytes| {
+            bytes.clear();
+            read_unsized(&path, bytes).map_err(|err| LoadError::read(&err))?;
+            match super::head::group_head(bytes) {
+                Some(head) => Ok(head),
+                None => Ok(Group::parse(bytes)?),
+            }
+        });
+        Loaded {
+            path,
+            source: None,
+            result,
+        }
+    }
+
+    /// The whole group in `path`, a file [`Store::group_heads`] read.
+    pub fn group_file(&self, path: &Path) -> Result<Group, LoadError> {
+        let bytes = read_small(path).map_err(|err| LoadError::read(&err))?;
+        Ok(Group::parse(&bytes)?)
+    }
+
     /// Every entry of `profiles/`, loaded as `ProfileList` would (lint checks them all).
     pub fn profiles(&self) -> io::Result<Vec<Entry<Profile>>> {
         self.entries("profiles", |store, stem| store.profile_os(stem))
@@ -240,37 +297,41 @@ impl Store {
         dir: &str,
         decode: impl Fn(&GoJson) -> Result<T, DecodeError>,
     ) -> Loaded<T> {
-        let path = match self.resolve_os(dir, name) {
-            Ok(path) => path,
-            Err(err) => {
+        let (path, bytes) = match self.read_named(name, dir) {
+            Ok(read) => read,
+            Err((path, err)) => {
                 return Loaded {
-                    path: self.root.join(dir).join(name),
+                    path,
                     source: None,
                     result: Err(err),
                 };
             }
         };
-        let bytes = match read_small(&path) {
-            Ok(bytes) => bytes,
-            Err(err) => {
-                return Loaded {
-                    path,
-                    source: None,
-                    result: Err(LoadError::read(&err)),
-                };
-            }
-        };
-        let (json, result) = match parse_go(&bytes) {
-            Ok(doc) => {
-                let result = decode(&doc).map_err(LoadError::from);
-                (Some(doc.to_value()), result)
-            }
-            Err(err) => (None, Err(LoadError::from(err))),
+        let (is_json, result) = match parse_go(&bytes) {
+            Ok(doc) => (true, decode(&doc).map_err(LoadError::from)),
+            Err(err) => (false, Err(LoadError::from(err))),
         };
         Loaded {
             path,
-            source: Some(Source { bytes, json }),
+            source: Some(Source { bytes, is_json }),
             result,
+        }
+    }
+
+    /// Reads `<dir>/<name>` as matchbox opens it: the file and its bytes, or the file and why
+    /// it cannot be read.
+    fn read_named(
+        &self,
+        name: &OsStr,
+        dir: &str,
+    ) -> Result<(PathBuf, Vec<u8>), (PathBuf, LoadError)> {
+        let path = match self.resolve_os(dir, name) {
+            Ok(path) => path,
+            Err(err) => return Err((self.root.join(dir).join(name), err)),
+        };
+        match read_small(&path) {
+            Ok(bytes) => Ok((path, bytes)),
+            Err(err) => Err((path, LoadError::read(&err))),
         }
     }
 
@@ -295,13 +356,23 @@ impl Store {
 }
 
 /// Reads a whole file, sized for the small files of a data directory: open, read until the
-/// end, close (no `stat` for a size hint, which costs a system call per file).
+/// end, close (no `stat` for a size hint, which costs a system call per file). The buffer is
+/// then cut to the file's size: lint keeps tens of thousands of these.
 pub fn read_small(path: &Path) -> io::Result<Vec<u8>> {
-    use std::io::Read as _;
-    let mut file = fs::File::open(path)?;
     let mut bytes = Vec::with_capacity(8192);
-    file.read_to_end(&mut bytes)?;
+    read_unsized(path, &mut bytes)?;
+    bytes.shrink_to_fit();
     Ok(bytes)
+}
+
+/// Appends the whole file to `bytes`: open, read until the end, close. Read through a `Take`
+/// so that std does not ask the file's size first (a `statx` per file, 10,000 of them for one
+/// `explain`).
+fn read_unsized(path: &Path, bytes: &mut Vec<u8>) -> io::Result<()> {
+    use std::io::Read as _;
+    let file = fs::File::open(path)?;
+    file.take(u64::MAX).read_to_end(bytes)?;
+    Ok(())
 }
 
 /// The entries of `dir`, sorted by name bytes as Go's `ioutil.ReadDir` sorts them, with

@@ -76,14 +76,18 @@ pub struct Run {
 
 /// Schedules `discovered` (first seen first) in `data_dir`: reads the roles already written,
 /// assigns, renders every file, and writes them in one go (or, with `plan`, compares only).
+/// The machines are dropped once the roles are decided, before the files are rendered: with
+/// 100,000 machines each is as large as the other.
 pub fn once(
     data_dir: &DataDir,
-    discovered: &[discovery::machine::Machine],
+    discovered: Vec<discovery::machine::Machine>,
     options: &Options,
 ) -> Result<Run> {
     let existing = state::read_assignments(data_dir)?;
-    let decision = decide(data_dir, discovered, &existing, options)?;
-    finish(data_dir, discovered, options, &existing, decision)
+    let decision = decide(data_dir, &discovered, &existing, options)?;
+    let still_admitted = still_admitted(&discovered, &decision.released);
+    drop(discovered);
+    finish(data_dir, &still_admitted, options, &existing, decision)
 }
 
 /// [`once`] with the machines and the roles in a store (`--db`) that several provisioning
@@ -132,11 +136,13 @@ pub fn once_in_store(
         decision.released.extend(released_elsewhere.iter().cloned());
         let mut existing = existing;
         existing.extend(released_elsewhere);
-        decided = Some((decision, existing, machines.to_vec()));
+        // Of the machines, only whether a released one is still admitted is needed later.
+        let admitted = still_admitted(machines, &decision.released);
+        decided = Some((decision, existing, admitted));
         Ok(changes)
     })?;
-    let (decision, existing, machines) = decided.expect("the store ran the decision");
-    finish(data_dir, &machines, options, &existing, decision)
+    let (decision, existing, admitted) = decided.expect("the store ran the decision");
+    finish(data_dir, &admitted, options, &existing, decision)
 }
 
 /// What a run decided: the schedule, the roles `--release` freed, and those it kept.
@@ -186,7 +192,7 @@ fn decide(
 /// the released roles.
 fn finish(
     data_dir: &DataDir,
-    discovered: &[discovery::machine::Machine],
+    still_admitted: &[String],
     options: &Options,
     existing: &[Assignment],
     decision: Decision,
@@ -207,7 +213,7 @@ fn finish(
     let files = render(data_dir, options, &schedule)?;
     let removals = release_removals(data_dir, options, existing, &released, &schedule)?;
     for role in &released {
-        if input_admitted(discovered, &role.mac) {
+        if still_admitted.contains(&role.mac) {
             tracing::warn!(
                 "{} is still admitted: the next run gives it a role again unless it is \
                  forgotten (caas machines forget {})",
@@ -229,8 +235,15 @@ fn finish(
     })
 }
 
-fn input_admitted(discovered: &[discovery::machine::Machine], mac: &str) -> bool {
-    discovered.iter().any(|m| m.mac == mac && m.is_admitted())
+/// The released roles' MACs whose machines are still admitted.
+fn still_admitted(
+    discovered: &[discovery::machine::Machine],
+    released: &[Assignment],
+) -> Vec<String> {
+    (released.iter())
+        .filter(|role| (discovered.iter()).any(|m| m.mac == role.mac && m.is_admitted()))
+        .map(|role| role.mac.clone())
+        .collect()
 }
 
 /// The workers `--release` names; a member, or a MAC with no role, is an input error.

@@ -112,7 +112,7 @@ fn json_syntax(facts: &Facts<'_>, out: &mut Findings) {
         let Some(source) = file.source.filter(|_| file.is_json_file) else {
             continue;
         };
-        if source.json.is_some() {
+        if source.is_json {
             continue;
         }
         if let Some(LoadError::Decode(DecodeError::Syntax {
@@ -139,7 +139,7 @@ pub const WRONG_TYPE: Rule = Rule {
 
 fn wrong_types(facts: &Facts<'_>, out: &mut Findings) {
     for file in &facts.files {
-        let Some((bytes, _)) = file.parsed() else {
+        let Some(bytes) = file.parsed() else {
             continue;
         };
         if let Some(LoadError::Decode(err @ DecodeError::Type { path, .. })) = file.error {

@@ -6,7 +6,7 @@ use std::path::Path;
 use serde_json::Value;
 
 use super::{Findings, Rule};
-use crate::lint::facts::{Config, Dir, Facts, GroupFact, ProfileLink, key};
+use crate::lint::facts::{Config, Dir, Facts, GroupFact, ProfileLink, key, map_key};
 use crate::lint::{Code, Severity};
 use crate::matchbox::decode::{DecodeError, keys_match};
 use crate::matchbox::group::is_mac_key;
@@ -24,11 +24,13 @@ pub const INVALID_MAC: Rule = Rule {
 
 fn invalid_macs(facts: &Facts<'_>, out: &mut Findings) {
     for file in facts.files.iter().filter(|f| f.dir == Dir::Groups) {
-        let Some((bytes, json)) = file.parsed() else {
+        let Some(bytes) = file.parsed() else {
             continue;
         };
-        if let Some(LoadError::Decode(DecodeError::Invalid(_))) = file.error {
-            invalid_macs_in(file.path, bytes, json, out);
+        if let Some(LoadError::Decode(DecodeError::Invalid(_))) = file.error
+            && let Some(json) = file.json()
+        {
+            invalid_macs_in(file.path, bytes, &json, out);
         }
     }
 }
@@ -46,7 +48,8 @@ fn invalid_macs_in(path: &Path, bytes: &[u8], json: &Value, out: &mut Findings) 
             continue;
         }
         if let Err(err) = mac::normalize(text) {
-            let pos = spans::locate_or_parent(bytes, &[key(selector_key), key(name)], Part::Value);
+            let pos =
+                spans::locate_or_parent(bytes, &[key(selector_key), map_key(name)], Part::Value);
             out.add(
                 path,
                 pos,
@@ -70,8 +73,9 @@ fn selector_cases(facts: &Facts<'_>, out: &mut Findings) {
     for group in &facts.groups {
         for (name, value) in &group.group.selector {
             let lower = name.to_ascii_lowercase();
-            let at =
-                |part| spans::locate_or_parent(group.bytes, &[key("selector"), key(name)], part);
+            let at = |part| {
+                spans::locate_or_parent(group.bytes, &[key("selector"), map_key(name)], part)
+            };
             if lower != *name && labels.contains(&lower.as_str()) {
                 out.add(
                     group.path,
@@ -114,7 +118,7 @@ fn metadata_renders(facts: &Facts<'_>, out: &mut Findings) {
         }
         let mut report = |path: &[&str], message: String| {
             let mut segs = vec![key("metadata")];
-            segs.extend(path.iter().map(|p| key(p)));
+            segs.extend(path.iter().map(|p| map_key(p)));
             out.add(
                 group.path,
                 spans::locate_or_parent(group.bytes, &segs, Part::Key),

@@ -30,14 +30,17 @@ pub const UNKNOWN_KEY: Rule = Rule {
 /// with its code.
 fn check_keys(facts: &Facts<'_>, out: &mut Findings) {
     for file in &facts.files {
-        let Some((bytes, json)) = file.parsed() else {
+        let Some(bytes) = file.parsed() else {
             continue;
         };
         let schema = match file.dir {
             Dir::Groups => &GROUP,
             Dir::Profiles => &PROFILE,
         };
-        let found = file.keys.get_or_init(|| check(bytes, json, schema));
+        let found = file.keys.get_or_init(|| match file.json() {
+            Some(json) => check(bytes, &json, schema),
+            None => Vec::new(),
+        });
         out.add_locals(file.path, found.iter().cloned());
     }
 }
@@ -129,14 +132,11 @@ fn walk(
             continue;
         }
         let mut at = path.clone();
-        at.push(PathSeg::Key(key.clone()));
+        at.push(PathSeg::MapKey(key.clone()));
         let pos = spans::locate_or_parent(bytes, &at, Part::Key);
         let shown = at
             .iter()
-            .map(|seg| match seg {
-                PathSeg::Key(k) => k.clone(),
-                PathSeg::Index(i) => i.to_string(),
-            })
+            .map(ToString::to_string)
             .collect::<Vec<_>>()
             .join(".");
         let meant = schema.fields.iter().find(|(field, _)| {

@@ -6,9 +6,9 @@ use std::path::Path;
 use serde_json::Value;
 
 use super::{Findings, Rule};
-use crate::lint::facts::{Dir, Facts, ProfileFact, key};
+use crate::lint::facts::{Dir, Facts, ProfileFact, key, map_key};
 use crate::lint::{Code, Severity};
-use crate::matchbox::decode::{DecodeError, keys_match, type_name};
+use crate::matchbox::decode::{DecodeError, keys_match, parse_json, type_name};
 use crate::matchbox::spans::{self, Part, Pos};
 use crate::matchbox::store::LoadError;
 
@@ -21,7 +21,7 @@ pub const MISSING_ID: Rule = Rule {
 
 fn missing_ids(facts: &Facts<'_>, out: &mut Findings) {
     for file in facts.files.iter().filter(|f| f.dir == Dir::Profiles) {
-        let Some((bytes, _)) = file.parsed() else {
+        let Some(bytes) = file.parsed() else {
             continue;
         };
         if let Some(LoadError::Decode(DecodeError::Invalid(why))) = file.error {
@@ -119,12 +119,17 @@ fn missing_boot(facts: &Facts<'_>, out: &mut Findings) {
     }
 }
 
-/// The profile's `boot` object as written (any case of the key, as Go decodes it).
-fn boot_json<'j>(fact: &ProfileFact<'j>) -> Option<&'j serde_json::Map<String, Value>> {
-    fact.json
-        .as_object()
-        .and_then(|root| root.iter().find(|(k, _)| keys_match(k, "boot")))
-        .and_then(|(_, v)| v.as_object())
+/// The profile's `boot` object as written (any case of the key, as Go decodes it), read
+/// again from the file (lint keeps no JSON trees).
+fn boot_json(fact: &ProfileFact<'_>) -> Option<serde_json::Map<String, Value>> {
+    let Value::Object(mut root) = parse_json(fact.bytes).ok()? else {
+        return None;
+    };
+    let key = root.keys().find(|k| keys_match(k, "boot"))?.clone();
+    match root.remove(&key)? {
+        Value::Object(boot) => Some(boot),
+        _ => None,
+    }
 }
 
 /// `boot.<field>` is present and not null.
@@ -222,16 +227,17 @@ fn cmdline_types(facts: &Facts<'_>, out: &mut Findings) {
             continue;
         }
         // bootcfg decodes cmdline as a map of strings; anything else fails the profile.
-        let Some((_, map)) =
-            boot_json(fact).and_then(|b| b.iter().find(|(k, _)| keys_match(k, "cmdline")))
-        else {
+        let Some(boot) = boot_json(fact) else {
+            continue;
+        };
+        let Some((_, map)) = boot.iter().find(|(k, _)| keys_match(k, "cmdline")) else {
             continue;
         };
         let bad = match map {
             Value::Object(entries) => entries
                 .iter()
                 .find(|(_, v)| !v.is_string() && !v.is_null())
-                .map(|(k, v)| (vec![key("boot"), key("cmdline"), key(k)], type_name(v))),
+                .map(|(k, v)| (vec![key("boot"), key("cmdline"), map_key(k)], type_name(v))),
             Value::Null => None,
             other => Some((vec![key("boot"), key("cmdline")], type_name(other))),
         };
