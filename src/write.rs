@@ -435,10 +435,10 @@ fn fsync_in_threads(staged: &[tempfile::TempPath], threads: usize) -> Result<()>
             .chunks(chunk)
             .map(|paths| scope.spawn(|| fsync_each(paths)))
             .collect();
+        // The scope joins any worker left when one fails.
         workers
             .into_iter()
-            .map(|worker| worker.join().expect("an fsync thread panicked"))
-            .collect::<Result<()>>()
+            .try_for_each(|worker| worker.join().expect("an fsync thread panicked"))
     })
 }
 
