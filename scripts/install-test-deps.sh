@@ -119,6 +119,35 @@ elif [ ! -s "$cache/matchbox/current" ]; then
   echo "      (tag v0.8.3: go build -o matchbox ./cmd/matchbox) and write its path to $cache/matchbox/current" >&2
 fi
 
+# The spec 2.x oracle (tests/oracle/ignition2/main.go): Ignition's own 2.x config parser as
+# vendored in matchbox v0.8.3's source, built offline inside that tree into a cache keyed by the
+# tarball and the program. Tests read the binary's path from $cache/ignition2/current.
+oracle_src=$repo/tests/oracle/ignition2/main.go
+if [ -f "$thirdparty/matchbox-0.8.3.tar.gz" ]; then
+  key=$(cat "$thirdparty/matchbox-0.8.3.tar.gz" "$oracle_src" | sha256sum | cut -c1-16)
+  out=$cache/ignition2/$key
+  if [ ! -x "$out/ignition2-check" ]; then
+    echo "building the Ignition spec 2.x oracle into $out" >&2
+    mkdir -p "$cache/ignition2"
+    tmp=$(mktemp -d "$cache/ignition2/.build.XXXXXX")
+    tar xzf "$thirdparty/matchbox-0.8.3.tar.gz" -C "$tmp"
+    mkdir "$tmp/matchbox-0.8.3/caas-ignition2-check"
+    cp "$oracle_src" "$tmp/matchbox-0.8.3/caas-ignition2-check/main.go"
+    (cd "$tmp/matchbox-0.8.3" && GOFLAGS=-mod=vendor CGO_ENABLED=0 GOPROXY=off GOCACHE="$tmp/cache" \
+       go build -o "$tmp/ignition2-check" ./caas-ignition2-check)
+    mkdir "$tmp/out"
+    mv "$tmp/ignition2-check" "$tmp/out/"
+    rm -rf "$out"
+    mv "$tmp/out" "$out"
+    rm -rf "$tmp"
+  fi
+  echo "$out/ignition2-check" >"$cache/ignition2/current.tmp"
+  mv "$cache/ignition2/current.tmp" "$cache/ignition2/current"
+elif [ ! -s "$cache/ignition2/current" ]; then
+  echo "error: the spec 2.x tests need matchbox-0.8.3.tar.gz (its vendored Ignition parser) in $thirdparty" >&2
+  exit 1
+fi
+
 # iPXE from the offline source archive next to the repository, unpacked and built once into
 # $cache/ipxe/<hash> (tests/chain_boot.rs builds it again with a script embedded).
 if ls "$repo/../shared/thirdparty"/ipxe-*.tar.gz >/dev/null 2>&1; then

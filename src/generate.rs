@@ -17,7 +17,7 @@ use serde_json::{Map, Value};
 use crate::assets::manifest::Manifest;
 use crate::error::{InvalidInput, invalid};
 use crate::ids::Id;
-use crate::ignition::config_file_name;
+use crate::ignition::{Spec, config_file_name};
 use crate::input::UserFile;
 use crate::matchbox::datadir::DataDir;
 use crate::matchbox::group::{Group, Selector, normalize_selector};
@@ -27,12 +27,59 @@ use crate::matchbox::server::MatchboxUrl;
 use crate::os::{self, Arch, Os, ReleaseFiles};
 use crate::write::FileWrite;
 
-/// The kernel-argument format of the profile.
+/// The server the files are written for, when it is older than matchbox v0.5.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Compat {
-    /// bootcfg before matchbox v0.5: write the `boot.cmdline` map instead of `boot.args`
+    /// bootcfg v0.4 (2016): profiles with the `boot.cmdline` map instead of `boot.args`, and
+    /// (gen cluster, schedule once) Ignition spec 2.x configs, 2.0 unless --spec says otherwise
     #[value(name = "bootcfg-0.4")]
     Bootcfg04,
+}
+
+/// Where a run's OS and spec are set, for the errors of [`output_spec`]: `--os` and `--spec`
+/// on the command line, `os` and `ignition_spec` in a lab spec.
+#[derive(Clone, Copy, Debug)]
+pub struct SpecFlags {
+    pub os: &'static str,
+    pub spec: &'static str,
+}
+
+/// The Ignition spec of the configs a run writes: the one asked for, else 2.0 with
+/// `--compat bootcfg-0.4` (what Container Linux read in bootcfg v0.4's time), else 3.3. It
+/// must be one the OS reads, and with bootcfg v0.4, a 2.x one: bootcfg serves raw Ignition as
+/// it is, to CoreOS Container Linux.
+pub fn output_spec(
+    os: Os,
+    compat: Option<Compat>,
+    asked: Option<Spec>,
+    flags: SpecFlags,
+) -> Result<Spec, InvalidInput> {
+    let spec = match (asked, compat) {
+        (Some(spec), _) => spec,
+        (None, Some(Compat::Bootcfg04)) => Spec::V2_0,
+        (None, None) => Spec::default(),
+    };
+    if compat == Some(Compat::Bootcfg04) && spec.major() != 2 {
+        return Err(InvalidInput(format!(
+            "--compat bootcfg-0.4 writes for CoreOS Container Linux of 2016, which reads Ignition \
+             spec 2.x, and {} is {}: leave {} out (2.0) or give 2.0, 2.1, 2.2 or 2.3",
+            flags.spec,
+            spec.name(),
+            flags.spec
+        )));
+    }
+    os.check_reads(spec).map_err(|err| {
+        let fix = if spec.major() == 3 {
+            format!(
+                "give {} 2.0 (2.1, 2.2, 2.3), or --compat bootcfg-0.4 for the 2016 system",
+                flags.spec
+            )
+        } else {
+            format!("give {} 3.3 or 3.4", flags.spec)
+        };
+        InvalidInput(format!("{} {}: {err}: {fix}", flags.os, os.dir_name()))
+    })?;
+    Ok(spec)
 }
 
 /// Where a profile's kernel and initrd come from.
@@ -388,6 +435,67 @@ mod tests {
     use super::*;
     use serde_json::json;
     use std::path::Path;
+
+    const FLAGS: SpecFlags = SpecFlags {
+        os: "--os",
+        spec: "--spec",
+    };
+
+    #[test]
+    fn the_output_spec_follows_the_server_and_the_os() {
+        let bootcfg = Some(Compat::Bootcfg04);
+        assert_eq!(
+            output_spec(Os::Flatcar, None, None, FLAGS).unwrap(),
+            Spec::V3_3
+        );
+        assert_eq!(
+            output_spec(Os::Coreos, bootcfg, None, FLAGS).unwrap(),
+            Spec::V2_0
+        );
+        assert_eq!(
+            output_spec(Os::Coreos, bootcfg, Some(Spec::V2_2), FLAGS).unwrap(),
+            Spec::V2_2
+        );
+        assert_eq!(
+            output_spec(Os::Coreos, None, Some(Spec::V2_3), FLAGS).unwrap(),
+            Spec::V2_3
+        );
+        // Flatcar reads both majors.
+        assert_eq!(
+            output_spec(Os::Flatcar, bootcfg, None, FLAGS).unwrap(),
+            Spec::V2_0
+        );
+        let refused = [
+            (
+                Os::Coreos,
+                None,
+                None,
+                "--os coreos: CoreOS Container Linux reads Ignition spec 2.x only, and the configs would be spec 3.3: give --spec 2.0",
+            ),
+            (
+                Os::Coreos,
+                bootcfg,
+                Some(Spec::V3_4),
+                "--compat bootcfg-0.4 writes for CoreOS Container Linux of 2016, which reads Ignition spec 2.x, and --spec is 3.4",
+            ),
+            (
+                Os::FedoraCoreos,
+                None,
+                Some(Spec::V2_0),
+                "--os fedora-coreos: Fedora CoreOS reads Ignition spec 3.x only, and the configs would be spec 2.0: give --spec 3.3 or 3.4",
+            ),
+            (
+                Os::FedoraCoreos,
+                bootcfg,
+                None,
+                "--os fedora-coreos: Fedora CoreOS reads Ignition spec 3.x only",
+            ),
+        ];
+        for (os, compat, spec, expected) in refused {
+            let err = output_spec(os, compat, spec, FLAGS).unwrap_err().0;
+            assert!(err.starts_with(expected), "{err}");
+        }
+    }
 
     #[test]
     fn metadata_values_keep_json_types() {

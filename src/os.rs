@@ -378,18 +378,18 @@ impl Os {
         self.descriptor().first_boot_keys[0]
     }
 
-    /// caas renders Ignition spec 3.x; an OS that reads only 2.x (CoreOS Container Linux)
-    /// cannot get its configs from caas's templates.
-    pub fn check_reads_ignition_v3(self) -> Result<(), InvalidInput> {
+    /// Whether this OS reads Ignition configs of `spec`; the error says which specs it reads
+    /// and which `spec` would be refused at boot ("incorrect config version").
+    pub fn check_reads(self, spec: crate::ignition::Spec) -> Result<(), InvalidInput> {
         let descriptor = self.descriptor();
-        if descriptor.ignition.reads(3) {
+        if descriptor.ignition.reads(spec.major()) {
             return Ok(());
         }
         Err(InvalidInput(format!(
-            "{} reads Ignition spec {}, and caas writes 3.x: use flatcar (its successor) or \
-             fedora-coreos",
+            "{} reads Ignition spec {} only, and the configs would be spec {}",
             descriptor.display_name,
-            descriptor.ignition.name()
+            descriptor.ignition.name(),
+            spec.name()
         )))
     }
 

@@ -516,7 +516,7 @@ fn bad_flags_exit_2() {
     let dir = tempfile::tempdir().unwrap();
     for args in [
         vec!["--template", "ssh", "--id", "../x"],
-        vec!["--template", "ssh", "--id", "x", "--spec", "2.2"],
+        vec!["--template", "ssh", "--id", "x", "--spec", "2.4"],
         vec!["--template", "ssh", "--id", "x", "--var", "novalue"],
         vec![
             "--template",

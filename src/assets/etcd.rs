@@ -12,7 +12,7 @@
 //! cluster` and `schedule once` hand that URL and digest to the templates.
 
 use std::fs::{self, File, OpenOptions, Permissions};
-use std::io::{self, Write as _};
+use std::io::{self, Read as _, Write as _};
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Component, Path, PathBuf};
 use std::sync::Mutex;
@@ -497,8 +497,11 @@ pub struct Binary {
     pub version: Id,
     /// `<matchbox>/assets/etcd/<version>/etcd`.
     pub url: String,
-    /// `sha256-<hex>` (Ignition's `verification.hash`).
+    /// `sha256-<hex>` (Ignition's `verification.hash`), or `sha512-<hex>` after
+    /// [`Binary::with_sha512`].
     pub hash: String,
+    /// The published file.
+    pub file: PathBuf,
 }
 
 /// The template variable holding [`Binary::url`].
@@ -507,6 +510,37 @@ pub const URL_VAR: &str = "etcd_binary_url";
 pub const HASH_VAR: &str = "etcd_binary_hash";
 
 impl Binary {
+    /// The same binary with a sha512 digest, for Ignition spec 2.x, which verifies nothing
+    /// else. The published file is read, and must still be the one the manifest's sha256 names.
+    pub fn with_sha512(self) -> anyhow::Result<Binary> {
+        let mut file =
+            File::open(&self.file).with_context(|| format!("reading {}", self.file.display()))?;
+        let mut sha256 = Sha256::new();
+        let mut sha512 = sha2::Sha512::new();
+        let mut buf = vec![0u8; 1 << 16];
+        loop {
+            let n = file
+                .read(&mut buf)
+                .with_context(|| format!("reading {}", self.file.display()))?;
+            if n == 0 {
+                break;
+            }
+            sha256.update(&buf[..n]);
+            sha512.update(&buf[..n]);
+        }
+        let recorded = self.hash.strip_prefix("sha256-").unwrap_or_default();
+        if hex::encode(sha256.finalize()) != recorded {
+            return Err(invalid(format!(
+                "{} does not match the sha256 its manifest records: fetch it again",
+                self.file.display()
+            )));
+        }
+        Ok(Binary {
+            hash: format!("sha512-{}", hex::encode(sha512.finalize())),
+            ..self
+        })
+    }
+
     /// The template variables (`etcd_binary_url`, `etcd_binary_hash`, `etcd_version`).
     pub fn vars(&self) -> Map<String, Value> {
         let mut vars = Map::new();
@@ -514,6 +548,23 @@ impl Binary {
         vars.insert(HASH_VAR.into(), self.hash.clone().into());
         vars.insert("etcd_version".into(), self.version.as_str().into());
         vars
+    }
+}
+
+/// [`published_binary`] with the digest Ignition `spec` verifies: sha256 for 3.x, sha512 (the
+/// file read once) for 2.x.
+pub fn published_binary_for(
+    assets_dir: &Path,
+    version: &Id,
+    arch: Arch,
+    matchbox_url: &MatchboxUrl,
+    spec: crate::ignition::Spec,
+) -> anyhow::Result<Binary> {
+    let binary = published_binary(assets_dir, version, arch, matchbox_url)?;
+    if spec.major() == 2 {
+        binary.with_sha512()
+    } else {
+        Ok(binary)
     }
 }
 
@@ -613,6 +664,7 @@ pub fn published_binary(
             file.name.as_str()
         )),
         hash: format!("sha256-{sha256}"),
+        file: dir.join(file.name.as_str()),
         version: resolved,
     })
 }
@@ -620,6 +672,31 @@ pub fn published_binary(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_sha512_is_computed_only_from_the_file_the_manifest_names() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("etcd");
+        fs::write(&file, b"etcd").unwrap();
+        let binary = |sha256: String| Binary {
+            version: Id::new("v3.5.21").unwrap(),
+            url: "http://m/assets/etcd/v3.5.21/etcd".to_owned(),
+            hash: format!("sha256-{sha256}"),
+            file: file.clone(),
+        };
+        let good = binary(hex::encode(Sha256::digest(b"etcd")))
+            .with_sha512()
+            .unwrap();
+        assert_eq!(
+            good.hash,
+            format!("sha512-{}", hex::encode(sha2::Sha512::digest(b"etcd")))
+        );
+        let err = binary("00".repeat(32))
+            .with_sha512()
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("does not match the sha256"), "{err}");
+    }
 
     #[test]
     fn versions_are_release_versions_with_a_v() {

@@ -94,7 +94,9 @@ pub struct GenIgnitionArgs {
     /// Variables from a JSON or YAML object; --var flags override its keys
     #[arg(long, value_name = "FILE")]
     pub vars_file: Option<PathBuf>,
-    /// Ignition spec version of the config
+    /// Ignition spec version of the config: 3.3 or 3.4 (Flatcar, Fedora CoreOS), or 2.0 … 2.3
+    /// (CoreOS Container Linux; Flatcar reads them too): the template's 3.x-shaped YAML is
+    /// translated, and what the version cannot express is refused
     #[arg(long, value_enum, default_value = "3.3", value_name = "VERSION")]
     pub spec: Spec,
     #[command(flatten)]
@@ -120,6 +122,14 @@ pub struct GenClusterArgs {
     /// Print the built-in example spec and exit
     #[arg(long, conflicts_with_all = ["file", "prune"])]
     pub print_example: bool,
+    /// Ignition spec of every config, instead of the spec's `ignition_spec`: 3.3, 3.4, or 2.0 …
+    /// 2.3 for `os: coreos` [default: 3.3; 2.0 with --compat bootcfg-0.4]
+    #[arg(long, value_enum, value_name = "VERSION")]
+    pub spec: Option<Spec>,
+    /// Write for an older server: bootcfg-0.4 (2016) takes `boot.cmdline` profiles, and serves the
+    /// Ignition configs as they are to CoreOS Container Linux, so they are spec 2.x
+    #[arg(long, value_enum)]
+    pub compat: Option<Compat>,
     #[command(flatten)]
     pub templates: TemplatesArgs,
     #[command(flatten)]

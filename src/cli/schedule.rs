@@ -7,6 +7,7 @@ use clap::{Args, Subcommand};
 use super::{Format, TemplatesArgs};
 use crate::cluster::spec::parse_api_url;
 use crate::discovery::location::Location;
+use crate::generate::Compat;
 use crate::ids::Id;
 use crate::ignition::Spec;
 use crate::matchbox::server::MatchboxUrl;
@@ -98,9 +99,14 @@ pub struct ScheduleOnceArgs {
     /// SSH public key for the `core` user of every scheduled machine (repeatable)
     #[arg(long = "ssh-authorized-key", value_name = "KEY")]
     pub ssh_authorized_keys: Vec<String>,
-    /// Ignition spec of the configs
-    #[arg(long, value_enum, default_value_t = Spec::V3_3)]
-    pub spec: Spec,
+    /// Ignition spec of the configs: 3.3 or 3.4, or 2.0 … 2.3 for `--os coreos` (CoreOS Container
+    /// Linux reads 2.x only) [default: 3.3; 2.0 with --compat bootcfg-0.4]
+    #[arg(long, value_enum, value_name = "VERSION")]
+    pub spec: Option<Spec>,
+    /// Write for an older server: bootcfg-0.4 (2016) takes `boot.cmdline` profiles, and serves the
+    /// Ignition configs as they are to CoreOS Container Linux, so they are spec 2.x
+    #[arg(long, value_enum)]
+    pub compat: Option<Compat>,
     /// The etcd release the roles run, under assets/etcd/ (`caas assets fetch etcd`)
     #[arg(long, default_value = "current", value_name = "V")]
     pub etcd_version: Id,

@@ -70,11 +70,12 @@ pub fn changes(
         Some(&lab.matchbox_url),
     )?;
     let etcd_binary = if runs_etcd(&engine, lab) {
-        Some(etcd::published_binary(
+        Some(etcd::published_binary_for(
             &data_dir.assets_dir(),
             &lab.etcd_version,
             lab.arch,
             &lab.matchbox_url,
+            lab.spec,
         )?)
     } else {
         None

@@ -294,7 +294,7 @@ fn boot(input: &PlanInput<'_>, machine_args: &[String]) -> Result<Boot> {
         input.boot.args.clone(),
         &args,
         Some(&input.lab.matchbox_url),
-        None,
+        input.lab.compat,
     )
 }
 

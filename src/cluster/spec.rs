@@ -9,6 +9,7 @@ use serde_json::{Map, Value};
 
 use crate::error::invalid;
 use crate::etcd;
+use crate::generate::{Compat, SpecFlags, output_spec};
 use crate::ids::Id;
 use crate::ignition::Spec;
 pub use crate::input::from_yaml;
@@ -37,7 +38,8 @@ pub struct LabSpec {
     pub matchbox_url: Option<String>,
     #[serde(default)]
     pub api_url: Option<String>,
-    /// Ignition spec of every config: "3.3" (default) or "3.4".
+    /// Ignition spec of every config: "3.3" (default), "3.4", or "2.0" … "2.3" for CoreOS
+    /// Container Linux (2.0 with `--compat bootcfg-0.4`).
     #[serde(default)]
     pub ignition_spec: Option<String>,
     #[serde(default)]
@@ -127,6 +129,8 @@ pub struct Lab {
     pub matchbox_url: MatchboxUrl,
     pub api_url: Option<MatchboxUrl>,
     pub spec: Spec,
+    /// The server the profiles are written for (`--compat`).
+    pub compat: Option<Compat>,
     pub ssh_authorized_keys: Vec<String>,
     pub args: Vec<String>,
     pub vars: Map<String, Value>,
@@ -162,15 +166,36 @@ pub struct Overrides {
     pub matchbox_url: Option<MatchboxUrl>,
     /// Checked where it was given (`--api-url`), so its errors name the flag.
     pub api_url: Option<MatchboxUrl>,
+    /// `--spec`, instead of the spec's `ignition_spec`.
+    pub spec: Option<Spec>,
+    /// `--compat`: the server the files are written for.
+    pub compat: Option<Compat>,
 }
 
 impl LabSpec {
     /// Checks everything that does not need the templates or the disk.
     pub fn validate(self, origin: &str, overrides: &Overrides) -> Result<Lab> {
         let bad = |what: String| invalid(format!("{origin}: {what}"));
-        self.os
-            .check_reads_ignition_v3()
-            .map_err(|err| bad(format!("os {}: {err}", self.os.dir_name())))?;
+        let asked = match (overrides.spec, self.ignition_spec.as_deref()) {
+            (Some(spec), _) => Some(spec),
+            (None, Some(text)) => Some(Spec::parse(text).ok_or_else(|| {
+                bad(format!(
+                    "ignition_spec {text:?}: caas writes \"2.0\", \"2.1\", \"2.2\", \"2.3\", \
+                     \"3.3\" or \"3.4\""
+                ))
+            })?),
+            (None, None) => None,
+        };
+        let flags = SpecFlags {
+            os: "os",
+            spec: if overrides.spec.is_some() {
+                "--spec"
+            } else {
+                "ignition_spec (or --spec)"
+            },
+        };
+        let spec =
+            output_spec(self.os, overrides.compat, asked, flags).map_err(|err| bad(err.0))?;
         if let Some(channel) = &self.channel {
             check_word(channel).map_err(|why| bad(format!("channel {channel:?}: {why}")))?;
         }
@@ -193,15 +218,6 @@ impl LabSpec {
                 Some(parse_api_url(url).map_err(|err| bad(format!("api_url: {err}")))?)
             }
             (None, None) => None,
-        };
-        let spec = match self.ignition_spec.as_deref() {
-            None | Some("3.3" | "3.3.0") => Spec::V3_3,
-            Some("3.4" | "3.4.0") => Spec::V3_4,
-            Some(other) => {
-                return Err(bad(format!(
-                    "ignition_spec {other:?}: caas writes \"3.3\" or \"3.4\""
-                )));
-            }
         };
         for key in &self.ssh_authorized_keys {
             if key.trim().is_empty() || key.contains(['\n', '\r']) {
@@ -241,6 +257,7 @@ impl LabSpec {
             matchbox_url,
             api_url,
             spec,
+            compat: overrides.compat,
             ssh_authorized_keys: self.ssh_authorized_keys,
             args: self.args,
             vars: self.vars,
@@ -534,7 +551,16 @@ mod tests {
         let err = lab("os: coreos\nmatchbox_url: http://m\n")
             .unwrap_err()
             .to_string();
-        assert!(err.contains("spec 2.x"), "{err}");
+        assert!(err.contains("spec 2.x only"), "{err}");
+        assert!(err.contains("--compat bootcfg-0.4"), "{err}");
+        assert!(lab("os: coreos\nmatchbox_url: http://m\nignition_spec: \"2.0\"\n").is_ok());
+        let err = lab("os: fedora-coreos\nmatchbox_url: http://m\nignition_spec: \"2.2\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("give ignition_spec (or --spec) 3.3 or 3.4"),
+            "{err}"
+        );
         let err = lab("os: flatcar\n").unwrap_err().to_string();
         assert!(err.contains("matchbox_url is missing"), "{err}");
         let err = lab(&format!("{BASE}api_url: ftp://x\n"))

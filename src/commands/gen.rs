@@ -163,6 +163,8 @@ pub fn cluster(global: &GlobalArgs, args: &GenClusterArgs) -> Result<()> {
     let overrides = Overrides {
         matchbox_url: args.matchbox_url.clone(),
         api_url: args.api_url.clone(),
+        spec: args.spec,
+        compat: args.compat,
     };
     let lab = from_yaml::<LabSpec>(&text, &origin)?.validate(&origin, &overrides)?;
     let _lock = lock_data_dir(global, "caas gen cluster", args.write.dry_run)?;

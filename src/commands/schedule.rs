@@ -13,6 +13,7 @@ use crate::discovery;
 use crate::discovery::client::Operator;
 use crate::discovery::location::Location;
 use crate::error::{EXIT_INVALID, invalid};
+use crate::generate::{SpecFlags, output_spec};
 use crate::input::UserFile;
 use crate::matchbox::DataDir;
 use crate::report::{ChangeReport, Fields, Format, NoFields, print_changes};
@@ -71,9 +72,11 @@ fn once(global: &GlobalArgs, args: &ScheduleOnceArgs) -> Result<ExitCode> {
             members - 1
         )));
     }
-    args.os
-        .check_reads_ignition_v3()
-        .map_err(|err| invalid(format!("--os {}: {err}", args.os.dir_name())))?;
+    let flags = SpecFlags {
+        os: "--os",
+        spec: "--spec",
+    };
+    let spec = output_spec(args.os, args.compat, args.spec, flags)?;
     let source = MachineSource::from_args(args)?;
     let data_dir = DataDir::new(&global.data_dir);
     let options = Options {
@@ -84,7 +87,8 @@ fn once(global: &GlobalArgs, args: &ScheduleOnceArgs) -> Result<ExitCode> {
         arch: args.arch,
         args: args.args.clone(),
         ssh_authorized_keys: args.ssh_authorized_keys.clone(),
-        spec: args.spec,
+        spec,
+        compat: args.compat,
         templates_dir: args.templates.dir.clone(),
         matchbox_url: args.matchbox_url.clone(),
         api_url: args.api_url.clone(),

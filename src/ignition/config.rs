@@ -22,15 +22,73 @@ pub enum Spec {
     /// Newer Flatcar and Fedora CoreOS releases
     #[value(name = "3.4", alias = "3.4.0")]
     V3_4,
+    /// CoreOS Container Linux of 2016, bootcfg v0.4's era
+    #[value(name = "2.0", alias = "2.0.0")]
+    V2_0,
+    /// Later CoreOS Container Linux releases (and Flatcar)
+    #[value(name = "2.1", alias = "2.1.0")]
+    V2_1,
+    /// Later still; what matchbox v0.8's Container Linux Config transpiler writes
+    #[value(name = "2.2", alias = "2.2.0")]
+    V2_2,
+    /// The last 2.x spec, read by the last Container Linux releases
+    #[value(name = "2.3", alias = "2.3.0")]
+    V2_3,
 }
 
 impl Spec {
+    /// Every spec caas writes, 3.x first.
+    pub const ALL: [Spec; 6] = [
+        Spec::V3_3,
+        Spec::V3_4,
+        Spec::V2_0,
+        Spec::V2_1,
+        Spec::V2_2,
+        Spec::V2_3,
+    ];
+
     /// The `ignition.version` written in the config.
     pub fn version(self) -> &'static str {
         match self {
             Spec::V3_3 => "3.3.0",
             Spec::V3_4 => "3.4.0",
+            Spec::V2_0 => "2.0.0",
+            Spec::V2_1 => "2.1.0",
+            Spec::V2_2 => "2.2.0",
+            Spec::V2_3 => "2.3.0",
         }
+    }
+
+    /// `major.minor`, as `--spec` takes it.
+    pub fn name(self) -> &'static str {
+        let version = self.version();
+        &version[..version.len() - 2]
+    }
+
+    /// The spec's major version: 2 or 3.
+    pub fn major(self) -> u64 {
+        match self.v2_minor() {
+            Some(_) => 2,
+            None => 3,
+        }
+    }
+
+    /// The minor version of a 2.x spec; `None` for 3.x.
+    pub fn v2_minor(self) -> Option<super::v2::Minor> {
+        match self {
+            Spec::V2_0 => Some(0),
+            Spec::V2_1 => Some(1),
+            Spec::V2_2 => Some(2),
+            Spec::V2_3 => Some(3),
+            Spec::V3_3 | Spec::V3_4 => None,
+        }
+    }
+
+    /// The spec `--spec` / `ignition_spec` names (`2.0`, `3.3.0`, …).
+    pub fn parse(text: &str) -> Option<Spec> {
+        Spec::ALL
+            .into_iter()
+            .find(|spec| text == spec.name() || text == spec.version())
     }
 }
 
@@ -100,6 +158,18 @@ macro_rules! spec_reader {
 spec_reader!(spec_3_3, v3_3, |version| Some(version.to_owned()));
 spec_reader!(spec_3_4, v3_4, |version| version.to_owned());
 
+/// A spec 2.x config: the YAML read as 3.3 (its keys, its unknown-key errors), checked as 3.x
+/// is, then translated down ([`super::v2`]).
+fn read_v2(yaml: &str, template: &str, minor: super::v2::Minor) -> Result<(Value, Option<String>)> {
+    let (config, declared) = spec_3_3::read(yaml, template, "3.3.0")?;
+    let v3_value = without_nulls(serde_json::to_value(&config)?);
+    super::semantics::check(&v3_value)
+        .map_err(|err| invalid(format!("template {template:?}: {err}")))?;
+    let config = super::v2::from_v3(config, minor)
+        .map_err(|err| invalid(format!("template {template:?}: {err}")))?;
+    Ok((serde_json::to_value(&config)?, declared))
+}
+
 /// Reads the YAML a template rendered as an Ignition config of `spec` and writes it as
 /// canonical JSON (sorted keys, no nulls, trailing newline). Errors name `template` and the
 /// line of the rendered YAML.
@@ -114,7 +184,24 @@ pub fn yaml_to_ignition(yaml: &str, spec: Spec, template: &str) -> Result<Vec<u8
             let (config, declared) = spec_3_4::read(yaml, template, version)?;
             (serde_json::to_value(&config)?, declared)
         }
+        Spec::V2_0 | Spec::V2_1 | Spec::V2_2 | Spec::V2_3 => {
+            let minor = spec.v2_minor().expect("a 2.x spec");
+            let (value, declared) = read_v2(yaml, template, minor)?;
+            return finish(value, declared, version, template, false);
+        }
     };
+    finish(value, declared, version, template, true)
+}
+
+/// The declared version checked, the semantic checks of 3.x run (`check_v3`; a 2.x config was
+/// checked before its translation), canonical JSON written.
+fn finish(
+    value: Value,
+    declared: Option<String>,
+    version: &str,
+    template: &str,
+    check_v3: bool,
+) -> Result<Vec<u8>> {
     if let Some(declared) = declared
         && declared != version
     {
@@ -124,8 +211,10 @@ pub fn yaml_to_ignition(yaml: &str, spec: Spec, template: &str) -> Result<Vec<u8
         )));
     }
     let value = without_nulls(value);
-    super::semantics::check(&value)
-        .map_err(|err| invalid(format!("template {template:?}: {err}")))?;
+    if check_v3 {
+        super::semantics::check(&value)
+            .map_err(|err| invalid(format!("template {template:?}: {err}")))?;
+    }
     Ok(crate::write::canonical_json(&value))
 }
 

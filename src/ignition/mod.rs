@@ -5,7 +5,8 @@
 //! inserts is one quoted scalar ([`quote`]) in a place where it cannot change the document
 //! ([`placement`]); the YAML is read into the typed structs of the Ignition spec
 //! ([`config`], unknown keys and wrong types are errors with their line), checked for what
-//! Ignition would refuse at boot ([`semantics`]), and written as canonical JSON.
+//! Ignition would refuse at boot ([`semantics`]), and written as canonical JSON. For spec 2.x
+//! (CoreOS Container Linux) the same 3.x-shaped YAML is translated down ([`v2`]).
 
 pub mod config;
 pub mod placement;
@@ -13,6 +14,7 @@ pub mod quote;
 pub mod render;
 pub mod semantics;
 pub mod templates;
+pub mod v2;
 
 use anyhow::Result;
 use serde_json::{Map, Value};

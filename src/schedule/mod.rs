@@ -23,7 +23,7 @@ use crate::assets::etcd;
 use crate::discovery;
 use crate::discovery::store::RoleChanges;
 use crate::error::invalid;
-use crate::generate::{boot_with_args, os_boot};
+use crate::generate::{Compat, boot_with_args, os_boot};
 use crate::ids::Id;
 use crate::ignition::{Engine, Spec, TemplateSet};
 use crate::matchbox::DataDir;
@@ -46,8 +46,10 @@ pub struct Options {
     pub args: Vec<String>,
     /// SSH keys for the `core` user of every machine.
     pub ssh_authorized_keys: Vec<String>,
-    /// Ignition spec of the configs.
+    /// Ignition spec of the configs (checked against the OS and `compat`).
     pub spec: Spec,
+    /// The server the profiles are written for.
+    pub compat: Option<Compat>,
     /// Templates that add to or override the built-in ones.
     pub templates_dir: Option<PathBuf>,
     pub matchbox_url: Option<MatchboxUrl>,
@@ -385,7 +387,14 @@ fn render(
 ) -> Result<Vec<write::FileWrite>> {
     let base = options.matchbox_url.as_ref();
     let (_, os) = os_boot(data_dir, options.os, &options.version, options.arch, base)?;
-    let boot = boot_with_args(os.kernel, os.initrd, os.args, &options.args, base, None)?;
+    let boot = boot_with_args(
+        os.kernel,
+        os.initrd,
+        os.args,
+        &options.args,
+        base,
+        options.compat,
+    )?;
     let engine = Engine::new(
         TemplateSet::with_dir(options.templates_dir.as_deref())?,
         options.spec,
@@ -436,5 +445,9 @@ fn etcd_binary_vars(
             "--matchbox-url is needed: the etcd roles download etcd from matchbox",
         ));
     };
-    Ok(etcd::published_binary(&data_dir.assets_dir(), version, arch, matchbox_url)?.vars())
+    let spec = engine.spec();
+    Ok(
+        etcd::published_binary_for(&data_dir.assets_dir(), version, arch, matchbox_url, spec)?
+            .vars(),
+    )
 }

@@ -2,7 +2,9 @@
 #![allow(dead_code)]
 
 pub mod api;
+pub mod bootcfg;
 pub mod guest;
+pub mod ignition2;
 pub mod matchbox;
 pub mod nginx;
 pub mod postgres;
