@@ -360,9 +360,10 @@ fn stage(file: &FileWrite, flush: Flush) -> Result<tempfile::TempPath> {
             .sync_all()
             .with_context(|| format!("flushing {}", temp.path().display()))?,
         Flush::FileSystem => {}
+        // Only a head start: the fsync or syncfs that follows is what makes the file durable,
+        // so a file system that refuses the hint (EINVAL on some network or FUSE mounts) is fine.
         Flush::StartedEarly | Flush::StartedEarlyInThreads(_) | Flush::Adaptive => {
-            start_writeback(temp.as_file())
-                .with_context(|| format!("flushing {}", temp.path().display()))?
+            let _ = start_writeback(temp.as_file());
         }
     }
     Ok(temp.into_temp_path())
