@@ -176,9 +176,27 @@ pub fn yaml_budget() -> serde_saphyr::Budget {
 
 /// Reads a YAML document into `T`; errors are `<origin> line <n>: <message>`.
 pub fn from_yaml<T: DeserializeOwned>(text: &str, origin: &str) -> Result<T> {
-    let options = serde_saphyr::options! { with_snippet: false, budget: Some(yaml_budget()) };
+    from_yaml_within(text, origin, yaml_budget())
+}
+
+fn from_yaml_within<T: DeserializeOwned>(
+    text: &str,
+    origin: &str,
+    budget: serde_saphyr::Budget,
+) -> Result<T> {
+    let limits = (budget.max_nodes, budget.max_events);
+    let options = serde_saphyr::options! { with_snippet: false, budget: Some(budget) };
     serde_saphyr::from_str_with_options(text, options).map_err(|err| {
-        let message = err.without_snippet().to_string();
+        let mut message = err.without_snippet().to_string();
+        // The parser names a breached limit by its Rust type (`budget breached: Nodes {…}`);
+        // say in the user's terms which limit it is.
+        if message.contains("budget breached") {
+            let (nodes, events) = limits;
+            message = format!(
+                "the file holds more YAML than caas reads from one file ({nodes} nodes, \
+                 {events} events at most): {message}"
+            );
+        }
         let line = err.location().map(|l| l.line()).unwrap_or(0);
         located(origin, line, &message)
     })
@@ -222,6 +240,19 @@ mod tests {
         }
         let spec: Spec = from_yaml(&text, "big.json").unwrap();
         assert_eq!(spec.machines.len(), 28_000);
+    }
+
+    #[test]
+    fn a_breached_node_budget_says_which_limit_in_one_line() {
+        let mut budget = yaml_budget();
+        budget.max_nodes = 10;
+        let text = format!("[{}]", vec!["1"; 20].join(", "));
+        let err = message(from_yaml_within::<Vec<u32>>(&text, "spec.yaml", budget));
+        assert!(
+            err.starts_with("spec.yaml line 1: the file holds more YAML than caas reads from one file (10 nodes,"),
+            "{err}"
+        );
+        assert!(err.contains("budget breached"), "{err}");
     }
 
     fn message<T: std::fmt::Debug>(result: Result<T>) -> String {
