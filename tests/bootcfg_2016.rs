@@ -12,7 +12,7 @@ use std::path::Path;
 use common::api::Api;
 use common::bootcfg::Bootcfg;
 use common::{
-    assert_one_line_error, caas, caas_in, ignition2, publish_etcd, reference_dir, tree_state,
+    assert_one_line_error, caas_in, discover_captured, ignition2, publish_etcd, tree_state,
 };
 use serde_json::Value;
 use sha2::Digest as _;
@@ -214,22 +214,6 @@ fn bootcfg_0_4_serves_a_container_linux_lab_written_by_gen_cluster() {
     );
 }
 
-/// `caas discover` on captured machine `n` (its 2016 kernel command line, sysfs, addresses).
-fn discover(api: &str, n: usize) {
-    let machine = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/discovery")
-        .join(format!("machine-{n}"));
-    caas()
-        .args(["discover", "--api", api, "--proc-cmdline"])
-        .arg(reference_dir().join(format!("seed-fixtures/discoveryC/tests/proc/cmdline{n}")))
-        .arg("--sysfs")
-        .arg(machine.join("sys"))
-        .arg("--addresses")
-        .arg(machine.join("addresses.json"))
-        .assert()
-        .success();
-}
-
 #[test]
 fn bootcfg_0_4_serves_the_roles_schedule_once_gives_discovered_machines() {
     let dir = tempfile::tempdir().unwrap();
@@ -239,7 +223,7 @@ fn bootcfg_0_4_serves_the_roles_schedule_once_gives_discovered_machines() {
     // The 2016 behaviour: every machine that reports is admitted.
     let api = Api::start(&db, &["--admit", "all"]);
     for n in 0..3 {
-        discover(&api.url, n);
+        discover_captured(&api.url, n);
         std::thread::sleep(std::time::Duration::from_millis(5)); // distinct first-seen times
     }
     drop(api);

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use common::api::Api;
 use common::{
-    assert_one_line_error, caas, caas_in, ignition_validate_all, publish_etcd, reference_dir,
+    assert_one_line_error, caas_in, discover_captured, ignition_validate_all, publish_etcd,
     tree_state,
 };
 use serde_json::{Value, json};
@@ -24,22 +24,6 @@ const CAPTURED: [(&str, &str); 3] = [
     ("52:54:00:90:c3:9f", "172.20.0.66"),
     ("52:54:00:71:83:ea", "172.20.0.67"),
 ];
-
-/// `caas discover` on captured machine `n` (its 2016 kernel command line, sysfs and addresses).
-fn discover(api: &str, n: usize) {
-    let machine = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/discovery")
-        .join(format!("machine-{n}"));
-    caas()
-        .args(["discover", "--api", api, "--proc-cmdline"])
-        .arg(reference_dir().join(format!("seed-fixtures/discoveryC/tests/proc/cmdline{n}")))
-        .arg("--sysfs")
-        .arg(machine.join("sys"))
-        .arg("--addresses")
-        .arg(machine.join("addresses.json"))
-        .assert()
-        .success();
-}
 
 fn schedule(data: &Path, source: &[&str]) -> assert_cmd::assert::Assert {
     caas_in(data)
@@ -94,15 +78,15 @@ fn three_discovered_machines_become_an_etcd_cluster_and_reruns_change_nothing() 
     let [token_flag, token_file] = api.token_args();
 
     // Two machines: not enough for three members, nothing is written.
-    discover(&api.url, 0);
-    discover(&api.url, 1);
+    discover_captured(&api.url, 0);
+    discover_captured(&api.url, 1);
     schedule(&data, &["--api", &api.url, token_flag, token_file])
         .success()
         .stdout("2/3 machines discovered, waiting: nothing written\n");
     assert!(written(&data).is_empty());
 
     thread::sleep(Duration::from_millis(5)); // distinct first-seen times
-    discover(&api.url, 2);
+    discover_captured(&api.url, 2);
     schedule(&data, &["--api", &api.url, token_flag, token_file]).success();
 
     // Members in discovery order, named etcd-<i>, each with its own group, profile and config.

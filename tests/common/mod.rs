@@ -245,3 +245,20 @@ pub fn fuzz_cases(default: u32) -> proptest::prelude::ProptestConfig {
         ..proptest::prelude::ProptestConfig::default()
     }
 }
+
+/// `caas discover` on captured machine `n` (its 2016 kernel command line, sysfs and addresses)
+/// reporting to `api`.
+pub fn discover_captured(api: &str, n: usize) {
+    let machine = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/discovery")
+        .join(format!("machine-{n}"));
+    caas()
+        .args(["discover", "--api", api, "--proc-cmdline"])
+        .arg(reference_dir().join(format!("seed-fixtures/discoveryC/tests/proc/cmdline{n}")))
+        .arg("--sysfs")
+        .arg(machine.join("sys"))
+        .arg("--addresses")
+        .arg(machine.join("addresses.json"))
+        .assert()
+        .success();
+}
