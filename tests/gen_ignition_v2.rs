@@ -172,22 +172,8 @@ fn configs_ignitions_parser_refuses_are_refused_by_caas_on_one_line() {
         let template = dir.path().join(format!("bad-{i}.yaml.tera"));
         fs::write(&template, bad.template).unwrap();
         let before = tree_state(&data);
-        let out = caas_in(&data)
-            .args([
-                "gen",
-                "ignition",
-                "--spec",
-                bad.spec,
-                "--id",
-                "x",
-                "--template",
-            ])
-            .arg(&template)
-            .assert()
-            .code(2)
-            .get_output()
-            .clone();
-        assert_one_line_error(&out.stderr, bad.caas_says);
+        let stderr = refused_gen_ignition(&data, bad.spec, &template);
+        assert_one_line_error(&stderr, bad.caas_says);
         assert_eq!(tree_state(&data), before);
     }
 }
@@ -197,20 +183,18 @@ fn a_declared_3x_version_is_refused_for_a_2x_spec() {
     let dir = tempfile::tempdir().unwrap();
     let template = dir.path().join("t.yaml.tera");
     fs::write(&template, "ignition:\n  version: 3.3.0\n").unwrap();
-    let out = caas_in(Path::new(&dir.path().join("data")))
-        .args([
-            "gen",
-            "ignition",
-            "--spec",
-            "2.0",
-            "--id",
-            "x",
-            "--template",
-        ])
-        .arg(&template)
+    let stderr = refused_gen_ignition(&dir.path().join("data"), "2.0", &template);
+    assert_one_line_error(&stderr, "but the output is spec 2.0.0");
+}
+
+/// `caas gen ignition --spec SPEC --template TEMPLATE` in `data`, which must exit 2: its stderr.
+fn refused_gen_ignition(data: &Path, spec: &str, template: &Path) -> Vec<u8> {
+    caas_in(data)
+        .args(["gen", "ignition", "--spec", spec, "--id", "x", "--template"])
+        .arg(template)
         .assert()
         .code(2)
         .get_output()
-        .clone();
-    assert_one_line_error(&out.stderr, "but the output is spec 2.0.0");
+        .stderr
+        .clone()
 }
