@@ -7,6 +7,7 @@
 //! written through [`write`].
 
 pub mod assets;
+pub mod cache;
 pub mod chain;
 pub mod cli;
 pub mod clock;

@@ -442,27 +442,15 @@ impl IpxeSource {
 /// source tree, under `$XDG_CACHE_HOME/caas/ipxe-build` (or `~/.cache/caas/ipxe-build`), kept
 /// between runs so that iPXE's make only rebuilds what changed (the embedded script).
 pub fn default_build_dir(source: &IpxeSource) -> Result<PathBuf> {
-    build_dir_in(
-        std::env::var_os("XDG_CACHE_HOME"),
-        std::env::var_os("HOME"),
-        source,
-    )
+    build_dir_in(crate::cache::dir(), source)
 }
 
-fn build_dir_in(
-    xdg_cache_home: Option<OsString>,
-    home: Option<OsString>,
-    source: &IpxeSource,
-) -> Result<PathBuf> {
-    let cache = xdg_cache_home
-        .filter(|dir| !dir.is_empty())
-        .map(PathBuf::from)
-        .or_else(|| home.map(|home| PathBuf::from(home).join(".cache")))
-        .context(
-            "neither XDG_CACHE_HOME nor HOME is set: give --ipxe-build-dir DIR for the iPXE build",
-        )?;
+fn build_dir_in(cache: Option<PathBuf>, source: &IpxeSource) -> Result<PathBuf> {
+    let cache = cache.context(
+        "neither XDG_CACHE_HOME nor HOME is set: give --ipxe-build-dir DIR for the iPXE build",
+    )?;
     let key = crate::write::sha256_hex(source.src.as_os_str().as_encoded_bytes());
-    Ok(cache.join("caas/ipxe-build").join(&key[..16]))
+    Ok(cache.join("ipxe-build").join(&key[..16]))
 }
 
 /// Copies the iPXE `src` directory into `build/src` (only files newer than the copy, times
@@ -664,18 +652,19 @@ mod tests {
         let b = IpxeSource {
             src: PathBuf::from("/home/op/ipxe-fork/src"),
         };
-        let xdg = build_dir_in(Some("/c".into()), Some("/home/op".into()), &a).unwrap();
+        let cache = crate::cache::dir_in;
+        let xdg = build_dir_in(cache(Some("/c".into()), Some("/home/op".into())), &a).unwrap();
         assert!(xdg.starts_with("/c/caas/ipxe-build/"), "{}", xdg.display());
-        let home = build_dir_in(Some("".into()), Some("/home/op".into()), &a).unwrap();
+        let home = build_dir_in(cache(Some("".into()), Some("/home/op".into())), &a).unwrap();
         assert!(home.starts_with("/home/op/.cache/caas/ipxe-build/"));
         assert_eq!(
             xdg.file_name(),
             home.file_name(),
             "keyed by the source path"
         );
-        let other = build_dir_in(Some("/c".into()), None, &b).unwrap();
+        let other = build_dir_in(cache(Some("/c".into()), None), &b).unwrap();
         assert_ne!(xdg, other);
-        assert!(build_dir_in(None, None, &a).is_err());
+        assert!(build_dir_in(None, &a).is_err());
     }
 
     #[test]
