@@ -74,7 +74,18 @@ where
 
 /// matchbox's `selectorString`: the `k=v` pairs sorted as strings, joined with commas.
 pub fn selector_string(selector: &Selector) -> String {
-    let mut pairs: Vec<String> = selector.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    // Built without the formatting machinery: selection makes one per group.
+    let pair = |(k, v): (&String, &String)| {
+        let mut pair = String::with_capacity(k.len() + 1 + v.len());
+        pair.push_str(k);
+        pair.push('=');
+        pair.push_str(v);
+        pair
+    };
+    if selector.len() == 1 {
+        return selector.iter().map(pair).collect();
+    }
+    let mut pairs: Vec<String> = selector.iter().map(pair).collect();
     pairs.sort();
     pairs.join(",")
 }
