@@ -17,7 +17,7 @@ use crate::matchbox::ignition::check_raw;
 use crate::matchbox::select::{self, DroppedLabel, Labels, Outcome, selector_string};
 use crate::matchbox::store::{ConfigKind, Entry, Store, is_raw_ignition};
 use crate::matchbox::target::{Target, TemplateDialect, ipxe_script};
-use crate::matchbox::{Group, Profile, Selector, boot, clc, spans, template};
+use crate::matchbox::{Group, Profile, Selector, boot, clc, group_index, spans, template};
 
 /// Everything `explain` found out, in the order a request goes through matchbox.
 #[derive(Clone, Debug, Serialize)]
@@ -93,8 +93,15 @@ pub struct CandidateView {
     pub reason: String,
 }
 
-/// Explains the request `query` (parameters in order) against the data directory `root`.
-pub fn explain_dir(root: &Path, target: Target, query: &[(String, String)]) -> Result<Explanation> {
+/// Explains the request `query` (parameters in order) against the data directory `root`,
+/// with the group index kept in `cache` when given ([`group_index`]; the answer is the same
+/// without it).
+pub fn explain_dir(
+    root: &Path,
+    target: Target,
+    query: &[(String, String)],
+    cache: Option<&Path>,
+) -> Result<Explanation> {
     if !root.is_dir() {
         return Err(invalid(format!(
             "data directory {} does not exist",
@@ -103,8 +110,8 @@ pub fn explain_dir(root: &Path, target: Target, query: &[(String, String)]) -> R
     }
     let store = Store::new(root);
     let (labels, dropped) = select::labels_from_query(query.iter().map(|(k, v)| (k, v)));
-    let entries = match store.group_heads() {
-        Ok(entries) => entries,
+    let entries = match group_index::group_heads(&store, cache) {
+        Ok((entries, _)) => entries,
         Err(err) if err.kind() == io::ErrorKind::NotFound => Vec::new(),
         Err(err) => {
             return Err(err).with_context(|| format!("listing {}", root.join("groups").display()));

@@ -539,3 +539,112 @@ fn ignition_follows_the_url_on_the_kernel_line() {
             .ends_with("ignition/p.ign")
     );
 }
+
+/// `caas explain` in text and JSON, with the group index kept in `cache` or without one; and
+/// how many groups the last run answered from the index and read.
+fn explain_outputs(
+    dir: &std::path::Path,
+    cache: Option<&std::path::Path>,
+    mac: &str,
+) -> (Vec<u8>, String) {
+    let mut both = Vec::new();
+    let mut usage = String::new();
+    for format in ["text", "json"] {
+        let mut command = caas_in(dir);
+        command.args(["-vv", "explain", "--format", format, "--mac", mac]);
+        match cache {
+            Some(cache) => command.env("XDG_CACHE_HOME", cache),
+            None => command.arg("--no-index"),
+        };
+        let output = command.output().unwrap();
+        assert!(output.status.success(), "{output:?}");
+        both.extend(output.stdout);
+        let stderr = String::from_utf8(output.stderr).unwrap();
+        usage = (stderr.lines())
+            .find(|line| line.contains("group index"))
+            .map(|line| {
+                let fields: Vec<&str> = (line.split(' '))
+                    .filter(|f| f.starts_with("indexed=") || f.starts_with("read="))
+                    .collect();
+                fields.join(" ")
+            })
+            .unwrap_or_default();
+    }
+    (both, usage)
+}
+
+#[test]
+fn the_group_index_answers_as_reading_every_file_does() {
+    // Enough groups for an index; one machine with an `os` group too.
+    let groups = caas::matchbox::group_index::MIN_GROUPS + 20;
+    let dir = tree(&[]);
+    write_tree(
+        dir.path(),
+        &[("profiles/q.json", &PROFILE.replace("a=1", "a=2"))],
+    );
+    let mac = |i: usize| format!("52:54:00:00:{:02x}:{:02x}", i / 256, i % 256);
+    let group = |i: usize, profile: &str| {
+        format!(
+            r#"{{"id": "m{i}", "profile": "{profile}", "selector": {{"mac": "{}"}}}}"#,
+            mac(i)
+        )
+    };
+    for i in 0..groups {
+        write_tree(
+            dir.path(),
+            &[(&format!("groups/m{i:03}.json"), &group(i, "p"))],
+        );
+    }
+    write_tree(
+        dir.path(),
+        &[(
+            "groups/m007-installed.json",
+            &format!(
+                r#"{{"profile": "q", "selector": {{"mac": "{}", "os": "installed"}}}}"#,
+                mac(7)
+            ),
+        )],
+    );
+    let cache = tempfile::tempdir().unwrap();
+    let index_dir = cache.path().join("caas/group-index");
+    let listed = groups + 1;
+    // Files changed this recently are not indexed (their times could still repeat).
+    std::thread::sleep(caas::matchbox::group_index::RACY);
+    let (_, usage) = explain_outputs(dir.path(), None, &mac(0));
+    assert_eq!(usage, "", "--no-index keeps no index");
+    assert!(!index_dir.exists());
+    for i in [0, 7, groups - 1] {
+        let (unindexed, _) = explain_outputs(dir.path(), None, &mac(i));
+        let (indexed, usage) = explain_outputs(dir.path(), Some(cache.path()), &mac(i));
+        assert_eq!(indexed, unindexed);
+        // Of the two runs, the text one wrote the index (the first time); the JSON one read
+        // no group file.
+        assert_eq!(usage, format!("indexed={listed} read=0"));
+        assert_eq!(std::fs::read_dir(&index_dir).unwrap().count(), 1);
+    }
+
+    // Edited in place, with the same size: the index is not trusted for it.
+    let (before, _) = explain_outputs(dir.path(), None, &mac(7));
+    assert!(!String::from_utf8_lossy(&before).contains("a=2"));
+    let edited = dir.path().join("groups/m007.json");
+    std::fs::write(&edited, group(7, "q")).unwrap();
+    let (unindexed, _) = explain_outputs(dir.path(), None, &mac(7));
+    assert!(String::from_utf8_lossy(&unindexed).contains("a=2"));
+    let (indexed, usage) = explain_outputs(dir.path(), Some(cache.path()), &mac(7));
+    assert_eq!(indexed, unindexed);
+    // Just changed: read, and not indexed until it settles.
+    assert_eq!(usage, format!("indexed={} read=1", listed - 1));
+
+    // A corrupt index is rebuilt (by the text run); the answer does not change.
+    let index = std::fs::read_dir(&index_dir)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    std::fs::write(&index, b"not an index").unwrap();
+    let (indexed, usage) = explain_outputs(dir.path(), Some(cache.path()), &mac(7));
+    assert_eq!(indexed, unindexed);
+    assert_eq!(usage, format!("indexed={} read=1", listed - 1));
+    assert_ne!(std::fs::read(&index).unwrap(), b"not an index");
+}

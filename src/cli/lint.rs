@@ -48,4 +48,8 @@ pub struct ExplainArgs {
     /// Human-readable report, or JSON
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
+    /// Read every group file, and neither use nor refresh the group index that speeds up
+    /// directories of 256 groups or more (kept in $XDG_CACHE_HOME/caas/group-index)
+    #[arg(long)]
+    pub no_index: bool,
 }

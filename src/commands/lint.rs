@@ -65,7 +65,12 @@ pub fn explain(global: &GlobalArgs, args: &ExplainArgs) -> Result<ExitCode> {
         query.push(("uuid".into(), uuid.clone()));
     }
     query.extend(args.labels.iter().cloned());
-    let explanation = explain_dir(&global.data_dir, args.target, &query)?;
+    let cache = if args.no_index {
+        None
+    } else {
+        crate::cache::dir()
+    };
+    let explanation = explain_dir(&global.data_dir, args.target, &query, cache.as_deref())?;
     let mut out = io::stdout().lock();
     match args.format {
         Format::Text => out.write_all(render_text(&explanation).as_bytes())?,

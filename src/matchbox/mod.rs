@@ -8,6 +8,7 @@ pub mod clc;
 pub mod datadir;
 pub mod decode;
 pub mod group;
+pub mod group_index;
 pub mod head;
 pub mod ignition;
 pub mod kargs;

@@ -219,6 +219,27 @@ impl Store {
         self.entries("groups", |store, stem| store.group_head_os(stem))
     }
 
+    /// The [`Store::group_heads`] entry of one listed name of `groups/`.
+    pub fn group_head_entry(&self, name: OsString, is_dir: bool) -> Entry<Group> {
+        entry(name, is_dir, |stem| self.group_head_os(stem))
+    }
+
+    /// The [`Store::group_heads`] entry of one listed name whose group is already known (read
+    /// from `path` earlier: [`super::group_index`]).
+    pub fn group_head_entry_from(
+        &self,
+        name: OsString,
+        is_dir: bool,
+        path: PathBuf,
+        group: Group,
+    ) -> Entry<Group> {
+        entry(name, is_dir, |_| Loaded {
+            path,
+            source: None,
+            result: Ok(group),
+        })
+    }
+
     /// [`Store::group_os`] with only the selector and profile decoded, and without the bytes
     /// (each file is read into the same buffer).
     fn group_head_os(&self, id: &OsStr) -> Loaded<Group> {
@@ -342,16 +363,21 @@ impl Store {
     ) -> io::Result<Vec<Entry<T>>> {
         let listed = list_dir(&self.root.join(dir))?;
         Ok(par_map(listed, |(name, is_dir)| {
-            let stem_bytes = strip_go_ext(name.as_encoded_bytes());
-            let stem = String::from_utf8_lossy(stem_bytes).into_owned();
-            let loaded = load(self, OsStr::from_bytes(stem_bytes));
-            Entry {
-                name,
-                is_dir,
-                stem,
-                loaded,
-            }
+            entry(name, is_dir, |stem| load(self, stem))
         }))
+    }
+}
+
+/// The entry of a listed `name`, its file loaded by `load` from the name's stem.
+fn entry<T>(name: OsString, is_dir: bool, load: impl FnOnce(&OsStr) -> Loaded<T>) -> Entry<T> {
+    let stem_bytes = strip_go_ext(name.as_encoded_bytes());
+    let stem = String::from_utf8_lossy(stem_bytes).into_owned();
+    let loaded = load(OsStr::from_bytes(stem_bytes));
+    Entry {
+        name,
+        is_dir,
+        stem,
+        loaded,
     }
 }
 
