@@ -117,10 +117,10 @@ pub fn explain_dir(
             return Err(err).with_context(|| format!("listing {}", root.join("groups").display()));
         }
     };
-    let (mut groups, files, skipped) = loaded_groups(&store, entries);
-    let selection = select::select(&groups, &labels);
+    let (mut listing, skipped) = loaded_groups(&store, entries);
+    let selection = select::select_in(&listing.groups, &listing.order, &labels);
     let reasons: Vec<String> = (selection.candidates.iter())
-        .map(|c| reason(&c.outcome, &groups, &files, c.index))
+        .map(|c| reason(&c.outcome, &listing, c.index))
         .collect();
     let mut explanation = Explanation {
         target,
@@ -128,7 +128,9 @@ pub fn explain_dir(
         dropped,
         skipped,
         group: None,
-        tied: selection.tied.iter().map(|&i| display(&files[i])).collect(),
+        tied: (selection.tied.iter())
+            .map(|&i| display(&listing.files[i]))
+            .collect(),
         profile: None,
         ipxe: None,
         ignition: None,
@@ -136,7 +138,7 @@ pub fn explain_dir(
         not_found: None,
     };
     match selection.winner {
-        Some(winner) => explain_winner(&store, &groups, &files, winner, &mut explanation),
+        Some(winner) => explain_winner(&store, &listing, winner, &mut explanation),
         None => {
             explanation.not_found = Some(format!(
                 "no group matches the labels {}: matchbox answers 404 for /ipxe and /ignition",
@@ -151,8 +153,8 @@ pub fn explain_dir(
     // Last, as nothing else needs them: every group's selector moves into its line.
     explanation.candidates = (selection.candidates.into_iter().zip(reasons))
         .map(|(c, reason)| CandidateView {
-            file: display(&files[c.index]),
-            selector: std::mem::take(&mut groups[c.index].selector),
+            file: display(&listing.files[c.index]),
+            selector: std::mem::take(&mut listing.groups[c.index].selector),
             reason,
             outcome: c.outcome,
         })
@@ -162,15 +164,10 @@ pub fn explain_dir(
 
 /// The winning group, its profile, the iPXE script and the Ignition its machines get; stops at
 /// the first 404.
-fn explain_winner(
-    store: &Store,
-    groups: &[Group],
-    files: &[PathBuf],
-    winner: usize,
-    explanation: &mut Explanation,
-) {
+fn explain_winner(store: &Store, listing: &Listing, winner: usize, explanation: &mut Explanation) {
     let target = explanation.target;
-    let group = &whole(store, groups, files, winner);
+    let files = &listing.files;
+    let group = &whole(store, listing, winner);
     explanation.group = Some(GroupView {
         file: display(&files[winner]),
         id: group.id.clone(),
@@ -207,8 +204,7 @@ fn explain_winner(
     explanation.ignition = Some(ignition_for(
         store,
         target,
-        groups,
-        files,
+        listing,
         &explanation.labels,
         (winner, group),
         &profile,
@@ -226,18 +222,22 @@ fn explain_winner(
 
 /// Group `index` with every field, for the groups that answer (selection read only their
 /// selectors and profiles). A file that no longer reads is taken as selection saw it.
-fn whole(store: &Store, groups: &[Group], files: &[PathBuf], index: usize) -> Group {
+fn whole(store: &Store, listing: &Listing, index: usize) -> Group {
     store
-        .group_file(&files[index])
-        .unwrap_or_else(|_| groups[index].clone())
+        .group_file(&listing.files[index])
+        .unwrap_or_else(|_| listing.groups[index].clone())
 }
 
-/// The groups matchbox would select from (listing order) with their files, and the ones it
-/// skips.
-fn loaded_groups(
-    store: &Store,
-    entries: Vec<Entry<Group>>,
-) -> (Vec<Group>, Vec<PathBuf>, Vec<Skipped>) {
+/// The groups matchbox selects from (listing order), the file each was read from, and the
+/// order matchbox tries them in ([`select::order`], sorted once for both selections).
+struct Listing {
+    groups: Vec<Group>,
+    files: Vec<PathBuf>,
+    order: Vec<usize>,
+}
+
+/// The groups matchbox would select from, and the files it skips.
+fn loaded_groups(store: &Store, entries: Vec<Entry<Group>>) -> (Listing, Vec<Skipped>) {
     let mut groups = Vec::with_capacity(entries.len());
     let mut files = Vec::with_capacity(entries.len());
     let mut skipped = Vec::new();
@@ -253,7 +253,13 @@ fn loaded_groups(
             }),
         }
     }
-    (groups, files, skipped)
+    let order = select::order(&groups);
+    let listing = Listing {
+        groups,
+        files,
+        order,
+    };
+    (listing, skipped)
 }
 
 /// What `/ignition` gives the booted machine: matchbox selects again, with the labels of the
@@ -261,8 +267,7 @@ fn loaded_groups(
 fn ignition_for(
     store: &Store,
     target: Target,
-    groups: &[Group],
-    files: &[PathBuf],
+    listing: &Listing,
     labels: &Labels,
     (winner, winner_group): (usize, &Group),
     profile: &Profile,
@@ -286,7 +291,8 @@ fn ignition_for(
         .map(|(k, v)| (k.clone(), expand_ipxe(v, labels)))
         .collect();
     let (request, _) = select::labels_from_query(pairs);
-    let Some(w) = select::select(groups, &request).winner else {
+    let (groups, files) = (&listing.groups, &listing.files);
+    let Some(w) = select::winner_in(groups, &listing.order, &request) else {
         return IgnitionView {
             url: Some(fetched),
             group: None,
@@ -307,12 +313,9 @@ fn ignition_for(
     } else {
         let other = store.profile(&groups[w].profile);
         match &other.result {
-            Ok(other_profile) => ignition_view(
-                store,
-                target,
-                &whole(store, groups, files, w),
-                other_profile,
-            ),
+            Ok(other_profile) => {
+                ignition_view(store, target, &whole(store, listing, w), other_profile)
+            }
             Err(err) => IgnitionView {
                 url: None,
                 group: None,
@@ -559,7 +562,8 @@ fn shown_labels(labels: &Labels) -> String {
 }
 
 /// Why a candidate won or lost, in words.
-fn reason(outcome: &Outcome, groups: &[Group], files: &[PathBuf], index: usize) -> String {
+fn reason(outcome: &Outcome, listing: &Listing, index: usize) -> String {
+    let (groups, files) = (&listing.groups, &listing.files);
     match outcome {
         Outcome::Selected => "every selector matches, and no group before it matched".into(),
         Outcome::Mismatch(m) => match &m.got {

@@ -178,10 +178,15 @@ impl Selection {
 /// Selects the group matchbox would answer `labels` with, and why every other group lost.
 /// `groups` in listing order (`&[Group]` or `&[&Group]`); indices in the result refer to it.
 pub fn select<G: Borrow<Group>>(groups: &[G], labels: &Labels) -> Selection {
+    select_in(groups, &order(groups), labels)
+}
+
+/// [`select`] with the groups' [`order`] already known (a caller asking twice sorts once).
+pub fn select_in<G: Borrow<Group>>(groups: &[G], order: &[usize], labels: &Labels) -> Selection {
     let mut winner: Option<usize> = None;
     let mut tied = Vec::new();
     let mut candidates = Vec::with_capacity(groups.len());
-    for index in order(groups) {
+    for &index in order {
         let group = groups[index].borrow();
         let outcome = match mismatch(&group.selector, labels) {
             Some(m) => Outcome::Mismatch(m),
@@ -204,6 +209,16 @@ pub fn select<G: Borrow<Group>>(groups: &[G], labels: &Labels) -> Selection {
         tied,
         candidates,
     }
+}
+
+/// [`select`]'s winner alone, with the groups' [`order`] already known.
+pub fn winner_in<G: Borrow<Group>>(
+    groups: &[G],
+    order: &[usize],
+    labels: &Labels,
+) -> Option<usize> {
+    (order.iter().copied())
+        .find(|&index| mismatch(&groups[index].borrow().selector, labels).is_none())
 }
 
 /// Answers "which group wins for these labels" in time proportional to the number of distinct
@@ -410,11 +425,13 @@ mod tests {
 
     proptest! {
         #[test]
-        fn the_index_agrees_with_select(groups in arb_groups(), pairs in prop::collection::vec(
+        fn the_index_and_the_winner_alone_agree_with_select(groups in arb_groups(), pairs in prop::collection::vec(
             (prop::sample::select(vec!["mac", "uuid", "os", "a", "a.b", "x"]), prop::sample::select(vec!["", "1", "2"])), 0..5)) {
             let (l, _) = labels_from_query(pairs);
             let index = SelectIndex::new(&groups);
-            prop_assert_eq!(index.winner(&groups, &l), select(&groups, &l).winner);
+            let winner = select(&groups, &l).winner;
+            prop_assert_eq!(index.winner(&groups, &l), winner);
+            prop_assert_eq!(winner_in(&groups, &order(&groups), &l), winner);
         }
     }
 }
