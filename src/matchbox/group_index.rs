@@ -128,15 +128,23 @@ fn heads_at(
     cache: Option<&Path>,
     now: SystemTime,
 ) -> std::io::Result<(Vec<Entry<Group>>, IndexUse)> {
-    let listed = list_dir(&store.root().join("groups"))?;
-    let index_file = match cache {
-        Some(cache) if listed.len() >= MIN_GROUPS => index_path(cache, store.root()),
-        _ => None,
-    };
-    let Some((index_file, root)) = index_file else {
+    let index_file = cache.and_then(|cache| index_path(cache, store.root()));
+    // The listing and the index are read at the same time: neither needs the other.
+    let (listed, loaded) = std::thread::scope(|scope| {
+        let loading = index_file
+            .as_ref()
+            .map(|(file, root)| scope.spawn(|| load(file, root)));
+        let listed = list_dir(&store.root().join("groups"));
+        let loaded = loading.map(|loading| loading.join().expect("the index reader panicked"));
+        (listed, loaded)
+    });
+    let listed = listed?;
+    let (Some((index_file, root)), Some(loaded)) = (index_file, loaded) else {
         return Ok(read_all(store, listed));
     };
-    let loaded = load(&index_file, &root);
+    if listed.len() < MIN_GROUPS {
+        return Ok(read_all(store, listed));
+    }
     let groups_dir = match open_dir(&store.root().join("groups")) {
         Ok(dir) => dir,
         Err(_) => return Ok(read_all(store, listed)),
