@@ -3,8 +3,9 @@
 //! [`crate::matchbox::store`] and the decision is [`crate::matchbox::select::select`].
 //!
 //! Selection needs only each group's selector (and the winner's profile), so every group file
-//! is read for those alone ([`Store::group_heads`]); the one or two groups that answer are then
-//! read whole, for their ids and metadata.
+//! is read for those alone ([`Store::group_heads`]), or, in a large data directory, taken from
+//! the group index for the files that did not change since ([`group_index`]); the one or two
+//! groups that answer are then read whole, for their ids and metadata.
 
 use std::io;
 use std::path::{Path, PathBuf};

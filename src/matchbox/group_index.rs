@@ -43,7 +43,7 @@ pub const RACY: Duration = Duration::from_secs(3);
 /// that an index written by another caas is rebuilt, not misread.
 const FORMAT: u32 = 1;
 
-/// The largest index file read: 100,000 groups take about 10 MB.
+/// The largest index file read (10,000 groups of one MAC selector take 0.75 MB).
 const MAX_INDEX_BYTES: u64 = 1 << 30;
 
 /// What identifies one version of a file without reading it.
