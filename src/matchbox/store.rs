@@ -199,14 +199,15 @@ impl Store {
         self.entries("groups", |store, stem| store.group_os(stem))
     }
 
-    /// The groups matchbox loads, in listing order, with the file each was read from; without
-    /// the files' bytes, which are dropped as each is decoded (a 100,000-group directory
-    /// would otherwise be held whole in memory).
+    /// The groups matchbox loads, in listing order, with the file each was read from; with only
+    /// what selection needs decoded (the selector and profile, as [`Store::group_heads`]) and
+    /// without the files' bytes: a 100,000-group directory would otherwise be held whole in
+    /// memory, and decoding every field is most of the time spent reading it.
     pub fn group_list(&self) -> io::Result<Vec<(PathBuf, Group)>> {
         let listed = list_dir(&self.root.join("groups"))?;
         let loaded = par_map(listed, |(name, _)| {
             let stem = strip_go_ext(name.as_encoded_bytes());
-            let loaded = self.group_os(OsStr::from_bytes(stem));
+            let loaded = self.group_head_os(OsStr::from_bytes(stem));
             Some((loaded.path, loaded.result.ok()?))
         });
         Ok(loaded.into_iter().flatten().collect())
