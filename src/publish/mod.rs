@@ -160,7 +160,7 @@ fn stale_bodies(dir: &Path, keep: &BTreeMap<&str, &Body>) -> Result<Vec<PathBuf>
 
 /// The tree's entries and a text that names its whole content (its digest is the tree id).
 fn manifest(resolved: &Resolved, data_dir: &Path) -> Result<(String, Vec<TreeEntry>)> {
-    // Link sources name a body; [`swap_in`] finds it under `bodies/`.
+    // Link sources name a body; [`swap_in`] links it from `bodies/`.
     let body = |sha: &str| PathBuf::from(sha);
     let assets = absolute(data_dir)?.join("assets");
     let boot_sha = &resolved.boot_ipxe.sha256;
@@ -207,17 +207,7 @@ fn swap_in(out: &Path, tree_rel: &Path, tree: &[TreeEntry], previous: Option<&Pa
     fs::create_dir_all(&trees).with_context(|| format!("creating {}", trees.display()))?;
     let staged = trees.join(format!(".staging-{}", std::process::id()));
     write::remove_tree(&staged)?;
-    let entries: Vec<TreeEntry> = tree
-        .iter()
-        .map(|entry| match entry {
-            TreeEntry::Link { path, source } => TreeEntry::Link {
-                path: path.clone(),
-                source: out.join(BODIES).join(source),
-            },
-            other => other.clone(),
-        })
-        .collect();
-    write::build_linked_tree(&staged, &entries)?;
+    write::build_linked_tree(&staged, &out.join(BODIES), tree)?;
     write::publish_dir(&staged, &out.join(tree_rel))?;
     write::replace_symlink(&out.join(CURRENT), tree_rel)?;
     for entry in fs::read_dir(&trees).with_context(|| format!("listing {}", trees.display()))? {
