@@ -283,6 +283,27 @@ impl Store {
         self.load(&json_name(id), "profiles", Profile::from_doc)
     }
 
+    /// [`Store::profile`]'s result, with the file read into `bytes` (cleared first) instead
+    /// of a buffer of its own: for a caller that reads many profiles and keeps no bytes.
+    pub fn profile_in(&self, id: &str, bytes: &mut Vec<u8>) -> Result<Profile, LoadError> {
+        let path = self.resolve_os("profiles", &json_name(OsStr::new(id)))?;
+        bytes.clear();
+        read_unsized(&path, bytes).map_err(|err| LoadError::read(&err))?;
+        Ok(Profile::parse(bytes)?)
+    }
+
+    /// [`Store::config`] into `bytes` (cleared first) instead of a buffer of its own.
+    pub fn config_in(
+        &self,
+        kind: ConfigKind,
+        name: &str,
+        bytes: &mut Vec<u8>,
+    ) -> Result<(), LoadError> {
+        let path = self.resolve(kind.dir_name(), name)?;
+        bytes.clear();
+        read_unsized(&path, bytes).map_err(|err| LoadError::read(&err))
+    }
+
     /// Reads `<kind dir>/<name>` as matchbox's `IgnitionGet`/`CloudGet`/`GenericGet` do.
     pub fn config(&self, kind: ConfigKind, name: &str) -> Result<(PathBuf, Vec<u8>), LoadError> {
         let path = self.resolve(kind.dir_name(), name)?;

@@ -130,10 +130,10 @@ fn absolute(path: &Path) -> Result<PathBuf> {
 /// Every distinct body, by digest.
 fn bodies(resolved: &Resolved) -> BTreeMap<&str, &Body> {
     let mut bodies = BTreeMap::new();
-    bodies.insert(resolved.boot_ipxe.sha256.as_str(), &resolved.boot_ipxe);
+    bodies.insert(&*resolved.boot_ipxe.sha256, &resolved.boot_ipxe);
     for entry in &resolved.entries {
         for body in [&entry.ipxe, &entry.ignition].into_iter().flatten() {
-            bodies.insert(body.sha256.as_str(), body);
+            bodies.insert(&*body.sha256, body);
         }
     }
     bodies
