@@ -671,7 +671,11 @@ impl Tree<'_> {
 
     /// Runs `create` (which makes the name `path`), creating `path`'s parent directories first
     /// when they are missing.
-    fn in_parent(&self, path: &Path, create: impl Fn() -> rustix::io::Result<()>) -> io::Result<()> {
+    fn in_parent(
+        &self,
+        path: &Path,
+        create: impl Fn() -> rustix::io::Result<()>,
+    ) -> io::Result<()> {
         match create() {
             Err(rustix::io::Errno::NOENT) => match path.parent() {
                 Some(parent) if !parent.as_os_str().is_empty() => {

@@ -13,10 +13,10 @@ use std::sync::{Arc, Mutex};
 
 use sha2::{Digest as _, Sha256};
 
+use crate::matchbox::Group;
 use crate::matchbox::select;
 use crate::matchbox::store::{ConfigKind, Store, is_raw_ignition, par_map};
 use crate::matchbox::target::{Target, ipxe_script};
-use crate::matchbox::Group;
 
 /// The selector key sets a tree resolves, in the order a request tries them. matchbox tries
 /// groups with more selectors first, then the greater sorted `k=v,…` string first. For groups
