@@ -367,6 +367,40 @@ mod tests {
     }
 
     #[test]
+    fn the_group_matchbox_tries_first_wins_and_ties_come_in_its_order() {
+        let m = "52:54:00:00:00:01";
+        let groups = [
+            group(&[("os", "x")]),
+            group(&[("mac", m)]),
+            group(&[("os", "x")]),
+            group(&[("mac", m)]),
+            group(&[("mac", m), ("os", "x")]),
+            group(&[("mac", m), ("os", "x")]),
+            group(&[]),
+            group(&[("mac", m)]),
+        ];
+        let files: Vec<String> = (0..groups.len()).map(|i| format!("g{i}")).collect();
+        let (winners, ties) = winners(&groups, &files);
+        let dirs = |pairs: &[(&str, usize)]| -> Vec<(String, usize)> {
+            pairs.iter().map(|(d, i)| (d.to_string(), *i)).collect()
+        };
+        assert_eq!(
+            winners,
+            dirs(&[
+                ("t/default", 6),
+                (&format!("t/mac+os/v-{m}/v-x"), 4),
+                (&format!("t/mac/v-{m}"), 1),
+                ("t/os/v-x", 0),
+            ])
+        );
+        let tie = |a: &str, b: &str| (a.to_owned(), b.to_owned());
+        assert_eq!(
+            ties,
+            vec![tie("g4", "g5"), tie("g0", "g2"), tie("g1", "g3"), tie("g1", "g7")]
+        );
+    }
+
+    #[test]
     fn entry_dirs_name_keys_and_values() {
         assert_eq!(entry_dir(&group(&[])), "t/default");
         assert_eq!(
