@@ -549,47 +549,63 @@ pub fn publish_dir(staged: &Path, target: &Path) -> Result<bool> {
     Ok(replaced)
 }
 
-/// One entry of a tree built by [`build_linked_tree`].
+/// One entry of a tree built by [`build_linked_tree`]. Paths are relative to the tree.
 #[derive(Clone, Debug)]
 pub enum TreeEntry {
     /// A directory (and its missing parents).
     Dir(PathBuf),
-    /// A hard link at the path to an existing, flushed file: the tree shares its bytes, so an
-    /// unchanged file is never rewritten.
+    /// A hard link at the path to an existing, flushed file, `source` (relative to the
+    /// `sources` directory [`build_linked_tree`] is given, or absolute): the tree shares its
+    /// bytes, so an unchanged file is never rewritten.
     Link { path: PathBuf, source: PathBuf },
     /// A symlink at the path holding `target` as given.
     Symlink { path: PathBuf, target: PathBuf },
 }
 
-/// Builds a fresh directory `staged` (which must not exist) from `entries` (paths relative to
-/// it) and flushes it with one `syncfs`, ready for [`publish_dir`]. On error the partial
-/// directory is removed. Links and directories carry no data of their own, so one flush of
-/// the file system covers every name created.
-pub fn build_linked_tree(staged: &Path, entries: &[TreeEntry]) -> Result<()> {
+/// Entries one thread of [`build_linked_tree`] builds at least: below that a thread costs
+/// more than it saves.
+const TREE_ENTRIES_PER_THREAD: usize = 4096;
+
+/// Builds a fresh directory `staged` (which must not exist) from `entries` and flushes it with
+/// one `syncfs`, ready for [`publish_dir`]. On error the partial directory is removed. Links
+/// and directories carry no data of their own, so one flush of the file system covers every
+/// name created.
+///
+/// Every name is created relative to an open descriptor of `staged` (and links from one of
+/// `sources`), so the kernel walks only the path inside the tree, not the whole path from `/`
+/// (for a 100,000-machine tree, 600,000 names). A link's or symlink's missing parent
+/// directories are created as a [`TreeEntry::Dir`]'s are, so entries may come in any order,
+/// and large trees are built by several threads, each a contiguous share of `entries`.
+pub fn build_linked_tree(staged: &Path, sources: &Path, entries: &[TreeEntry]) -> Result<()> {
     let built = (|| -> Result<()> {
         fs::create_dir(staged).with_context(|| format!("creating {}", staged.display()))?;
-        for entry in entries {
-            match entry {
-                TreeEntry::Dir(dir) => {
-                    let dir = staged.join(dir);
-                    fs::create_dir_all(&dir)
-                        .with_context(|| format!("creating {}", dir.display()))?;
-                }
-                TreeEntry::Link { path, source } => {
-                    let path = staged.join(path);
-                    fs::hard_link(source, &path).with_context(|| {
-                        format!("linking {} to {}", path.display(), source.display())
-                    })?;
-                }
-                TreeEntry::Symlink { path, target } => {
-                    let path = staged.join(path);
-                    std::os::unix::fs::symlink(target, &path)
-                        .with_context(|| format!("creating symlink {}", path.display()))?;
-                }
-            }
+        let root = open_dir(staged)?;
+        let sources_dir = open_dir(sources)?;
+        let tree = Tree {
+            root: &root,
+            root_path: staged,
+            sources: &sources_dir,
+            sources_path: sources,
+        };
+        let threads = std::thread::available_parallelism()
+            .map_or(1, usize::from)
+            .min(entries.len() / TREE_ENTRIES_PER_THREAD)
+            .max(1);
+        if threads == 1 {
+            tree.build(entries)?;
+        } else {
+            let tree = &tree;
+            std::thread::scope(|scope| {
+                let workers: Vec<_> = entries
+                    .chunks(entries.len().div_ceil(threads))
+                    .map(|share| scope.spawn(move || tree.build(share)))
+                    .collect();
+                workers
+                    .into_iter()
+                    .try_for_each(|worker| worker.join().expect("a tree thread panicked"))
+            })?;
         }
-        let handle = File::open(staged).with_context(|| format!("opening {}", staged.display()))?;
-        rustix::fs::syncfs(&handle)
+        rustix::fs::syncfs(&root)
             .with_context(|| format!("flushing the file system of {}", staged.display()))?;
         Ok(())
     })();
@@ -597,6 +613,108 @@ pub fn build_linked_tree(staged: &Path, entries: &[TreeEntry]) -> Result<()> {
         let _ = fs::remove_dir_all(staged);
     }
     built
+}
+
+/// A directory opened for reading (a descriptor `syncfs` and the `*at` calls accept).
+fn open_dir(dir: &Path) -> Result<std::os::fd::OwnedFd> {
+    use rustix::fs::{Mode, OFlags};
+    rustix::fs::open(
+        dir,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .with_context(|| format!("opening directory {}", dir.display()))
+}
+
+/// The tree [`build_linked_tree`] builds, and where links come from; paths are kept for
+/// error messages.
+struct Tree<'a> {
+    root: &'a std::os::fd::OwnedFd,
+    root_path: &'a Path,
+    sources: &'a std::os::fd::OwnedFd,
+    sources_path: &'a Path,
+}
+
+impl Tree<'_> {
+    fn build(&self, entries: &[TreeEntry]) -> Result<()> {
+        for entry in entries {
+            match entry {
+                TreeEntry::Dir(dir) => self
+                    .create_dirs(dir)
+                    .with_context(|| format!("creating {}", self.root_path.join(dir).display()))?,
+                TreeEntry::Link { path, source } => self
+                    .in_parent(path, || {
+                        rustix::fs::linkat(
+                            self.sources,
+                            source,
+                            self.root,
+                            path,
+                            rustix::fs::AtFlags::empty(),
+                        )
+                    })
+                    .with_context(|| {
+                        format!(
+                            "linking {} to {}",
+                            self.root_path.join(path).display(),
+                            self.sources_path.join(source).display()
+                        )
+                    })?,
+                TreeEntry::Symlink { path, target } => self
+                    .in_parent(path, || rustix::fs::symlinkat(target, self.root, path))
+                    .with_context(|| {
+                        format!("creating symlink {}", self.root_path.join(path).display())
+                    })?,
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs `create` (which makes the name `path`), creating `path`'s parent directories first
+    /// when they are missing.
+    fn in_parent(
+        &self,
+        path: &Path,
+        create: impl Fn() -> rustix::io::Result<()>,
+    ) -> io::Result<()> {
+        match create() {
+            Err(rustix::io::Errno::NOENT) => match path.parent() {
+                Some(parent) if !parent.as_os_str().is_empty() => {
+                    self.create_dirs(parent)?;
+                    Ok(create()?)
+                }
+                _ => Err(rustix::io::Errno::NOENT.into()),
+            },
+            done => Ok(done?),
+        }
+    }
+
+    /// `fs::create_dir_all` inside the tree: `dir` and its missing parents; an existing
+    /// directory (one another thread made) is fine.
+    fn create_dirs(&self, dir: &Path) -> io::Result<()> {
+        use rustix::fs::{AtFlags, FileType, Mode};
+        match rustix::fs::mkdirat(self.root, dir, Mode::from_raw_mode(0o777)) {
+            Ok(()) => Ok(()),
+            Err(rustix::io::Errno::EXIST) => {
+                let stat = rustix::fs::statat(self.root, dir, AtFlags::empty())?;
+                if FileType::from_raw_mode(stat.st_mode) == FileType::Directory {
+                    Ok(())
+                } else {
+                    Err(rustix::io::Errno::EXIST.into())
+                }
+            }
+            Err(rustix::io::Errno::NOENT) => match dir.parent() {
+                Some(parent) if !parent.as_os_str().is_empty() => {
+                    self.create_dirs(parent)?;
+                    match rustix::fs::mkdirat(self.root, dir, Mode::from_raw_mode(0o777)) {
+                        Err(rustix::io::Errno::EXIST) => self.create_dirs(dir),
+                        done => Ok(done?),
+                    }
+                }
+                _ => Err(rustix::io::Errno::NOENT.into()),
+            },
+            Err(err) => Err(err.into()),
+        }
+    }
 }
 
 /// Removes a published tree that nothing points at any more (a directory and all it holds).

@@ -199,14 +199,15 @@ impl Store {
         self.entries("groups", |store, stem| store.group_os(stem))
     }
 
-    /// The groups matchbox loads, in listing order, with the file each was read from; without
-    /// the files' bytes, which are dropped as each is decoded (a 100,000-group directory
-    /// would otherwise be held whole in memory).
+    /// The groups matchbox loads, in listing order, with the file each was read from; with only
+    /// what selection needs decoded (the selector and profile, as [`Store::group_heads`]) and
+    /// without the files' bytes: a 100,000-group directory would otherwise be held whole in
+    /// memory, and decoding every field is most of the time spent reading it.
     pub fn group_list(&self) -> io::Result<Vec<(PathBuf, Group)>> {
         let listed = list_dir(&self.root.join("groups"))?;
         let loaded = par_map(listed, |(name, _)| {
             let stem = strip_go_ext(name.as_encoded_bytes());
-            let loaded = self.group_os(OsStr::from_bytes(stem));
+            let loaded = self.group_head_os(OsStr::from_bytes(stem));
             Some((loaded.path, loaded.result.ok()?))
         });
         Ok(loaded.into_iter().flatten().collect())
@@ -301,6 +302,27 @@ impl Store {
     /// [`Store::profile`] for an id of any bytes.
     pub fn profile_os(&self, id: &OsStr) -> Loaded<Profile> {
         self.load(&json_name(id), "profiles", Profile::from_doc)
+    }
+
+    /// [`Store::profile`]'s result, with the file read into `bytes` (cleared first) instead
+    /// of a buffer of its own: for a caller that reads many profiles and keeps no bytes.
+    pub fn profile_in(&self, id: &str, bytes: &mut Vec<u8>) -> Result<Profile, LoadError> {
+        let path = self.resolve_os("profiles", &json_name(OsStr::new(id)))?;
+        bytes.clear();
+        read_unsized(&path, bytes).map_err(|err| LoadError::read(&err))?;
+        Ok(Profile::parse(bytes)?)
+    }
+
+    /// [`Store::config`] into `bytes` (cleared first) instead of a buffer of its own.
+    pub fn config_in(
+        &self,
+        kind: ConfigKind,
+        name: &str,
+        bytes: &mut Vec<u8>,
+    ) -> Result<(), LoadError> {
+        let path = self.resolve(kind.dir_name(), name)?;
+        bytes.clear();
+        read_unsized(&path, bytes).map_err(|err| LoadError::read(&err))
     }
 
     /// Reads `<kind dir>/<name>` as matchbox's `IgnitionGet`/`CloudGet`/`GenericGet` do.

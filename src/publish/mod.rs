@@ -91,13 +91,14 @@ pub fn publish(options: &PublishOptions) -> Result<Published> {
             dry_run: options.dry_run,
         },
     )?;
-    let (manifest, tree) = manifest(&resolved, &options.data_dir)?;
-    let id = &write::sha256_hex(manifest.as_bytes())[..16];
+    let id = &write::sha256_hex(manifest(&resolved, &options.data_dir, None)?.as_bytes())[..16];
     let current_target = fs::read_link(out.join(CURRENT)).ok();
     let tree_rel = PathBuf::from(TREES).join(id);
     let tree_unchanged =
         current_target.as_deref() == Some(tree_rel.as_path()) && out.join(&tree_rel).is_dir();
     if !options.dry_run && !tree_unchanged {
+        let mut tree = Vec::new();
+        manifest(&resolved, &options.data_dir, Some(&mut tree))?;
         swap_in(&out, &tree_rel, &tree, current_target.as_deref())?;
     }
     let count = |action: write::Action| {
@@ -130,10 +131,10 @@ fn absolute(path: &Path) -> Result<PathBuf> {
 /// Every distinct body, by digest.
 fn bodies(resolved: &Resolved) -> BTreeMap<&str, &Body> {
     let mut bodies = BTreeMap::new();
-    bodies.insert(resolved.boot_ipxe.sha256.as_str(), &resolved.boot_ipxe);
+    bodies.insert(&*resolved.boot_ipxe.sha256, &resolved.boot_ipxe);
     for entry in &resolved.entries {
         for body in [&entry.ipxe, &entry.ignition].into_iter().flatten() {
-            bodies.insert(body.sha256.as_str(), body);
+            bodies.insert(&*body.sha256, body);
         }
     }
     bodies
@@ -158,46 +159,59 @@ fn stale_bodies(dir: &Path, keep: &BTreeMap<&str, &Body>) -> Result<Vec<PathBuf>
     Ok(stale)
 }
 
-/// The tree's entries and a text that names its whole content (its digest is the tree id).
-fn manifest(resolved: &Resolved, data_dir: &Path) -> Result<(String, Vec<TreeEntry>)> {
-    // Link sources name a body; [`swap_in`] finds it under `bodies/`.
+/// A text that names the tree's whole content (its digest is the tree id) and, with `entries`,
+/// the tree's entries: an unchanged rerun only needs the text.
+fn manifest(
+    resolved: &Resolved,
+    data_dir: &Path,
+    mut entries: Option<&mut Vec<TreeEntry>>,
+) -> Result<String> {
+    use std::fmt::Write as _;
+    // Link sources name a body; [`swap_in`] links it from `bodies/`.
     let body = |sha: &str| PathBuf::from(sha);
     let assets = absolute(data_dir)?.join("assets");
     let boot_sha = &resolved.boot_ipxe.sha256;
     let mut text = format!("boot.ipxe {boot_sha}\nassets {}\n", assets.display());
-    let mut tree = vec![
-        TreeEntry::Symlink {
+    if let Some(tree) = entries.as_deref_mut() {
+        tree.reserve(3 * resolved.entries.len() + 3);
+        tree.push(TreeEntry::Symlink {
             path: "assets".into(),
             target: assets,
-        },
-        TreeEntry::Link {
+        });
+        tree.push(TreeEntry::Link {
             path: "boot.ipxe".into(),
             source: body(boot_sha),
-        },
-        TreeEntry::Dir("t".into()),
-    ];
+        });
+        tree.push(TreeEntry::Dir("t".into()));
+    }
     for entry in &resolved.entries {
-        let dir = PathBuf::from(&entry.dir);
-        tree.push(TreeEntry::Dir(dir.clone()));
+        let dir = Path::new(&entry.dir);
+        if let Some(tree) = entries.as_deref_mut() {
+            tree.push(TreeEntry::Dir(dir.to_owned()));
+        }
         text.push_str(&entry.dir);
         for (name, answer) in [("ipxe", &entry.ipxe), ("ignition", &entry.ignition)] {
             match answer {
                 Some(answer) => {
-                    text.push_str(&format!(" {name}={}", answer.sha256));
-                    tree.push(TreeEntry::Link {
-                        path: dir.join(name),
-                        source: body(&answer.sha256),
-                    });
+                    let _ = write!(text, " {name}={}", answer.sha256);
+                    if let Some(tree) = entries.as_deref_mut() {
+                        tree.push(TreeEntry::Link {
+                            path: dir.join(name),
+                            source: body(&answer.sha256),
+                        });
+                    }
                 }
                 None => {
-                    text.push_str(&format!(" {name}=404"));
-                    tree.push(TreeEntry::Dir(dir.join(format!("{name}.404"))));
+                    let _ = write!(text, " {name}=404");
+                    if let Some(tree) = entries.as_deref_mut() {
+                        tree.push(TreeEntry::Dir(dir.join(format!("{name}.404"))));
+                    }
                 }
             }
         }
         text.push('\n');
     }
-    Ok((text, tree))
+    Ok(text)
 }
 
 /// Builds the tree `tree_rel` under `out`, points `current` at it, and removes trees older
@@ -207,17 +221,7 @@ fn swap_in(out: &Path, tree_rel: &Path, tree: &[TreeEntry], previous: Option<&Pa
     fs::create_dir_all(&trees).with_context(|| format!("creating {}", trees.display()))?;
     let staged = trees.join(format!(".staging-{}", std::process::id()));
     write::remove_tree(&staged)?;
-    let entries: Vec<TreeEntry> = tree
-        .iter()
-        .map(|entry| match entry {
-            TreeEntry::Link { path, source } => TreeEntry::Link {
-                path: path.clone(),
-                source: out.join(BODIES).join(source),
-            },
-            other => other.clone(),
-        })
-        .collect();
-    write::build_linked_tree(&staged, &entries)?;
+    write::build_linked_tree(&staged, &out.join(BODIES), tree)?;
     write::publish_dir(&staged, &out.join(tree_rel))?;
     write::replace_symlink(&out.join(CURRENT), tree_rel)?;
     for entry in fs::read_dir(&trees).with_context(|| format!("listing {}", trees.display()))? {
