@@ -149,9 +149,19 @@ fn heads_at(
         Ok(dir) => dir,
         Err(_) => return Ok(read_all(store, listed)),
     };
-    let probes: Vec<Probe> = par_map(listed, |(name, is_dir)| {
-        probe(store, &groups_dir, &loaded, name, is_dir, now)
-    });
+    let positions = positions(&listed, &loaded);
+    let groups = store.root().join("groups");
+    let probes: Vec<Probe> = par_map(
+        listed.into_iter().zip(positions).collect(),
+        |((name, is_dir), at)| {
+            let dir = GroupsDir {
+                store,
+                groups: &groups,
+                fd: &groups_dir,
+            };
+            probe(dir, at.map(|at| (at, &loaded[at])), name, is_dir, now)
+        },
+    );
     let indexed = (probes.iter())
         .filter(|probe| matches!(probe, Probe::Indexed { .. }))
         .count();
@@ -256,10 +266,32 @@ enum Probe {
     Read(Box<(Entry<Group>, Option<Indexed>)>),
 }
 
+/// `groups/`: the store it belongs to, its path, and a descriptor for `statat`.
+#[derive(Clone, Copy)]
+struct GroupsDir<'a> {
+    store: &'a Store,
+    groups: &'a Path,
+    fd: &'a OwnedFd,
+}
+
+/// For each listed name, the position of its record in the index, if it has one: one walk
+/// through both, as both are sorted by name.
+fn positions(listed: &[(OsString, bool)], loaded: &[Indexed]) -> Vec<Option<usize>> {
+    let mut at = 0;
+    (listed.iter())
+        .map(|(name, _)| {
+            let name = name.as_bytes();
+            while at < loaded.len() && loaded[at].name.as_slice() < name {
+                at += 1;
+            }
+            (at < loaded.len() && loaded[at].name == name).then_some(at)
+        })
+        .collect()
+}
+
 fn probe(
-    store: &Store,
-    groups_dir: &OwnedFd,
-    loaded: &[Indexed],
+    dir: GroupsDir,
+    indexed: Option<(usize, &Indexed)>,
     name: OsString,
     is_dir: bool,
     now: SystemTime,
@@ -268,20 +300,17 @@ fn probe(
     // the path leaves it in `groups/`).
     let mut file_name = strip_go_ext(name.as_bytes()).to_vec();
     file_name.extend_from_slice(b".json");
-    let key = rustix::fs::statat(groups_dir, file_name.as_slice(), AtFlags::empty())
+    let key = rustix::fs::statat(dir.fd, file_name.as_slice(), AtFlags::empty())
         .ok()
         .map(|stat| StatKey::of(&stat));
-    let at = loaded
-        .binary_search_by(|indexed| indexed.name.as_slice().cmp(name.as_bytes()))
-        .ok();
-    if let (Some(at), Some(key)) = (at, key)
-        && loaded[at].key == key
+    if let (Some((at, indexed)), Some(key)) = (indexed, key)
+        && indexed.key == key
         && key.settled(now)
     {
-        let path = store
-            .root()
-            .join("groups")
-            .join(OsStr::from_bytes(&file_name));
+        let file_name = OsStr::from_bytes(&file_name);
+        let mut path = PathBuf::with_capacity(dir.groups.as_os_str().len() + 1 + file_name.len());
+        path.push(dir.groups);
+        path.push(file_name);
         return Probe::Indexed {
             name,
             is_dir,
@@ -289,7 +318,7 @@ fn probe(
             at,
         };
     }
-    let entry = store.group_head_entry(name, is_dir);
+    let entry = dir.store.group_head_entry(name, is_dir);
     let record = match (key, &entry.loaded.result) {
         (Some(key), Ok(group)) if key.settled(now) => Some(Indexed {
             name: entry.name.as_bytes().to_vec(),
