@@ -7,7 +7,8 @@
 //! - `caas publish static`: the first publish and the unchanged rerun;
 //! - `GET /ipxe` for random machines (hyphenated MACs, half with `os=installed`) with `wrk`:
 //!   requests/s and latency percentiles of nginx on the published tree (over 1 connection, the
-//!   per-request cost, and over 16) against stock matchbox v0.8.3 on the data directory.
+//!   per-request cost, and over 16) against stock matchbox v0.8.3 on the data directory; and
+//!   nginx answering `/boot.ipxe` alone, the floor a request costs on this machine.
 //!
 //! Figures are printed, never asserted: timing thresholds do not belong in tests.
 
@@ -198,6 +199,17 @@ end
     path
 }
 
+/// A wrk script asking `/boot.ipxe`, one file served as it is.
+fn floor_script(dir: &Path) -> PathBuf {
+    let path = dir.join("floor.lua");
+    fs::write(
+        &path,
+        "request = function()\n  return wrk.format(\"GET\", \"/boot.ipxe\")\nend\n",
+    )
+    .unwrap();
+    path
+}
+
 /// `connections` keep-alive connections from as many wrk threads as fit (at most 2): with one,
 /// the latency is the server's per-request cost; with 16, requests queue for the 2 cores that
 /// wrk and the server share, which the p99 shows.
@@ -287,6 +299,15 @@ fn bench_size(machines: usize) {
     {
         let _nginx = start_nginx(&prefix, &out.join("nginx.conf"), nginx_port);
         wrk("nginx on the tree, 1 connection", nginx_port, &script, 5, 1);
+        // The same server answering one static file with no lookup: what this machine's
+        // loopback and scheduler cost a request, whatever the server does.
+        wrk(
+            "nginx, /boot.ipxe only (the machine's floor), 1 connection",
+            nginx_port,
+            &floor_script(base.path()),
+            5,
+            1,
+        );
         wrk(
             "nginx on the tree, 16 connections",
             nginx_port,
