@@ -12,10 +12,10 @@
 //! process's dirty data there: on a shared server, 2 GiB that a neighbour's copy left unwritten
 //! turned a 9 ms flush of 100 files into 660 ms. An `fsync` per file waits only for ours, but
 //! costs a journal commit and a disk cache flush each when done one after another (100 files:
-//! 100 ms). So each file's writeback starts as soon as it is written (`sync_file_range`: the
-//! disk works while caas writes the rest), and once all are staged caas picks by the system's
-//! dirty data (`/proc/meminfo`): when what is not ours is less than what the `fsync`s would
-//! cost, one `syncfs`; otherwise an `fsync` per file from several threads at once, which share
+//! 100 ms). So before writing, caas looks at the system's dirty data (`/proc/meminfo`): when
+//! it is less than what the `fsync`s would cost, one `syncfs` at the end; otherwise each file's
+//! writeback starts as soon as it is written (`sync_file_range`: the disk works while caas
+//! writes the rest) and an `fsync` per file follows from several threads at once, which share
 //! journal commits and whose cache flushes the block layer merges. Either way the guarantee is
 //! the same: nothing is renamed before every file is durable.
 //!
@@ -54,9 +54,10 @@ pub enum Flush {
     /// [`Flush::StartedEarly`] with the `fsync`s spread over this many threads: concurrent
     /// `fsync`s share journal commits, and the block layer merges their disk cache flushes.
     StartedEarlyInThreads(usize),
-    /// Start each file's writeback as it is written, then pick: one `syncfs` when the system
-    /// holds little dirty data besides ours (it costs no more than our own files' writes), an
-    /// `fsync` per file in [`FSYNC_THREADS`] threads when it holds more (see [`syncfs_is_cheap`]).
+    /// Pick before writing, by the dirty data the system holds already: [`Flush::FileSystem`]
+    /// when it is little (one `syncfs` then costs no more than our own files' writes),
+    /// [`Flush::StartedEarlyInThreads`] with [`FSYNC_THREADS`] when it is more (see
+    /// [`syncfs_is_cheap`]).
     Adaptive,
 }
 
@@ -232,6 +233,16 @@ pub fn apply_changes_flushed(
         return Ok(outcomes);
     }
 
+    // Decided before anything is written: the dirty data then is other processes' alone, and
+    // a batch that ends in one `syncfs` gains nothing from starting each file's writeback (it
+    // cost 100,000 files 6.4 s instead of 3.5 s).
+    let flush = match flush {
+        Flush::Adaptive if syncfs_is_cheap(changed.len(), system_dirty_bytes()) => {
+            Flush::FileSystem
+        }
+        Flush::Adaptive => Flush::StartedEarlyInThreads(FSYNC_THREADS),
+        chosen => chosen,
+    };
     // Temp files are closed once written (their paths kept), so any number of files can be
     // staged without running out of file descriptors.
     let mut staged = Vec::with_capacity(changed.len());
@@ -243,14 +254,7 @@ pub fn apply_changes_flushed(
         Flush::FileSystem => sync_file_systems(&changed)?,
         Flush::StartedEarly => fsync_each(&staged)?,
         Flush::StartedEarlyInThreads(threads) => fsync_in_threads(&staged, threads)?,
-        Flush::Adaptive => {
-            let ours: usize = changed.iter().map(|file| file.bytes.len()).sum();
-            if syncfs_is_cheap(changed.len(), ours, system_dirty_bytes()) {
-                sync_file_systems(&changed)?;
-            } else {
-                fsync_in_threads(&staged, FSYNC_THREADS)?;
-            }
-        }
+        Flush::Adaptive => unreachable!("decided above"),
     }
 
     let mut dirs = BTreeSet::new();
@@ -384,18 +388,21 @@ fn start_writeback(file: &File) -> io::Result<()> {
     }
 }
 
-/// What one `fsync` from the threads costs, in bytes of sequential writing: measured
-/// (benches/write.rs, 100,000 files) at about 60 µs a file more than one `syncfs`, on a disk
-/// that writes 300 MB/s: about 16 KiB. With 2 GiB of another process's dirty data, 100,000
-/// files took 33 s with threaded `fsync`s and 42 to 75 s with `syncfs`.
-const FSYNC_COST_BYTES: u64 = 16 * 1024;
+/// What one `fsync` from the threads costs, in bytes of another process's dirty data that one
+/// `syncfs` would write instead. It is a disk's `fsync` latency times its bandwidth, so it
+/// differs between machines; two were measured (benches/write.rs, 100,000 files, 2 GiB of a
+/// neighbour's dirty data): 60 µs a file at 300 MB/s, about 18 KB (threaded `fsync`s 33 s,
+/// `syncfs` 42 to 75 s), and 100 µs a file at 2.5 GB/s, about 250 KB (threaded `fsync`s 22 s,
+/// `syncfs` 4.6 s). 64 KiB, between the two, keeps the worse choice within about 2.5 times the
+/// better on both, where either end would cost the other machine up to 5 times.
+const FSYNC_COST_BYTES: u64 = 64 * 1024;
 
-/// Whether one `syncfs` for `files` files of `ours` bytes costs no more than an `fsync` each:
-/// `syncfs` also writes every other process's dirty data (`dirty` is the system's, ours
-/// included, `None` when unknown), which must not outweigh the `fsync`s it saves.
-fn syncfs_is_cheap(files: usize, ours: usize, dirty: Option<u64>) -> bool {
+/// Whether one `syncfs` for `files` new files costs no more than an `fsync` each: `syncfs`
+/// also writes every other process's dirty data (`dirty`, measured before ours is written;
+/// `None` when unknown), which must not outweigh the `fsync`s it saves.
+fn syncfs_is_cheap(files: usize, dirty: Option<u64>) -> bool {
     match dirty {
-        Some(dirty) => dirty.saturating_sub(ours as u64) <= files as u64 * FSYNC_COST_BYTES,
+        Some(dirty) => dirty <= files as u64 * FSYNC_COST_BYTES,
         None => false,
     }
 }
@@ -1056,11 +1063,12 @@ mod tests {
     #[test]
     fn syncfs_only_when_others_have_little_dirty_data() {
         let mib = 1024 * 1024;
-        // 1,000 files may outweigh about 16 MiB of others' dirty data, not more.
-        assert!(syncfs_is_cheap(1000, 4 * mib, Some(18 * mib as u64)));
-        assert!(!syncfs_is_cheap(1000, 4 * mib, Some(24 * mib as u64)));
-        assert!(!syncfs_is_cheap(1, 400, Some(10 * mib as u64)));
-        assert!(!syncfs_is_cheap(1000, 0, None));
+        // 1,000 files may outweigh about 64 MiB of others' dirty data, not more.
+        assert!(syncfs_is_cheap(1000, Some(0)));
+        assert!(syncfs_is_cheap(1000, Some(62 * mib)));
+        assert!(!syncfs_is_cheap(1000, Some(63 * mib)));
+        assert!(!syncfs_is_cheap(1, Some(mib)));
+        assert!(!syncfs_is_cheap(1000, None));
         assert!(system_dirty_bytes().is_some());
     }
 
