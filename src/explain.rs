@@ -18,6 +18,7 @@ use crate::matchbox::ignition::check_raw;
 use crate::matchbox::select::{self, DroppedLabel, Labels, Outcome, selector_string};
 use crate::matchbox::store::{ConfigKind, Entry, Store, is_raw_ignition};
 use crate::matchbox::target::{Target, TemplateDialect, ipxe_script};
+use crate::matchbox::group::serialize_selector;
 use crate::matchbox::{Group, Profile, Selector, boot, clc, group_index, spans, template};
 
 /// Everything `explain` found out, in the order a request goes through matchbox.
@@ -56,6 +57,7 @@ pub struct GroupView {
     pub id: String,
     pub name: String,
     pub profile: String,
+    #[serde(serialize_with = "serialize_selector")]
     pub selector: Selector,
 }
 
@@ -88,6 +90,7 @@ pub struct IgnitionView {
 #[derive(Clone, Debug, Serialize)]
 pub struct CandidateView {
     pub file: String,
+    #[serde(serialize_with = "serialize_selector")]
     pub selector: Selector,
     #[serde(flatten)]
     pub outcome: Outcome,

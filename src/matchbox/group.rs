@@ -1,8 +1,6 @@
 //! matchbox groups: `groups/<id>.json`, which machines (selector) get which profile, with what
 //! template metadata.
 
-use std::collections::BTreeMap;
-
 use serde::Serialize;
 use serde_json::{Map, Value};
 
@@ -10,7 +8,19 @@ use super::decode::{DecodeError, GoJson, GoObject, parse_go};
 use super::mac;
 
 /// Labels a machine must carry, all of them, for the group to match. Empty: the default group.
-pub type Selector = BTreeMap<String, String>;
+/// A map kept as one sorted vector: most groups have one or two selectors, and a large lab
+/// holds tens of thousands of them (a `BTreeMap` would allocate a node of eleven pairs each).
+/// Serialize it with [`serialize_selector`].
+pub type Selector = litemap::LiteMap<String, String>;
+
+/// Serializes a selector as an object, empty ones too (`LiteMap` writes an empty map as a
+/// human-readable format's list, `[]`, which matchbox cannot read).
+pub fn serialize_selector<S: serde::Serializer>(
+    selector: &Selector,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    serializer.collect_map(selector.iter())
+}
 
 /// A group as matchbox reads it. Files are not checked for an id or a profile by matchbox; a
 /// group without a profile matches and then fails every request with a 404.
@@ -19,6 +29,7 @@ pub struct Group {
     pub id: String,
     pub name: String,
     pub profile: String,
+    #[serde(serialize_with = "serialize_selector")]
     pub selector: Selector,
     pub metadata: Map<String, Value>,
 }
@@ -62,7 +73,9 @@ pub fn is_mac_key(key: &str) -> bool {
 }
 
 /// Applies matchbox's only selector normalisation: `mac` values become lower case with colons.
-pub fn normalize_selector(selector: Selector) -> Result<Selector, mac::MacError> {
+pub fn normalize_selector(
+    selector: impl IntoIterator<Item = (String, String)>,
+) -> Result<Selector, mac::MacError> {
     selector
         .into_iter()
         .map(|(key, value)| {
@@ -87,8 +100,14 @@ mod tests {
             br#"{"id": "node1", "profile": "etcd3", "selector": {"MAC": "52-DA-00-89-D8-10", "os": "installed"}}"#,
         )
         .unwrap();
-        assert_eq!(group.selector["MAC"], "52:da:00:89:d8:10");
-        assert_eq!(group.selector["os"], "installed");
+        assert_eq!(
+            group.selector.get("MAC").map(String::as_str),
+            Some("52:da:00:89:d8:10")
+        );
+        assert_eq!(
+            group.selector.get("os").map(String::as_str),
+            Some("installed")
+        );
         assert!(group.metadata.is_empty());
     }
 
@@ -154,5 +173,13 @@ mod tests {
 "#;
         assert_eq!(text, expected);
         assert_eq!(Group::parse(text.as_bytes()).unwrap(), group);
+        // A default group's empty selector is still an object.
+        let default = Group {
+            profile: "p".into(),
+            ..Group::default()
+        };
+        let text = String::from_utf8(default.to_json()).unwrap();
+        assert!(text.contains("\"selector\": {}"), "{text}");
+        assert_eq!(Group::parse(text.as_bytes()).unwrap(), default);
     }
 }

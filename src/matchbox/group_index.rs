@@ -29,7 +29,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use rustix::fs::{AtFlags, Mode, OFlags};
 use serde::{Deserialize, Serialize};
 
-use super::group::Group;
+use super::group::{Group, Selector};
 use super::store::{Entry, Store, list_dir, par_map, strip_go_ext};
 
 /// Below this many entries in `groups/`, no index is kept.
@@ -41,7 +41,7 @@ pub const RACY: Duration = Duration::from_secs(3);
 
 /// The index file's layout and the head decoding it caches: bump it when either changes, so
 /// that an index written by another caas is rebuilt, not misread.
-const FORMAT: u32 = 1;
+const FORMAT: u32 = 2;
 
 /// The largest index file read (10,000 groups of one MAC selector take 0.75 MB).
 const MAX_INDEX_BYTES: u64 = 1 << 30;
@@ -87,7 +87,7 @@ struct Indexed {
     name: Vec<u8>,
     /// The file read for it, as it was when read.
     key: StatKey,
-    selector: Vec<(String, String)>,
+    selector: Selector,
     profile: String,
 }
 
@@ -223,9 +223,9 @@ fn heads_at(
 }
 
 /// A group with only the selector and profile, as [`Store::group_heads`] reads it.
-fn head(selector: Vec<(String, String)>, profile: String) -> Group {
+fn head(selector: Selector, profile: String) -> Group {
     Group {
-        selector: selector.into_iter().collect(),
+        selector,
         profile,
         ..Group::default()
     }
@@ -307,14 +307,16 @@ fn probe(
         && indexed.key == key
         && key.settled(now)
     {
+        // `groups/<stem>.json` (`groups` never ends in `/`).
         let file_name = OsStr::from_bytes(&file_name);
-        let mut path = PathBuf::with_capacity(dir.groups.as_os_str().len() + 1 + file_name.len());
+        let mut path = OsString::with_capacity(dir.groups.as_os_str().len() + 1 + file_name.len());
         path.push(dir.groups);
+        path.push("/");
         path.push(file_name);
         return Probe::Indexed {
             name,
             is_dir,
-            path,
+            path: PathBuf::from(path),
             at,
         };
     }
@@ -323,11 +325,7 @@ fn probe(
         (Some(key), Ok(group)) if key.settled(now) => Some(Indexed {
             name: entry.name.as_bytes().to_vec(),
             key,
-            selector: group
-                .selector
-                .iter()
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect(),
+            selector: group.selector.clone(),
             profile: group.profile.clone(),
         }),
         _ => None,
@@ -390,7 +388,6 @@ fn store_index(path: &Path, file: &IndexFile) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::matchbox::Selector;
 
     fn group_file(dir: &Path, i: usize, profile: &str) {
         fs::write(

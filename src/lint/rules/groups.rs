@@ -361,7 +361,9 @@ fn overlaps_between<'f, 't>(
         .collect();
     let project = |group: &'f GroupFact<'t>| -> Vec<&'t str> {
         let selector: &'t Selector = &group.group.selector;
-        shared.iter().map(|k| selector[*k].as_str()).collect()
+        (shared.iter())
+            .map(|&k| selector.get(k).map_or("", String::as_str))
+            .collect()
     };
     let mut by_projection: HashMap<Vec<&str>, Vec<&GroupFact<'_>>> = HashMap::new();
     for group in members_a {
