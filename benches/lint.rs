@@ -17,7 +17,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use caas::explain::{explain_dir, render_text};
+use caas::explain::{Options, explain_dir, render_text};
 use caas::lint::lint_dir;
 use caas::matchbox::target::Target;
 use caas::matchbox::{Boot, Group, Profile};
@@ -263,7 +263,16 @@ fn bench_explain(dir: &Path, label: &str, cache: Option<&Path>) {
     for i in 0..runs {
         let query = vec![("mac".to_owned(), mac(i * 311 % MACHINES))];
         let start = Instant::now();
-        let explanation = explain_dir(dir, Target::Matchbox011, &query, cache).unwrap();
+        let explanation = explain_dir(
+            dir,
+            Target::Matchbox011,
+            &query,
+            Options {
+                cache,
+                every_group: false,
+            },
+        )
+        .unwrap();
         let text = render_text(&explanation);
         samples.push(start.elapsed());
         assert!(explanation.group.is_some() && text.len() > MACHINES);

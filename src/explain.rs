@@ -1,6 +1,8 @@
 //! `caas explain`: which group, profile, iPXE script and Ignition matchbox gives a machine, and
-//! why every other group lost. A thin I/O layer: the data directory is read with
+//! why the other groups lost. A thin I/O layer: the data directory is read with
 //! [`crate::matchbox::store`] and the decision is [`crate::matchbox::select::select`].
+//! In a large lab most groups are other machines' and share no label with the request: past
+//! [`UNRELATED_LISTED_UP_TO`] they are counted, not explained one by one (`--all` lists them).
 //!
 //! Selection needs only each group's selector (and the winner's profile), so every group file
 //! is read for those alone ([`Store::group_heads`]), or, in a large data directory, taken from
@@ -14,11 +16,11 @@ use anyhow::{Context as _, Result};
 use serde::Serialize;
 
 use crate::error::invalid;
+use crate::matchbox::group::serialize_selector;
 use crate::matchbox::ignition::check_raw;
 use crate::matchbox::select::{self, DroppedLabel, Labels, Outcome, selector_string};
 use crate::matchbox::store::{ConfigKind, Entry, Store, is_raw_ignition};
 use crate::matchbox::target::{Target, TemplateDialect, ipxe_script};
-use crate::matchbox::group::serialize_selector;
 use crate::matchbox::{Group, Profile, Selector, boot, clc, group_index, spans, template};
 
 /// Everything `explain` found out, in the order a request goes through matchbox.
@@ -39,8 +41,13 @@ pub struct Explanation {
     /// The script `/ipxe` returns, byte for byte.
     pub ipxe: Option<String>,
     pub ignition: Option<IgnitionView>,
-    /// Every loaded group in the order matchbox tries them, with the outcome.
+    /// The loaded groups in the order matchbox tries them, with the outcome: every group that
+    /// matches the labels or shares one with the request, and the others too unless there are
+    /// more than a few (or every group, when asked).
     pub candidates: Vec<CandidateView>,
+    /// How many groups lost that [`Explanation::candidates`] leaves out: they share no label
+    /// with the request (another machine's groups, in a large lab).
+    pub unlisted: usize,
     /// Why `/ipxe` answers 404, when it does.
     pub not_found: Option<String>,
 }
@@ -97,14 +104,26 @@ pub struct CandidateView {
     pub reason: String,
 }
 
-/// Explains the request `query` (parameters in order) against the data directory `root`,
-/// with the group index kept in `cache` when given ([`group_index`]; the answer is the same
-/// without it).
+/// How `explain` goes about answering; the answer itself does not depend on it.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Options<'a> {
+    /// Where the group index is kept ([`group_index`]); `None` reads every group file.
+    pub cache: Option<&'a Path>,
+    /// List every group that lost, not just those related to the request.
+    pub every_group: bool,
+}
+
+/// Unrelated losers (groups sharing no label with the request) are listed while there are at
+/// most this many: a small lab's every group fits on a screen, a large lab's other machines
+/// are counted instead of filling it.
+pub const UNRELATED_LISTED_UP_TO: usize = 10;
+
+/// Explains the request `query` (parameters in order) against the data directory `root`.
 pub fn explain_dir(
     root: &Path,
     target: Target,
     query: &[(String, String)],
-    cache: Option<&Path>,
+    options: Options,
 ) -> Result<Explanation> {
     if !root.is_dir() {
         return Err(invalid(format!(
@@ -114,7 +133,7 @@ pub fn explain_dir(
     }
     let store = Store::new(root);
     let (labels, dropped) = select::labels_from_query(query.iter().map(|(k, v)| (k, v)));
-    let entries = match group_index::group_heads(&store, cache) {
+    let entries = match group_index::group_heads(&store, options.cache) {
         Ok((entries, _)) => entries,
         Err(err) if err.kind() == io::ErrorKind::NotFound => Vec::new(),
         Err(err) => {
@@ -122,7 +141,16 @@ pub fn explain_dir(
         }
     };
     let (mut listing, skipped) = loaded_groups(&store, entries);
-    let selection = select::select_in(&listing.groups, &listing.order, &labels);
+    // Another machine's group shares no label with the request: past a few, they are counted.
+    let unrelated = |group: &Group| {
+        !(group.selector.iter()).any(|(k, v)| labels.get(k) == Some(v))
+            && !select::matches(&group.selector, &labels)
+    };
+    let list_all = options.every_group
+        || listing.groups.iter().filter(|g| unrelated(g)).count() <= UNRELATED_LISTED_UP_TO;
+    let selection = select::select_keeping(&listing.groups, &listing.order, &labels, |g| {
+        list_all || !unrelated(g)
+    });
     let reasons: Vec<String> = (selection.candidates.iter())
         .map(|c| reason(&c.outcome, &listing, c.index))
         .collect();
@@ -139,6 +167,7 @@ pub fn explain_dir(
         ipxe: None,
         ignition: None,
         candidates: Vec::new(),
+        unlisted: selection.omitted,
         not_found: None,
     };
     match selection.winner {
@@ -154,7 +183,7 @@ pub fn explain_dir(
             ))
         }
     }
-    // Last, as nothing else needs them: every group's selector moves into its line.
+    // Last, as nothing else needs them: each listed group's selector moves into its line.
     explanation.candidates = (selection.candidates.into_iter().zip(reasons))
         .map(|(c, reason)| CandidateView {
             file: display(&listing.files[c.index]),
@@ -665,7 +694,7 @@ pub fn render_text(e: &Explanation) -> String {
 
 /// The groups in the order matchbox tries them, and the files it skips.
 fn render_lists(e: &Explanation, out: &mut String) {
-    if !e.candidates.is_empty() {
+    if !e.candidates.is_empty() || e.unlisted > 0 {
         out.push('\n');
         out.push_str("groups, in the order matchbox tries them:\n");
         for c in &e.candidates {
@@ -679,6 +708,12 @@ fn render_lists(e: &Explanation, out: &mut String) {
                 c.file,
                 shown_selector(&c.selector),
                 c.reason
+            ));
+        }
+        if e.unlisted > 0 {
+            out.push_str(&format!(
+                "  and {} more groups that share no label with the request (--all lists them)\n",
+                e.unlisted
             ));
         }
     }

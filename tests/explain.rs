@@ -401,6 +401,85 @@ fn identical_selectors_are_reported_as_tied() {
 }
 
 #[test]
+fn other_machines_groups_are_counted_past_a_few_and_all_listed_on_request() {
+    let mac = |i: usize| format!("52:54:00:00:00:{i:02x}");
+    let mut groups: Vec<(String, String)> = (0..=caas::explain::UNRELATED_LISTED_UP_TO + 1)
+        .map(|i| {
+            (
+                format!("node{i:02}.json"),
+                format!(r#"{{"profile": "p", "selector": {{"mac": "{}"}}}}"#, mac(i)),
+            )
+        })
+        .collect();
+    groups.push((
+        "node03-installed.json".into(),
+        format!(
+            r#"{{"profile": "p", "selector": {{"mac": "{}", "os": "installed"}}}}"#,
+            mac(3)
+        ),
+    ));
+    groups.push(("default.json".into(), r#"{"profile": "p"}"#.into()));
+    let groups: Vec<(&str, &str)> = (groups.iter())
+        .map(|(name, body)| (name.as_str(), body.as_str()))
+        .collect();
+    let dir = tree(&groups);
+    // Every MAC group but the machine's own.
+    let others = caas::explain::UNRELATED_LISTED_UP_TO + 1;
+
+    let output = caas_in(dir.path())
+        .args(["explain", "--mac", &mac(3)])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0));
+    let text = String::from_utf8(output.stdout).unwrap();
+    let listed: Vec<&str> = (text.lines())
+        .skip_while(|line| !line.starts_with("groups, in the order"))
+        .skip(1)
+        .collect();
+    // The group that wants `os=installed` shares the MAC: it is listed, with why it lost.
+    assert_eq!(listed.len(), 4, "{text}");
+    assert!(
+        listed[0].contains("node03-installed.json")
+            && listed[0].contains("the request has no os label"),
+        "{text}"
+    );
+    assert!(listed[1].starts_with("  selected ") && listed[1].contains("node03.json"));
+    assert!(listed[2].contains("default.json") && listed[2].contains("comes first"));
+    assert_eq!(
+        listed[3],
+        format!(
+            "  and {others} more groups that share no label with the request (--all lists them)"
+        )
+    );
+
+    let (_, report, _) = explain_json(dir.path(), &["--mac", &mac(3)]);
+    assert_eq!(report["candidates"].as_array().unwrap().len(), 3);
+    assert_eq!(report["unlisted"], others);
+
+    let (_, report, _) = explain_json(dir.path(), &["--all", "--mac", &mac(3)]);
+    assert_eq!(report["candidates"].as_array().unwrap().len(), others + 3);
+    assert_eq!(report["unlisted"], 0);
+    let text = String::from_utf8(
+        (caas_in(dir.path()).args(["explain", "--all", "--mac", &mac(3)]))
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    assert!(!text.contains("--all lists them"), "{text}");
+    assert!(
+        text.contains("mac is \"52:54:00:00:00:03\", the group wants \"52:54:00:00:00:0a\""),
+        "{text}"
+    );
+
+    // One fewer other machine: few enough to list them all.
+    std::fs::remove_file(dir.path().join("groups/node00.json")).unwrap();
+    let (_, report, _) = explain_json(dir.path(), &["--mac", &mac(3)]);
+    assert_eq!(report["candidates"].as_array().unwrap().len(), others + 2);
+    assert_eq!(report["unlisted"], 0);
+}
+
+#[test]
 fn skipped_groups_and_a_profile_without_boot() {
     let dir = tree(&[
         (
@@ -551,7 +630,8 @@ fn explain_outputs(
     let mut usage = String::new();
     for format in ["text", "json"] {
         let mut command = caas_in(dir);
-        command.args(["-vv", "explain", "--format", format, "--mac", mac]);
+        // Every group listed: each one's selector, as the index gave it, is in the output.
+        command.args(["-vv", "explain", "--all", "--format", format, "--mac", mac]);
         match cache {
             Some(cache) => command.env("XDG_CACHE_HOME", cache),
             None => command.arg("--no-index"),

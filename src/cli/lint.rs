@@ -48,6 +48,10 @@ pub struct ExplainArgs {
     /// Human-readable report, or JSON
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
+    /// List every group that lost, also those sharing no label with the request (by default
+    /// they are counted once there are more than 10: another machine's groups)
+    #[arg(long)]
+    pub all: bool,
     /// Read every group file, and neither use nor refresh the group index that speeds up
     /// directories of 256 groups or more (kept in $XDG_CACHE_HOME/caas/group-index)
     #[arg(long)]

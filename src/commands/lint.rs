@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use anyhow::Result;
 
 use crate::cli::{ExplainArgs, GlobalArgs, LintArgs};
-use crate::explain::{explain_dir, render_text};
+use crate::explain::{Options, explain_dir, render_text};
 use crate::lint::{Severity, lint_tree};
 use crate::report::Format;
 
@@ -70,7 +70,11 @@ pub fn explain(global: &GlobalArgs, args: &ExplainArgs) -> Result<ExitCode> {
     } else {
         crate::cache::dir()
     };
-    let explanation = explain_dir(&global.data_dir, args.target, &query, cache.as_deref())?;
+    let options = Options {
+        cache: cache.as_deref(),
+        every_group: args.all,
+    };
+    let explanation = explain_dir(&global.data_dir, args.target, &query, options)?;
     let mut out = io::stdout().lock();
     match args.format {
         Format::Text => out.write_all(render_text(&explanation).as_bytes())?,

@@ -124,6 +124,12 @@ pub fn mismatch(selector: &Selector, labels: &Labels) -> Option<Mismatch> {
     })
 }
 
+/// Whether `labels` satisfy every selector of `selector` ([`mismatch`] is `None`), without
+/// building the mismatch.
+pub fn matches(selector: &Selector, labels: &Labels) -> bool {
+    (selector.iter()).all(|(key, want)| labels.get(key).map_or("", String::as_str) == want)
+}
+
 /// A selector a request does not satisfy.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Mismatch {
@@ -164,6 +170,8 @@ pub struct Selection {
     /// Other matching groups with the winner's exact selector set (undefined order in matchbox).
     pub tied: Vec<usize>,
     pub candidates: Vec<Candidate>,
+    /// Groups that do not match and are not in `candidates` ([`select_keeping`]).
+    pub omitted: usize,
 }
 
 impl Selection {
@@ -183,11 +191,28 @@ pub fn select<G: Borrow<Group>>(groups: &[G], labels: &Labels) -> Selection {
 
 /// [`select`] with the groups' [`order`] already known (a caller asking twice sorts once).
 pub fn select_in<G: Borrow<Group>>(groups: &[G], order: &[usize], labels: &Labels) -> Selection {
+    select_keeping(groups, order, labels, |_| true)
+}
+
+/// [`select_in`], with only the groups that do not match and that `keep` accepts among the
+/// candidates; the others are counted (a report on one machine of a large lab leaves out the
+/// other machines' groups without building why each lost).
+pub fn select_keeping<G: Borrow<Group>>(
+    groups: &[G],
+    order: &[usize],
+    labels: &Labels,
+    keep: impl Fn(&Group) -> bool,
+) -> Selection {
     let mut winner: Option<usize> = None;
     let mut tied = Vec::new();
     let mut candidates = Vec::with_capacity(groups.len());
+    let mut omitted = 0;
     for &index in order {
         let group = groups[index].borrow();
+        if !matches(&group.selector, labels) && !keep(group) {
+            omitted += 1;
+            continue;
+        }
         let outcome = match mismatch(&group.selector, labels) {
             Some(m) => Outcome::Mismatch(m),
             None => match winner {
@@ -208,6 +233,7 @@ pub fn select_in<G: Borrow<Group>>(groups: &[G], order: &[usize], labels: &Label
         winner,
         tied,
         candidates,
+        omitted,
     }
 }
 
@@ -217,8 +243,7 @@ pub fn winner_in<G: Borrow<Group>>(
     order: &[usize],
     labels: &Labels,
 ) -> Option<usize> {
-    (order.iter().copied())
-        .find(|&index| mismatch(&groups[index].borrow().selector, labels).is_none())
+    (order.iter().copied()).find(|&index| matches(&groups[index].borrow().selector, labels))
 }
 
 /// Answers "which group wins for these labels" in time proportional to the number of distinct
@@ -429,9 +454,21 @@ mod tests {
             (prop::sample::select(vec!["mac", "uuid", "os", "a", "a.b", "x"]), prop::sample::select(vec!["", "1", "2"])), 0..5)) {
             let (l, _) = labels_from_query(pairs);
             let index = SelectIndex::new(&groups);
-            let winner = select(&groups, &l).winner;
+            let selection = select(&groups, &l);
+            let winner = selection.winner;
             prop_assert_eq!(index.winner(&groups, &l), winner);
             prop_assert_eq!(winner_in(&groups, &order(&groups), &l), winner);
+            // Keeping only some losers changes nothing else, and counts the rest.
+            let keep = |group: &Group| group.selector.len() % 2 == 0;
+            let kept = select_keeping(&groups, &order(&groups), &l, keep);
+            prop_assert_eq!(kept.winner, winner);
+            prop_assert_eq!(&kept.tied, &selection.tied);
+            let expected: Vec<Candidate> = (selection.candidates.iter())
+                .filter(|c| !matches!(c.outcome, Outcome::Mismatch(_)) || keep(&groups[c.index]))
+                .cloned()
+                .collect();
+            prop_assert_eq!(kept.omitted, selection.candidates.len() - expected.len());
+            prop_assert_eq!(kept.candidates, expected);
         }
     }
 }
