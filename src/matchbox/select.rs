@@ -459,7 +459,7 @@ mod tests {
             prop_assert_eq!(index.winner(&groups, &l), winner);
             prop_assert_eq!(winner_in(&groups, &order(&groups), &l), winner);
             // Keeping only some losers changes nothing else, and counts the rest.
-            let keep = |group: &Group| group.selector.len() % 2 == 0;
+            let keep = |group: &Group| group.selector.len().is_multiple_of(2);
             let kept = select_keeping(&groups, &order(&groups), &l, keep);
             prop_assert_eq!(kept.winner, winner);
             prop_assert_eq!(&kept.tied, &selection.tied);
