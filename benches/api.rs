@@ -1,4 +1,4 @@
-//! `caas api` under load (DESIGN.md "Bars": ≥ 5,000 durable POST /discovery per second on
+//! `caas api` under load (the design's speed bar: ≥ 5,000 durable POST /discovery per second on
 //! loopback with p99 under 20 ms; under 100 MB resident with 100,000 machines stored).
 //!
 //! `cargo bench --bench api` starts the release `caas api` on 127.0.0.1 with its store in the

@@ -1,4 +1,4 @@
-//! `caas assets fetch` against the tools an operator would chain by hand (DESIGN.md "Bars"):
+//! `caas assets fetch` against the tools an operator would chain by hand (the design's speed bars):
 //! `cargo bench --bench assets`.
 //!
 //! A loopback server (tiny_http, files streamed from disk) serves a Flatcar-shaped release whose

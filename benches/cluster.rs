@@ -1,4 +1,4 @@
-//! `caas gen cluster` for 10,000 machines (DESIGN.md "Bars": group + profile + Ignition each,
+//! `caas gen cluster` for 10,000 machines (the design's speed bar: group + profile + Ignition each,
 //! under 1 s): `cargo bench --bench cluster`.
 //!
 //! - in-process: reading the spec, planning (rendering every config), and the one write, on

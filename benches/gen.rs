@@ -1,4 +1,4 @@
-//! Benchmarks for the generators (DESIGN.md "Bars"): `cargo bench --bench gen`.
+//! Benchmarks for the generators (the design's speed bars): `cargo bench --bench gen`.
 //!
 //! - 10,000 group files written in-process through the one write path (first write and the
 //!   unchanged rerun);

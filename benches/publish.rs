@@ -1,4 +1,4 @@
-//! The large-lab path (DESIGN.md "Scale"): `cargo bench --bench publish`.
+//! The large-lab path (the design's scale goals): `cargo bench --bench publish`.
 //!
 //! For each lab size (`CAAS_BENCH_SIZES`, default `1000,10000`; add `100000` for the full run),
 //! on tmpfs (/dev/shm):

@@ -1,4 +1,4 @@
-//! `caas schedule once` over 100,000 discovered machines (DESIGN.md: under 1 s):
+//! `caas schedule once` over 100,000 discovered machines (the design's bar: under 1 s):
 //! `cargo bench --bench schedule`.
 //!
 //! The machines come from a `caas api` store (`--db`) and from a JSON file (`--discovery`).
