@@ -128,11 +128,13 @@ impl<'de> Visitor<'de> for PlainSelector {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Selector, A::Error> {
-        let mut selector = Selector::new();
+        // Collected, then sorted once (the last of equal keys kept): inserting each pair into
+        // the sorted vector would cost a file with many keys quadratic time.
+        let mut pairs = Vec::with_capacity(map.size_hint().unwrap_or(0).min(64));
         while let Some((key, value)) = map.next_entry::<&'de str, &'de str>()? {
-            selector.insert(key.to_owned(), value.to_owned());
+            pairs.push((key.to_owned(), value.to_owned()));
         }
-        Ok(selector)
+        Ok(pairs.into_iter().collect())
     }
 }
 
@@ -245,6 +247,12 @@ mod tests {
         );
         assert_eq!(group_head(b"null"), Some(Group::default()));
         assert_eq!(group_head(b"{}"), Some(Group::default()));
+        // A repeated key: the last value counts, as in Go's map and the full decoder.
+        let doc = br#"{"selector": {"os": "a", "mac": "52:54:00:00:00:01", "os": "b"}}"#;
+        let head = group_head(doc).unwrap();
+        assert_eq!(head.selector.get("os").map(String::as_str), Some("b"));
+        assert_eq!(head.selector.len(), 2);
+        assert_eq!(head, Group::parse(doc).unwrap());
     }
 
     #[test]
