@@ -449,7 +449,8 @@ pub fn par_map<I: Send, O: Send>(items: Vec<I>, f: impl Fn(I) -> O + Sync) -> Ve
     if threads == 1 {
         return items.into_iter().map(f).collect();
     }
-    let chunk = items.len().div_ceil(threads);
+    let total = items.len();
+    let chunk = total.div_ceil(threads);
     let mut chunks: Vec<Vec<I>> = Vec::with_capacity(threads);
     let mut items = items.into_iter();
     loop {
@@ -461,14 +462,19 @@ pub fn par_map<I: Send, O: Send>(items: Vec<I>, f: impl Fn(I) -> O + Sync) -> Ve
     }
     let f = &f;
     std::thread::scope(|scope| {
+        let mut chunks = chunks.into_iter();
+        let first = chunks.next().unwrap_or_default();
         let handles: Vec<_> = chunks
-            .into_iter()
             .map(|chunk| scope.spawn(move || chunk.into_iter().map(f).collect::<Vec<O>>()))
             .collect();
-        handles
-            .into_iter()
-            .flat_map(|handle| handle.join().expect("a lint worker panicked"))
-            .collect()
+        // The calling thread maps the first chunk instead of waiting: one thread (and one
+        // allocator arena to fault in) fewer.
+        let mut out = Vec::with_capacity(total);
+        out.extend(first.into_iter().map(f));
+        for handle in handles {
+            out.extend(handle.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)));
+        }
+        out
     })
 }
 
