@@ -10,6 +10,13 @@
 //! times, so a file whose ctime is less than [`RACY`] before the index was built is not
 //! indexed; it is read every time until it is older than that.
 //!
+//! **When the listing is used.** Listing `groups/` costs as much as stating its files, and is
+//! skipped when `groups/` itself has the device, inode, modification and change times recorded
+//! with the listing: creating, removing or renaming an entry changes a directory's times (git's
+//! untracked cache trusts directories the same way). The same [`RACY`] rule applies to the
+//! directory, and a listing with a symbolic link in it is never reused (its target can become
+//! a directory while `groups/` stays as it was).
+//!
 //! **Where it lives.** In the user's cache ([`crate::cache`]), one file per data directory
 //! (named by the digest of its canonical path), never in the data directory, which a server
 //! reads and an operator may keep read-only or under version control. It is only a cache: a
@@ -22,7 +29,7 @@
 use std::ffi::{OsStr, OsString};
 use std::fs;
 use std::os::fd::OwnedFd;
-use std::os::unix::ffi::OsStrExt as _;
+use std::os::unix::ffi::{OsStrExt as _, OsStringExt as _};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -30,7 +37,7 @@ use rustix::fs::{AtFlags, Mode, OFlags};
 use serde::{Deserialize, Serialize};
 
 use super::group::{Group, Selector};
-use super::store::{Entry, Store, list_dir, par_map, strip_go_ext};
+use super::store::{Entry, Store, list_dir, list_dir_noting_links, par_map, strip_go_ext};
 
 /// Below this many entries in `groups/`, no index is kept.
 pub const MIN_GROUPS: usize = 256;
@@ -41,7 +48,7 @@ pub const RACY: Duration = Duration::from_secs(3);
 
 /// The index file's layout and the head decoding it caches: bump it when either changes, so
 /// that an index written by another caas is rebuilt, not misread.
-const FORMAT: u32 = 2;
+const FORMAT: u32 = 3;
 
 /// The largest index file read (10,000 groups of one MAC selector take 0.75 MB).
 const MAX_INDEX_BYTES: u64 = 1 << 30;
@@ -85,20 +92,47 @@ impl StatKey {
 struct Indexed {
     /// The listed name (the index is sorted by it, in listing order).
     name: Vec<u8>,
+    /// Whether the listed entry is a directory (a name without an extension can be one, with
+    /// `<name>.json` beside it).
+    is_dir: bool,
     /// The file read for it, as it was when read.
     key: StatKey,
     selector: Selector,
     profile: String,
 }
 
-/// The index file.
+/// The start of the index file: what it indexes, and what says whether its listing holds.
 #[derive(Debug, Serialize, Deserialize)]
-struct IndexFile {
+struct IndexHead {
     format: u32,
     /// The canonical data directory it indexes (its digest names the file; this guards
     /// against a collision).
     root: Vec<u8>,
+    /// `groups/` as it was when listed, when its listing can be reused (see the module doc).
+    groups_dir: Option<StatKey>,
+}
+
+/// The rest of the index file, decoded only once the head was checked.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct IndexBody {
+    /// The listed names without a record (files matchbox cannot load, or that had not
+    /// settled, and directories), sorted, with whether each is a directory.
+    unindexed: Vec<(Vec<u8>, bool)>,
+    /// Sorted by name.
     entries: Vec<Indexed>,
+}
+
+impl IndexBody {
+    /// `groups/` as it was listed: every name, sorted, with whether it is a directory.
+    fn listing(&self) -> Vec<(OsString, bool)> {
+        let mut listed: Vec<(OsString, bool)> = (self.entries.iter())
+            .map(|e| (&e.name, e.is_dir))
+            .chain(self.unindexed.iter().map(|(name, is_dir)| (name, *is_dir)))
+            .map(|(name, is_dir)| (OsString::from_vec(name.clone()), is_dir))
+            .collect();
+        listed.sort_unstable_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+        listed
+    }
 }
 
 /// What the index did for one listing.
@@ -108,6 +142,8 @@ pub struct IndexUse {
     pub indexed: usize,
     /// Entries whose file was read.
     pub read: usize,
+    /// Whether `groups/` was listed (not: the index's listing still held).
+    pub listed: bool,
     /// Whether the index file was (re)written.
     pub written: bool,
 }
@@ -128,29 +164,38 @@ fn heads_at(
     cache: Option<&Path>,
     now: SystemTime,
 ) -> std::io::Result<(Vec<Entry<Group>>, IndexUse)> {
-    let index_file = cache.and_then(|cache| index_path(cache, store.root()));
-    // The listing and the index are read at the same time: neither needs the other.
-    let (listed, loaded) = std::thread::scope(|scope| {
-        let loading = index_file
-            .as_ref()
-            .map(|(file, root)| scope.spawn(|| load(file, root)));
-        let listed = list_dir(&store.root().join("groups"));
-        let loaded = loading.map(|loading| loading.join().expect("the index reader panicked"));
-        (listed, loaded)
-    });
-    let listed = listed?;
-    let (Some((index_file, root)), Some(loaded)) = (index_file, loaded) else {
-        return Ok(read_all(store, listed));
+    let groups = store.root().join("groups");
+    let index = cache.and_then(|cache| index_path(cache, store.root()));
+    let (Some((index_file, root)), Ok(groups_dir)) = (index, open_dir(&groups)) else {
+        return Ok(read_all(store, list_dir(&groups)?));
     };
+    // Taken before any listing, so that a change made while it runs shows next time.
+    let dir_key = rustix::fs::fstat(&groups_dir)
+        .ok()
+        .map(|stat| StatKey::of(&stat));
+    let bytes = read_index(&index_file);
+    let index_head = bytes.as_deref().and_then(|bytes| decode_head(bytes, &root));
+    let old_dir_key = index_head.as_ref().and_then(|(head, _)| head.groups_dir);
+    let reuse_listing = old_dir_key.is_some() && old_dir_key == dir_key;
+    // Listing groups/ and decoding the index's records take about as long, and neither needs
+    // the other: they run at the same time.
+    let (listing, body) = std::thread::scope(|scope| {
+        let listing = (!reuse_listing).then(|| scope.spawn(|| list_dir_noting_links(&groups)));
+        let body = index_head.and_then(|(_, rest)| decode_body(rest));
+        let listing = listing.map(|listing| listing.join().expect("the groups/ lister panicked"));
+        (listing, body)
+    });
+    let listed_now = listing.is_some() || body.is_none();
+    let (listed, links) = match (listing, &body) {
+        (Some(listing), _) => listing?,
+        (None, Some(body)) => (body.listing(), false),
+        (None, None) => list_dir_noting_links(&groups)?,
+    };
+    let loaded = body.unwrap_or_default();
     if listed.len() < MIN_GROUPS {
         return Ok(read_all(store, listed));
     }
-    let groups_dir = match open_dir(&store.root().join("groups")) {
-        Ok(dir) => dir,
-        Err(_) => return Ok(read_all(store, listed)),
-    };
-    let positions = positions(&listed, &loaded);
-    let groups = store.root().join("groups");
+    let positions = positions(&listed, &loaded.entries);
     let probes: Vec<Probe> = par_map(
         listed.into_iter().zip(positions).collect(),
         |((name, is_dir), at)| {
@@ -159,7 +204,13 @@ fn heads_at(
                 groups: &groups,
                 fd: &groups_dir,
             };
-            probe(dir, at.map(|at| (at, &loaded[at])), name, is_dir, now)
+            probe(
+                dir,
+                at.map(|at| (at, &loaded.entries[at])),
+                name,
+                is_dir,
+                now,
+            )
         },
     );
     let indexed = (probes.iter())
@@ -168,14 +219,28 @@ fn heads_at(
     let fresh = (probes.iter())
         .filter(|probe| matches!(probe, Probe::Read(read) if read.1.is_some()))
         .count();
-    // Rewritten when it gained an entry or lost one (a file changed, went, or settled).
-    let rewrite = fresh > 0 || indexed != loaded.len();
+    let unindexed: Vec<(Vec<u8>, bool)> = (probes.iter())
+        .filter_map(|probe| match probe {
+            Probe::Read(read) if read.1.is_none() => {
+                Some((read.0.name.as_bytes().to_vec(), read.0.is_dir))
+            }
+            _ => None,
+        })
+        .collect();
+    let new_dir_key = dir_key.filter(|key| key.settled(now) && !links);
+    // Rewritten when it gained an entry or lost one (a file changed, went, or settled), or
+    // when what it records of the listing changed.
+    let rewrite = fresh > 0
+        || indexed != loaded.entries.len()
+        || new_dir_key != old_dir_key
+        || unindexed != loaded.unindexed;
     let mut usage = IndexUse {
         indexed,
         read: probes.len() - indexed,
+        listed: listed_now,
         written: false,
     };
-    let mut loaded = loaded;
+    let mut loaded = loaded.entries;
     let mut entries = Vec::with_capacity(probes.len());
     let mut records = Vec::with_capacity(if rewrite { indexed + fresh } else { 0 });
     for probe in probes {
@@ -190,7 +255,9 @@ fn heads_at(
                 let indexed = std::mem::take(&mut loaded[at]);
                 let group = if rewrite {
                     let group = head(indexed.selector.clone(), indexed.profile.clone());
-                    records.push(indexed);
+                    // As listed now: the entry may have been replaced by a directory of the
+                    // same name while the file it reads stayed.
+                    records.push(Indexed { is_dir, ..indexed });
                     group
                 } else {
                     head(indexed.selector, indexed.profile)
@@ -205,17 +272,22 @@ fn heads_at(
         }
     }
     if rewrite {
-        let file = IndexFile {
+        let index_head = IndexHead {
             format: FORMAT,
             root: root.into_encoded_bytes(),
+            groups_dir: new_dir_key,
+        };
+        let body = IndexBody {
+            unindexed,
             entries: records,
         };
-        usage.written = store_index(&index_file, &file);
+        usage.written = store_index(&index_file, &index_head, &body);
     }
     tracing::debug!(
         index = %index_file.display(),
         indexed = usage.indexed,
         read = usage.read,
+        listed = usage.listed,
         written = usage.written,
         "group index"
     );
@@ -324,6 +396,7 @@ fn probe(
     let record = match (key, &entry.loaded.result) {
         (Some(key), Ok(group)) if key.settled(now) => Some(Indexed {
             name: entry.name.as_bytes().to_vec(),
+            is_dir: entry.is_dir,
             key,
             selector: group.selector.clone(),
             profile: group.profile.clone(),
@@ -341,35 +414,34 @@ fn index_path(cache: &Path, root: &Path) -> Option<(PathBuf, OsString)> {
     Some((cache.join("group-index").join(&digest[..32]), root))
 }
 
-/// The index's entries, sorted by name; none when the file is missing, unreadable, corrupt, of
-/// another format, or for another directory.
-fn load(path: &Path, root: &OsStr) -> Vec<Indexed> {
-    let Ok(meta) = fs::metadata(path) else {
-        return Vec::new();
-    };
-    if meta.len() > MAX_INDEX_BYTES {
-        return Vec::new();
+/// The index file's bytes; none when it is missing, unreadable or implausibly large.
+fn read_index(path: &Path) -> Option<Vec<u8>> {
+    if fs::metadata(path).ok()?.len() > MAX_INDEX_BYTES {
+        return None;
     }
-    let Ok(bytes) = fs::read(path) else {
-        return Vec::new();
-    };
-    match postcard::from_bytes::<IndexFile>(&bytes) {
-        Ok(file)
-            if file.format == FORMAT
-                && file.root == root.as_bytes()
-                && file.entries.is_sorted_by(|a, b| a.name < b.name) =>
-        {
-            file.entries
-        }
-        _ => Vec::new(),
-    }
+    fs::read(path).ok()
+}
+
+/// The index's head and the bytes of its body; none when the file is corrupt, of another
+/// format, or for another directory.
+fn decode_head<'a>(bytes: &'a [u8], root: &OsStr) -> Option<(IndexHead, &'a [u8])> {
+    let (head, rest) = postcard::take_from_bytes::<IndexHead>(bytes).ok()?;
+    (head.format == FORMAT && head.root == root.as_bytes()).then_some((head, rest))
+}
+
+/// The index's body; none when it is corrupt or not sorted.
+fn decode_body(bytes: &[u8]) -> Option<IndexBody> {
+    let body = postcard::from_bytes::<IndexBody>(bytes).ok()?;
+    let sorted = body.entries.is_sorted_by(|a, b| a.name < b.name)
+        && body.unindexed.is_sorted_by(|a, b| a.0 < b.0);
+    sorted.then_some(body)
 }
 
 /// Writes the index (atomically, as every file caas writes); whether it was written. A cache
 /// that cannot be written only costs the next run its speed, so the failure is logged, not
 /// returned.
-fn store_index(path: &Path, file: &IndexFile) -> bool {
-    let bytes = match postcard::to_stdvec(file) {
+fn store_index(path: &Path, head: &IndexHead, body: &IndexBody) -> bool {
+    let bytes = match postcard::to_stdvec(head).and_then(|bytes| postcard::to_extend(body, bytes)) {
         Ok(bytes) => bytes,
         Err(err) => {
             tracing::debug!("group index not encoded: {err}");
@@ -411,9 +483,9 @@ mod tests {
         dir
     }
 
-    /// What explain sees of one entry: its name, the file read, and the group's selector and
-    /// profile when it loaded.
-    type Seen = (OsString, PathBuf, Option<(Selector, String)>);
+    /// What explain sees of one entry: its name, whether it is a directory, the file read, and
+    /// the group's selector and profile when it loaded.
+    type Seen = (OsString, bool, PathBuf, Option<(Selector, String)>);
 
     fn seen(entries: &[Entry<Group>]) -> Vec<Seen> {
         entries
@@ -421,6 +493,7 @@ mod tests {
             .map(|e| {
                 (
                     e.name.clone(),
+                    e.is_dir,
                     e.loaded.path.clone(),
                     e.loaded
                         .ok()
@@ -506,6 +579,85 @@ mod tests {
         assert_eq!(profile("m0005.json"), "r");
         assert_eq!(profile("m5000.json"), "s");
         assert!(!after.iter().any(|e| e.name == "m0007.json"));
+    }
+
+    /// Waits until the clock has moved past `dir`'s last change (a file written now gets a
+    /// later change time), so that the next change to `dir` cannot share its tick.
+    fn wait_for_tick(dir: &Path) {
+        let ctime = |path: &Path| StatKey::of(&rustix::fs::stat(path).unwrap()).ctime;
+        let probe = dir.parent().unwrap().join("tick");
+        loop {
+            fs::write(&probe, "").unwrap();
+            if ctime(&probe) > ctime(dir) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    #[test]
+    fn an_unchanged_groups_dir_is_not_listed_again() {
+        let dir = lab(MIN_GROUPS);
+        let groups = dir.path().join("groups");
+        // A file matchbox cannot load (read every time), and a directory (whose name reads
+        // `m0001.json`: indexed, as a directory).
+        fs::write(groups.join("broken.json"), "{").unwrap();
+        fs::create_dir(groups.join("m0001")).unwrap();
+        let cache = tempfile::tempdir().unwrap();
+        let store = Store::new(dir.path());
+        let (cold, usage) = heads_later(&store, cache.path());
+        assert!(usage.listed && usage.written, "{usage:?}");
+        let (warm, usage) = heads_later(&store, cache.path());
+        let expected = IndexUse {
+            indexed: MIN_GROUPS + 1,
+            read: 1,
+            listed: false,
+            written: false,
+        };
+        assert_eq!(usage, expected);
+        assert_eq!(seen(&warm), seen(&cold));
+        assert_eq!(seen(&warm), seen(&store.group_heads().unwrap()));
+
+        // An entry added (after the clock moved past groups/'s last change): listed again,
+        // then trusted again.
+        wait_for_tick(&groups);
+        group_file(&groups, 5000, "s");
+        let (after, usage) = heads_later(&store, cache.path());
+        assert!(usage.listed && usage.written, "{usage:?}");
+        assert_eq!(seen(&after), seen(&store.group_heads().unwrap()));
+        assert!(after.iter().any(|e| e.name == "m5000.json"));
+        let (_, usage) = heads_later(&store, cache.path());
+        assert!(!usage.listed, "{usage:?}");
+
+        // Removed: the same.
+        wait_for_tick(&groups);
+        fs::remove_file(groups.join("m0002.json")).unwrap();
+        let (after, usage) = heads_later(&store, cache.path());
+        assert!(usage.listed, "{usage:?}");
+        assert_eq!(seen(&after), seen(&store.group_heads().unwrap()));
+
+        // An entry that reads another file (`m0004` reads `m0004.json`) replaced by a
+        // directory of the same name: the reused listing says so too.
+        wait_for_tick(&groups);
+        fs::write(groups.join("m0004"), "").unwrap();
+        heads_later(&store, cache.path());
+        wait_for_tick(&groups);
+        fs::remove_file(groups.join("m0004")).unwrap();
+        fs::create_dir(groups.join("m0004")).unwrap();
+        for listed in [true, false] {
+            let (entries, usage) = heads_later(&store, cache.path());
+            assert_eq!(usage.listed, listed, "{usage:?}");
+            assert_eq!(seen(&entries), seen(&store.group_heads().unwrap()));
+        }
+
+        // With a symbolic link among the entries, groups/ is listed every time.
+        wait_for_tick(&groups);
+        std::os::unix::fs::symlink("m0003.json", groups.join("link.json")).unwrap();
+        for _ in 0..2 {
+            let (entries, usage) = heads_later(&store, cache.path());
+            assert!(usage.listed, "{usage:?}");
+            assert_eq!(seen(&entries), seen(&store.group_heads().unwrap()));
+        }
     }
 
     #[test]

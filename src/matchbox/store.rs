@@ -426,17 +426,26 @@ fn read_unsized(path: &Path, bytes: &mut Vec<u8>) -> io::Result<()> {
 /// The entries of `dir`, sorted by name bytes as Go's `ioutil.ReadDir` sorts them, with
 /// whether each is a directory (following symlinks, as the later read does).
 pub fn list_dir(dir: &Path) -> io::Result<Vec<(OsString, bool)>> {
+    Ok(list_dir_noting_links(dir)?.0)
+}
+
+/// [`list_dir`], and whether any entry is a symbolic link.
+pub fn list_dir_noting_links(dir: &Path) -> io::Result<(Vec<(OsString, bool)>, bool)> {
     let mut entries = Vec::new();
+    let mut links = false;
     for entry in fs::read_dir(dir)? {
         let entry = entry?;
         let is_dir = match entry.file_type()? {
-            kind if kind.is_symlink() => fs::metadata(entry.path()).is_ok_and(|m| m.is_dir()),
+            kind if kind.is_symlink() => {
+                links = true;
+                fs::metadata(entry.path()).is_ok_and(|m| m.is_dir())
+            }
             kind => kind.is_dir(),
         };
         entries.push((entry.file_name(), is_dir));
     }
     entries.sort_by(|a, b| a.0.as_encoded_bytes().cmp(b.0.as_encoded_bytes()));
-    Ok(entries)
+    Ok((entries, links))
 }
 
 /// Maps `items` in order, on every core when there are enough of them to pay for threads.
@@ -472,7 +481,11 @@ pub fn par_map<I: Send, O: Send>(items: Vec<I>, f: impl Fn(I) -> O + Sync) -> Ve
         let mut out = Vec::with_capacity(total);
         out.extend(first.into_iter().map(f));
         for handle in handles {
-            out.extend(handle.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)));
+            out.extend(
+                handle
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+            );
         }
         out
     })
