@@ -219,7 +219,11 @@ fn heads_at(
     let fresh = (probes.iter())
         .filter(|probe| matches!(probe, Probe::Read(read) if read.1.is_some()))
         .count();
+    let new_dir_key = dir_key.filter(|key| key.settled(now) && !links);
+    // The names without a record complete the listing, which only a directory key lets a
+    // later run reuse: without one they are not kept (nor written for nothing).
     let unindexed: Vec<(Vec<u8>, bool)> = (probes.iter())
+        .filter(|_| new_dir_key.is_some())
         .filter_map(|probe| match probe {
             Probe::Read(read) if read.1.is_none() => {
                 Some((read.0.name.as_bytes().to_vec(), read.0.is_dir))
@@ -227,7 +231,6 @@ fn heads_at(
             _ => None,
         })
         .collect();
-    let new_dir_key = dir_key.filter(|key| key.settled(now) && !links);
     // Rewritten when it gained an entry or lost one (a file changed, went, or settled), or
     // when what it records of the listing changed.
     let rewrite = fresh > 0
